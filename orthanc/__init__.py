@@ -1,0 +1,1 @@
+"""Everything that talks to Orthanc. Framework-free: nothing here imports Django."""

@@ -1,0 +1,59 @@
+"""What happens to a study as it moves along; views, API and tasks all come through here."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import DateTimeField, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import User
+
+from .models import Status, Study
+
+
+def study_received(study: Study) -> None:
+    """A study is in the archive: stamp it and prepare it for reading, off the request."""
+    if study.received_at is None:
+        study.move_to(Status.RECEIVED)
+    from .tasks import prepare_for_reading
+
+    transaction.on_commit(lambda: prepare_for_reading.delay(study.pk))
+
+
+def prepare_study_for_reading(study_id: int) -> Study | None:
+    """Put a received study in the reading queue (the AI pre-read will slot in here)."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().filter(pk=study_id).first()
+        if study is None:
+            return None
+        if study.status in (Status.RECEIVED, Status.PRE_READ):
+            study.move_to(Status.QUEUED)
+        return study
+
+
+def claim_study(*, study: Study, radiologist: User) -> bool:
+    """Take a study for reading. Atomic: of two radiologists clicking at once, one wins."""
+    if not radiologist.is_radiologist:
+        return False
+    taken = Study.objects.filter(
+        Q(assigned_to__isnull=True) | Q(assigned_to=radiologist),
+        pk=study.pk,
+        status__in=[Status.RECEIVED, Status.PRE_READ, Status.QUEUED, Status.IN_READING],
+    ).update(
+        assigned_to=radiologist,
+        status=Status.IN_READING,
+        reading_started_at=Coalesce(
+            "reading_started_at", Value(timezone.now(), output_field=DateTimeField())
+        ),
+    )
+    study.refresh_from_db()
+    return bool(taken)
+
+
+def mark_delivered(study: Study) -> None:
+    """The site has opened its signed report."""
+    Study.objects.filter(pk=study.pk, status=Status.REPORTED).update(
+        status=Status.DELIVERED, delivered_at=timezone.now()
+    )
+    study.refresh_from_db()
