@@ -93,6 +93,21 @@ def ingest_upload(
 ) -> Upload:
     """Check, store and record every file; each gets a verdict, none is dropped silently."""
     upload = Upload.objects.create(site=site, user=user, indication=indication, priority=priority)
+    ingest_files(upload=upload, files=files)
+    return upload
+
+
+def ingest_files(
+    *, upload: Upload, files: list[IncomingFile], announce: bool = True
+) -> list[FileVerdict]:
+    """Check, store and record files that belong to an upload; returns their verdicts.
+
+    With announce=False the caller decides when the study counts as received (for example
+    when every instance of a manifest has arrived) and calls studies.services.study_received.
+    """
+    site, user = upload.site, upload.user
+    indication, priority = upload.indication, upload.priority
+    rows: list[FileVerdict] = []
     archive = get_archive()
     settings.INGEST_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="check-", dir=settings.INGEST_SPOOL_DIR))
@@ -105,6 +120,7 @@ def ingest_upload(
                 sha256=_sha256(incoming.path), code=verdict.code, reason=verdict.reason,
                 sop_instance_uid=verdict.facts.get("SOPInstanceUID", ""),
             )
+            rows.append(row)
             if not verdict.ok:
                 row.outcome = FileVerdict.Outcome.REFUSED
                 row.save()
@@ -144,6 +160,7 @@ def ingest_upload(
             row.save()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for pk in sorted(new_studies):
-        study_received(Study.objects.get(pk=pk))
-    return upload
+    if announce:
+        for pk in sorted(new_studies):
+            study_received(Study.objects.get(pk=pk))
+    return rows

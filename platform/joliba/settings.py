@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "ingest",
     "reports",
     "worklist",
+    "uploads",
 ]
 
 MIDDLEWARE = [

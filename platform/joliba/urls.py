@@ -12,5 +12,6 @@ urlpatterns = [
     path("studies/", include("studies.urls")),
     path("worklist/", include("worklist.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),
 ]
