@@ -22,6 +22,10 @@ SLOW = Timeout(connection_timeout=3, read_timeout=120)  # storing or rendering a
 class OrthancError(RuntimeError):
     """Orthanc refused a request or could not be reached."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass(frozen=True)
 class StoredInstance:
@@ -62,7 +66,8 @@ class OrthancClient:
         try:
             return method(*args, session=self._session, timeout_spec=timeout, **kwargs)
         except requests.RequestException as exc:
-            raise OrthancError(f"Orthanc: {exc.__class__.__name__}: {exc}") from exc
+            status = exc.response.status_code if exc.response is not None else None
+            raise OrthancError(f"Orthanc: {exc.__class__.__name__}: {exc}", status) from exc
 
     def system(self) -> dict:
         return self._call(self._api.get_system)

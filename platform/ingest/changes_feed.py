@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.db import transaction
 
 from accounts.models import Site
-from orthanc.client import Change, OrthancClient, StoredInstance
+from orthanc.client import Change, OrthancClient, OrthancError, StoredInstance
 from studies.models import Study
 from studies.services import study_received
 
@@ -32,18 +32,18 @@ def _site_for(client: OrthancClient, instance_id: str) -> Site | None:
 
 def record_stable_study(client: OrthancClient, orthanc_study_id: str) -> Study | None:
     """Make sure the platform knows this archived study and every instance of it."""
-    study_info = client.study(orthanc_study_id)
-    instances = client.study_instances(orthanc_study_id)
+    try:
+        study_info = client.study(orthanc_study_id)
+        instances = client.study_instances(orthanc_study_id)
+    except OrthancError as exc:
+        if exc.status == 404:  # deleted from the archive since: nothing to record
+            return None
+        raise
     if not instances:
         return None
-    series_uid = {
-        s["ID"]: s["MainDicomTags"].get("SeriesInstanceUID", "")
-        for s in client.study_series(orthanc_study_id)
-    }
-    series_modality = {
-        s["ID"]: s["MainDicomTags"].get("Modality", "")
-        for s in client.study_series(orthanc_study_id)
-    }
+    series = client.study_series(orthanc_study_id)
+    series_uid = {s["ID"]: s["MainDicomTags"].get("SeriesInstanceUID", "") for s in series}
+    series_modality = {s["ID"]: s["MainDicomTags"].get("Modality", "") for s in series}
     base = {
         **study_info.get("PatientMainDicomTags", {}),
         **study_info["MainDicomTags"],

@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+
+from tests.paths import REPO
+
+
+def test_platform_folder_never_shadows_the_standard_library():
+    assert not (REPO / "platform" / "__init__.py").exists()
+    out = subprocess.run(
+        [sys.executable, "-c", "import platform; print(platform.__file__); platform.system()"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    assert "/platform/" not in out.stdout.replace(str(REPO), "")
+    assert not out.stdout.startswith(str(REPO))
+
+
+def test_framework_free_packages_do_not_import_django():
+    code = (
+        "import sys, orthanc.client, orthanc.server, orthanc.config, ingest.dicom_check;"
+        "assert 'django' not in sys.modules, [m for m in sys.modules if m.startswith('django')]"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'platform'}"}
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True)
+
+
+def _settings_in(env_overrides: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "JOLIBA_ENV")}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO, env={**env, "DJANGO_SETTINGS_MODULE": "joliba.settings"},
+        capture_output=True, text=True,
+    )
+
+
+def test_production_refuses_the_default_secret_and_debug():
+    assert "SECRET_KEY" in _settings_in({"JOLIBA_ENV": "production"}).stderr
+    debug_on = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40, "DEBUG": "1"})
+    assert "DEBUG" in debug_on.stderr
+    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40})
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("y" * 50 + "\n")
+    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY_FILE": str(secret)})
+    assert ok.returncode == 0, ok.stderr
