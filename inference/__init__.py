@@ -1,0 +1,8 @@
+"""Joliba AI pre-read: a framework-free library (no Django).
+
+Light to import: onnxruntime is imported lazily inside the functions that run a model, so the
+web process may import manifests, registries, refusals and quality checks without it.
+"""
+
+__all__ = ["__version__"]
+__version__ = "0.1.0"

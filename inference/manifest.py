@@ -1,0 +1,275 @@
+"""Model package manifests: what a model is for, how to feed it and how to read its outputs.
+
+A model package is a directory holding `model.onnx` and `manifest.json`. The manifest format is
+documented in inference/README.md; `ModelManifest.from_dict` validates it and reports the first
+problem as a `ManifestError` (the registry turns that into a refusal of the package).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "joliba-model/1"
+OUTPUT_KINDS = ("probabilities", "boxes", "heatmap", "regression")
+ACTIVATIONS = ("sigmoid", "softmax", "none")
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    threshold: float = 0.5
+    critical_threshold: float | None = None
+    urgency_weight: float = 0.0
+    sentence_fr: str = ""
+    sentence_en: str = ""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str  # the ONNX output name
+    kind: str  # one of OUTPUT_KINDS
+    activation: str = "none"  # probabilities only
+    labels: tuple[LabelSpec, ...] = ()
+    min_score: float = 0.3  # boxes below this score are dropped
+    size: tuple[int, int] = (32, 32)  # heatmap (width, height) as returned to the viewer
+    unit: str = ""  # regression
+    scale: float = 1.0
+    offset: float = 0.0
+    label_fr: str = ""
+    label_en: str = ""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    width: int
+    height: int
+    channels: int = 1
+    layout: str = "NCHW"  # or "NHWC" (Keras)
+    resize: str = "letterbox"  # or "stretch" when the model was trained on squashed images
+    interpolation: str = "bilinear"  # or "nearest"
+    mean: tuple[float, ...] = (0.5,)  # applied to the display image scaled to 0..1
+    std: tuple[float, ...] = (0.5,)
+
+
+@dataclass(frozen=True)
+class Population:
+    min_age_years: float | None = None
+    max_age_years: float | None = None
+    outside: str = "refuse"  # or "warn"
+    description_fr: str = ""
+    description_en: str = ""
+
+
+@dataclass(frozen=True)
+class Scope:
+    modalities: tuple[str, ...] = ("CR", "DX")
+    body_parts: tuple[str, ...] = ()  # empty: any body part
+    views: tuple[str, ...] = ()  # empty: any view
+    population: Population = field(default_factory=Population)
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    name: str
+    version: str
+    sha256: str
+    input: InputSpec
+    outputs: tuple[OutputSpec, ...]
+    scope: Scope
+    intended_use_fr: str
+    intended_use_en: str
+    evidence_fr: str
+    evidence_en: str
+    demo: bool = False
+    critical_urgency_floor: float = 0.9
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[LabelSpec, ...]:
+        return tuple(lab for out in self.outputs if out.kind == "probabilities" for lab in out.labels)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelManifest:
+        try:
+            return _parse(data)
+        except ManifestError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ManifestError(f"invalid manifest: {type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelManifest:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"unreadable manifest: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ManifestError("manifest is not a JSON object")
+        return cls.from_dict(data)
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: str | Path, data: dict[str, Any]) -> Path:
+    """Validate `data` (sha256 filled in from model.onnx) and write manifest.json beside it."""
+    directory = Path(directory)
+    data = dict(data, format=FORMAT, sha256=sha256_of(directory / "model.onnx"))
+    ModelManifest.from_dict(data)  # refuse to write what the registry would refuse to load
+    path = directory / "manifest.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _bilingual(data: dict[str, Any], key: str) -> tuple[str, str]:
+    value = data.get(key)
+    if not isinstance(value, dict) or not value.get("fr") or not value.get("en"):
+        raise ManifestError(f"'{key}' must give non-empty 'fr' and 'en' texts")
+    return str(value["fr"]), str(value["en"])
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...]:
+    values = tuple(float(v) for v in (value if isinstance(value, list) else [value]))
+    if len(values) == 1:
+        values = values * n
+    if len(values) != n:
+        raise ManifestError(f"expected 1 or {n} values, got {len(values)}")
+    return values
+
+
+def _parse(data: dict[str, Any]) -> ModelManifest:
+    if data.get("format") != FORMAT:
+        raise ManifestError(f"'format' must be '{FORMAT}'")
+    for key in ("name", "version", "sha256"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ManifestError(f"'{key}' is required")
+    if len(data["sha256"]) != 64:
+        raise ManifestError("'sha256' must be 64 hex digits")
+
+    raw_in = data["input"]
+    channels = int(raw_in.get("channels", 1))
+    width, height = (int(v) for v in raw_in["size"])
+    inp = InputSpec(
+        name=str(raw_in["name"]),
+        width=width,
+        height=height,
+        channels=channels,
+        layout=str(raw_in.get("layout", "NCHW")),
+        resize=str(raw_in.get("resize", "letterbox")),
+        interpolation=str(raw_in.get("interpolation", "bilinear")),
+        mean=_floats(raw_in.get("mean", 0.5), channels),
+        std=_floats(raw_in.get("std", 0.5), channels),
+    )
+    if inp.layout not in ("NCHW", "NHWC") or inp.resize not in ("letterbox", "stretch"):
+        raise ManifestError("input layout must be NCHW|NHWC and resize letterbox|stretch")
+    if inp.interpolation not in ("bilinear", "nearest") or channels not in (1, 3):
+        raise ManifestError("input interpolation must be bilinear|nearest, channels 1|3")
+    if not (8 <= width <= 2048 and 8 <= height <= 2048) or min(inp.std) <= 0:
+        raise ManifestError("input size must be 8..2048 and std > 0")
+
+    outputs = []
+    for raw in data["outputs"]:
+        kind = raw["kind"]
+        if kind not in OUTPUT_KINDS:
+            raise ManifestError(f"unknown output kind {kind!r}")
+        labels = tuple(
+            LabelSpec(
+                name=str(lab["name"]),
+                threshold=float(lab.get("threshold", 0.5)),
+                critical_threshold=(
+                    None if lab.get("critical_threshold") is None else float(lab["critical_threshold"])
+                ),
+                urgency_weight=float(lab.get("urgency_weight", 0.0)),
+                sentence_fr=str(lab.get("sentence_fr", "")),
+                sentence_en=str(lab.get("sentence_en", "")),
+            )
+            for lab in raw.get("labels", [])
+        )
+        for lab in labels:
+            if not 0.0 <= lab.urgency_weight <= 1.0:
+                raise ManifestError(f"urgency_weight of {lab.name!r} must be within 0..1")
+        activation = str(raw.get("activation", "none"))
+        if activation not in ACTIVATIONS:
+            raise ManifestError(f"unknown activation {activation!r}")
+        if kind in ("probabilities", "boxes") and not labels:
+            raise ManifestError(f"output {raw['name']!r} of kind {kind} needs labels")
+        size = raw.get("size", [32, 32])
+        outputs.append(
+            OutputSpec(
+                name=str(raw["name"]),
+                kind=kind,
+                activation=activation,
+                labels=labels,
+                min_score=float(raw.get("min_score", 0.3)),
+                size=(int(size[0]), int(size[1])),
+                unit=str(raw.get("unit", "")),
+                scale=float(raw.get("scale", 1.0)),
+                offset=float(raw.get("offset", 0.0)),
+                label_fr=str(raw.get("label_fr", "")),
+                label_en=str(raw.get("label_en", "")),
+            )
+        )
+    if not outputs:
+        raise ManifestError("'outputs' must not be empty")
+
+    raw_scope = data.get("scope", {})
+    raw_pop = raw_scope.get("population", {})
+    population = Population(
+        min_age_years=raw_pop.get("min_age_years"),
+        max_age_years=raw_pop.get("max_age_years"),
+        outside=str(raw_pop.get("outside", "refuse")),
+        description_fr=str(raw_pop.get("description_fr", "")),
+        description_en=str(raw_pop.get("description_en", "")),
+    )
+    if population.outside not in ("refuse", "warn"):
+        raise ManifestError("population 'outside' must be refuse|warn")
+    scope = Scope(
+        modalities=tuple(str(m).upper() for m in raw_scope.get("modalities", ["CR", "DX"])),
+        body_parts=tuple(str(b).upper() for b in raw_scope.get("body_parts", [])),
+        views=tuple(str(v).upper() for v in raw_scope.get("views", [])),
+        population=population,
+    )
+    intended_fr, intended_en = _bilingual(data, "intended_use")
+    evidence_fr, evidence_en = _bilingual(data, "evidence")
+    known = {
+        "format",
+        "name",
+        "version",
+        "sha256",
+        "input",
+        "outputs",
+        "scope",
+        "intended_use",
+        "evidence",
+        "demo",
+        "critical_urgency_floor",
+    }
+    return ModelManifest(
+        name=data["name"],
+        version=data["version"],
+        sha256=data["sha256"].lower(),
+        input=inp,
+        outputs=tuple(outputs),
+        scope=scope,
+        intended_use_fr=intended_fr,
+        intended_use_en=intended_en,
+        evidence_fr=evidence_fr,
+        evidence_en=evidence_en,
+        demo=bool(data.get("demo", False)),
+        critical_urgency_floor=float(data.get("critical_urgency_floor", 0.9)),
+        extra={k: v for k, v in data.items() if k not in known},
+    )

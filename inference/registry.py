@@ -1,0 +1,82 @@
+"""The models a deployment enables: a directory of model packages, each checked against its hash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference.manifest import ManifestError, ModelManifest, sha256_of
+from inference.reasons import Reason
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    directory: Path
+    manifest: ModelManifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / "model.onnx"
+
+
+@dataclass(frozen=True)
+class RefusedPackage:
+    directory: Path
+    reason: Reason
+
+
+@dataclass
+class ModelRegistry:
+    models: list[ModelPackage] = field(default_factory=list)
+    refused: list[RefusedPackage] = field(default_factory=list)
+
+    @classmethod
+    def from_directory(cls, path: str | Path, *, enabled: Iterable[str] | None = None) -> ModelRegistry:
+        """Load every sub-directory holding manifest.json + model.onnx (sorted by name).
+
+        `enabled` restricts the registry to those model names (None: all). A package whose model
+        file does not match its manifest's sha256, or whose manifest is invalid, is not loaded and
+        is listed in `.refused` with the reason.
+        """
+        registry = cls()
+        root = Path(path)
+        wanted = None if enabled is None else set(enabled)
+        if not root.is_dir():
+            return registry
+        for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+            if not (directory / "manifest.json").is_file() or not (directory / "model.onnx").is_file():
+                continue
+            package_or_reason = load_package(directory)
+            if isinstance(package_or_reason, Reason):
+                registry.refused.append(RefusedPackage(directory, package_or_reason))
+            elif wanted is None or package_or_reason.manifest.name in wanted:
+                registry.models.append(package_or_reason)
+        return registry
+
+    def get(self, name: str) -> ModelPackage | None:
+        return next((m for m in self.models if m.manifest.name == name), None)
+
+    def __iter__(self) -> Iterator[ModelPackage]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def load_package(directory: str | Path) -> ModelPackage | Reason:
+    directory = Path(directory)
+    try:
+        manifest = ModelManifest.load(directory / "manifest.json")
+    except ManifestError as exc:
+        return Reason("invalid_manifest", f"Manifeste invalide : {exc}", f"Invalid manifest: {exc}")
+    actual = sha256_of(directory / "model.onnx")
+    if actual != manifest.sha256:
+        return Reason(
+            "hash_mismatch",
+            f"Le fichier du modèle ne correspond pas à son manifeste (sha256 {actual[:12]}… au lieu "
+            f"de {manifest.sha256[:12]}…) : modèle refusé.",
+            f"The model file does not match its manifest (sha256 {actual[:12]}… instead of "
+            f"{manifest.sha256[:12]}…): model refused.",
+        )
+    return ModelPackage(directory, manifest)
