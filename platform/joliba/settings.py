@@ -131,6 +131,9 @@ STORAGES = {
     },
 }
 
+WHITENOISE_USE_FINDERS = not PRODUCTION  # quickstart and tests work before collectstatic
+WHITENOISE_MAX_AGE = 31536000 if PRODUCTION else 3600
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -8,12 +8,21 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+class MultipleFileField(forms.FileField):
+    """Several files in one field (the pattern Django's documentation gives)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(d, initial) for d in data]
+        return [super().clean(data, initial)] if data else []
+
+
 class UploadForm(forms.Form):
-    files = forms.FileField(
-        label=_("Fichiers DICOM de l'examen"),
-        widget=MultipleFileInput(attrs={"multiple": True}),
-        required=False,
-    )
+    files = MultipleFileField(label=_("Fichiers DICOM de l'examen"))
     indication = forms.CharField(
         label=_("Indication clinique"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
     )

@@ -2,7 +2,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
@@ -38,17 +37,13 @@ def upload(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        files = request.FILES.getlist("files")
-        if not files:
-            form.add_error("files", _("Choisissez au moins un fichier."))
-        else:
-            with spooled(files) as incoming:
-                sent = ingest_upload(
-                    site=request.user.site, user=request.user, files=incoming,
-                    indication=form.cleaned_data["indication"],
-                    priority=form.cleaned_data["priority"],
-                )
-            return redirect("upload_result", upload_id=sent.pk)
+        with spooled(form.cleaned_data["files"]) as incoming:
+            sent = ingest_upload(
+                site=request.user.site, user=request.user, files=incoming,
+                indication=form.cleaned_data["indication"],
+                priority=form.cleaned_data["priority"],
+            )
+        return redirect("upload_result", upload_id=sent.pk)
     return render(request, "studies/upload.html", {"form": form})
 
 

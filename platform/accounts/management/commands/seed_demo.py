@@ -46,4 +46,6 @@ class Command(BaseCommand):
             for username, role, password in created:
                 self.stdout.write(f"  {username:14} {role:12} {password}")
         else:
-            self.stdout.write("Comptes de démonstration déjà créés (mots de passe affichés au 1er lancement).")
+            self.stdout.write(
+                "Comptes de démonstration déjà créés (mots de passe affichés au premier lancement)."
+            )
