@@ -8,7 +8,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export DJANGO_SETTINGS_MODULE := joliba.settings
 
-.PHONY: run test lint system-deps venv static
+KERAS_VENV := .venv-keras
+
+.PHONY: run test lint system-deps venv static keras-extra
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -32,9 +34,20 @@ static: venv
 run: system-deps venv static
 	$(PY) scripts/quickstart.py
 
+# The pneumonia model importer needs TensorFlow: a venv of its own, so the platform's stays small.
+$(KERAS_VENV)/.installed:
+	python3 -m venv $(KERAS_VENV)
+	$(KERAS_VENV)/bin/pip install -q --upgrade pip
+	$(KERAS_VENV)/bin/pip install -q "tensorflow-cpu>=2.16" "tf2onnx>=1.16" "pneumonia-model-package==0.3.0" \
+	  "pydicom>=3,<4" pillow numpy onnx
+	touch $@
+
+keras-extra: $(KERAS_VENV)/.installed
+
 test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
-test: system-deps venv static
+test: export JOLIBA_KERAS_PYTHON ?= $(CURDIR)/$(KERAS_VENV)/bin/python
+test: system-deps venv static keras-extra
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
