@@ -32,7 +32,7 @@ def persistent_secret(name: str) -> str:
 
 
 def main() -> int:
-    for folder in ("celery-queue", "celery-processed", "spool"):  # the file-system broker's
+    for folder in ("celery-queue", "celery-processed", "celery-control", "spool"):  # the file-system broker's
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     port = int(os.environ.get("PORT", "8000"))
     orthanc = OrthancProcess(

@@ -103,6 +103,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The quickstart's worker and web process share the file: wait instead of failing on a lock.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+if env("TEST_DATABASE_NAME"):  # lets parallel test runs share one PostgreSQL server
+    DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -174,6 +176,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(DATA_DIR / "celery-processed"),
+        "control_folder": str(DATA_DIR / "celery-control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
