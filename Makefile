@@ -39,7 +39,7 @@ $(KERAS_VENV)/.installed:
 	python3 -m venv $(KERAS_VENV)
 	$(KERAS_VENV)/bin/pip install -q --upgrade pip
 	$(KERAS_VENV)/bin/pip install -q "tensorflow-cpu>=2.16" "tf2onnx>=1.16" "pneumonia-model-package==0.3.0" \
-	  "pydicom>=3,<4" pillow numpy onnx
+	  "pydicom>=3,<4" pillow numpy onnx onnxruntime
 	touch $@
 
 keras-extra: $(KERAS_VENV)/.installed
