@@ -34,6 +34,10 @@ def persistent_secret(name: str) -> str:
 def main() -> int:
     for folder in ("celery-queue", "celery-processed", "celery-control", "spool"):  # the file-system broker's
         (VAR / folder).mkdir(parents=True, exist_ok=True)
+    if not (VAR / "models").is_dir():  # the demo AI model; every page showing it says "not for clinical use"
+        from inference.demo import build_demo_model
+
+        build_demo_model(VAR / "models")
     port = int(os.environ.get("PORT", "8000"))
     orthanc = OrthancProcess(
         VAR / "orthanc", password=persistent_secret("orthanc-password"), stable_age_s=5,

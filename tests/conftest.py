@@ -40,7 +40,13 @@ def _database_url(db: dict) -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, orthanc_server, tmp_path_factory):
+def worker_models_dir(tmp_path_factory) -> Path:
+    """JOLIBA_MODELS_DIR of the session worker: empty (no AI) unless a test puts a model there."""
+    return tmp_path_factory.mktemp("worker-models")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, orthanc_server, tmp_path_factory, worker_models_dir):
     """A real `celery worker` process on the machine's broker, against the test database."""
     from django.conf import settings
 
@@ -58,6 +64,7 @@ def celery_worker(django_db_setup, django_db_blocker, orthanc_server, tmp_path_f
         "ORTHANC_PASSWORD": orthanc_server.password,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "INGEST_SPOOL_DIR": str(tmp_path_factory.mktemp("worker-spool")),
+        "JOLIBA_MODELS_DIR": str(worker_models_dir),
         "PYTHONPATH": str(REPO / "platform"),
     }
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"

@@ -4,6 +4,7 @@ Production (JOLIBA_ENV=production) refuses to start on a default secret or with 
 Any variable can also be read from a file named by VAR_FILE (Docker/systemd secrets).
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "ingest",
     "reports",
     "worklist",
+    "preread",
     "uploads",
 ]
 
@@ -191,6 +193,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("ORTHANC_CHANGES_POLL_SECONDS", "5")),
     },
 }
+
+# AI pre-read: every package (manifest.json + model.onnx) under this folder is enabled.
+JOLIBA_MODELS_DIR = Path(env("JOLIBA_MODELS_DIR", str(DATA_DIR / "models")))
+
+# Worklist order (see worklist/ranking.py): JSON objects merged over these defaults.
+WORKLIST_SLA_MINUTES = {"stat": 30, "urgent": 120, "routine": 1440} | json.loads(
+    env("WORKLIST_SLA_MINUTES", "{}")
+)
+WORKLIST_WEIGHTS = {
+    "ai": 1.0, "priority": 1.0, "sla": 0.5, "overdue": 2.0, "waiting_per_hour": 0.01,
+} | json.loads(env("WORKLIST_WEIGHTS", "{}"))
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 

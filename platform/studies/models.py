@@ -78,6 +78,10 @@ class Study(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
         related_name="assigned_studies", verbose_name=_("radiologue"),
     )
+    # The current AI pre-read, copied here so the worklist ranks without a join (preread app holds
+    # the full results and their history).
+    ai_urgency = models.FloatField(_("urgence IA"), null=True, blank=True)
+    ai_critical = models.BooleanField(_("alerte critique IA"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     received_at = models.DateTimeField(null=True, blank=True)
     pre_read_at = models.DateTimeField(null=True, blank=True)

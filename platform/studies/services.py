@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from django.db.models import DateTimeField, Q, Value
 from django.db.models.functions import Coalesce
@@ -10,6 +12,8 @@ from django.utils import timezone
 from accounts.models import User
 
 from .models import Status, Study
+
+log = logging.getLogger(__name__)
 
 
 def study_received(study: Study) -> None:
@@ -22,12 +26,28 @@ def study_received(study: Study) -> None:
 
 
 def prepare_study_for_reading(study_id: int) -> Study | None:
-    """Put a received study in the reading queue (the AI pre-read will slot in here)."""
+    """Pre-read a received study with the enabled AI models, then put it in the reading queue.
+
+    Whatever the pre-read does (scores, refuses, fails, crashes), the study reaches the queue:
+    AI must never stand between a patient and a radiologist. No model enabled: straight to the queue.
+    """
+    if Study.objects.filter(pk=study_id, status=Status.RECEIVED).exists():
+        from preread.services import preread_study
+
+        try:
+            run = preread_study(study_id=study_id)
+        except Exception:  # a bug there must not hold the study back; the log keeps the trace
+            log.exception("pre-read of study %s crashed; queueing it without", study_id)
+            run = None
+    else:
+        run = None
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(pk=study_id).first()
         if study is None:
             return None
         if study.status in (Status.RECEIVED, Status.PRE_READ):
+            if run is not None and run.status == "scored":
+                study.move_to(Status.PRE_READ)
             study.move_to(Status.QUEUED)
         return study
 

@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("<int:pk>/claim/", views.claim, name="claim"),
     path("<int:pk>/read/", views.read, name="read"),
+    path("<int:pk>/images/<int:instance_pk>/heatmap.png", views.heatmap, name="ai_heatmap"),
 ]

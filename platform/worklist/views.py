@@ -1,11 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
 
+from preread.models import ImageResult
+from preread.selectors import current_preread, image_results_by_instance
 from reports.services import save_report
 from studies.access import can_read, get_study_for_user
 from studies.forms import ReportForm
@@ -22,7 +25,10 @@ def _radiologist_only(request: HttpRequest) -> None:
 @login_required
 def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
-    return render(request, "worklist/worklist.html", {"studies": worklist_for(request.user)})
+    studies = worklist_for(request.user)
+    return render(request, "worklist/worklist.html", {
+        "studies": studies, "any_demo": any(s.ai and s.ai.demo for s in studies),
+    })
 
 
 @require_POST
@@ -44,7 +50,12 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
     if study.assigned_to_id != request.user.pk:
         messages.error(request, _("Prenez d'abord cet examen en lecture."))
         return redirect("study_detail", pk=study.pk)
-    initial = {"findings": report.findings, "conclusion": report.conclusion} if report else {}
+    ai = current_preread(study)
+    draft = ai.draft_body if ai and ai.status == "scored" else ""
+    if report:
+        initial = {"findings": report.findings, "conclusion": report.conclusion}
+    else:  # the AI draft is where the radiologist starts; the label stays until they edit it
+        initial = {"findings": draft} if draft else {}
     form = ReportForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         sign = "sign" in request.POST
@@ -58,6 +69,24 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("worklist")
             messages.success(request, _("Brouillon enregistré."))
             return redirect("read", pk=study.pk)
+    findings_now = form["findings"].value() or ""
     return render(request, "worklist/read.html", {
         "study": study, "form": form, "report": report, "instances": study.instances.all()[:24],
+        "ai": ai, "ai_results": image_results_by_instance(ai),
+        "ai_draft_unedited": bool(draft) and findings_now.strip() == draft.strip(),
     })
+
+
+@require_GET
+@login_required
+@cache_control(private=True, max_age=86400)
+def heatmap(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponse:
+    """The AI heatmap of one image, from the stored result (current pre-read)."""
+    _radiologist_only(request)
+    study = get_study_for_user(request.user, pk)
+    result = get_object_or_404(
+        ImageResult, preread__study=study, preread__is_current=True, instance_id=instance_pk
+    )
+    if not result.heatmap_png:
+        raise Http404
+    return HttpResponse(bytes(result.heatmap_png), content_type="image/png")

@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from .models import ImageResult, PreRead
+from .tasks import rerun_preread
+
+
+class ImageResultInline(admin.TabularInline):
+    model = ImageResult
+    extra = 0
+    can_delete = False
+    fields = ["instance", "status", "urgency", "critical_flags", "model_name", "model_version", "reason_fr"]
+    readonly_fields = fields
+
+
+@admin.register(PreRead)
+class PreReadAdmin(admin.ModelAdmin):
+    list_display = ["study", "status", "model_name", "model_version", "urgency", "is_current",
+                    "attempts", "started_at", "finished_at"]
+    list_filter = ["status", "is_current", "model_name", "demo"]
+    readonly_fields = [f.name for f in PreRead._meta.fields]
+    inlines = [ImageResultInline]
+    actions = ["run_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description=_("Relancer la pré-lecture avec les modèles actuels"))
+    def run_again(self, request, queryset) -> None:
+        for study_id in set(queryset.values_list("study_id", flat=True)):
+            transaction.on_commit(lambda pk=study_id: rerun_preread.delay(pk))
+        self.message_user(request, _("Pré-lecture relancée (l'historique est conservé)."))

@@ -1,0 +1,122 @@
+"""AI pre-read results: one run per study and set of enabled models, one row per scored image.
+
+A run is keyed by (study, models_key): a redelivered task finds its run and resumes it, a new
+model version makes a new run and the old ones stay as history (only one is current).
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Outcome(models.TextChoices):
+    RUNNING = "running", _("En cours")
+    SCORED = "scored", _("Analysé")
+    REFUSED = "refused", _("Hors du champ du modèle")
+    FAILED = "failed", _("Pré-lecture échouée")
+
+
+class ModelFacts(models.Model):
+    """Which model produced a result, and what it said about why it did not score."""
+
+    model_name = models.CharField(max_length=100, blank=True)
+    model_version = models.CharField(max_length=50, blank=True)
+    model_sha256 = models.CharField(max_length=64, blank=True)
+    demo = models.BooleanField(default=False)
+    urgency = models.FloatField(null=True, blank=True)
+    critical_flags = models.JSONField(default=list, blank=True)
+    draft_fr = models.TextField(blank=True)
+    draft_en = models.TextField(blank=True)
+    reason_code = models.CharField(max_length=40, blank=True)
+    reason_fr = models.TextField(blank=True)
+    reason_en = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def model_label(self) -> str:
+        return f"{self.model_name} v{self.model_version}" if self.model_name else ""
+
+
+class PreRead(ModelFacts):
+    """The pre-read of one study with one set of models; its fields summarise the images."""
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="prereads")
+    # sha256 over the enabled models' hashes: the same models never score a study twice.
+    models_key = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    is_current = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    images_scored = models.PositiveSmallIntegerField(default=0)
+    images_total = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = _("pré-lecture IA")
+        constraints = [
+            models.UniqueConstraint(fields=["study", "models_key"], name="one_preread_per_models"),
+            models.UniqueConstraint(
+                fields=["study"], condition=Q(is_current=True), name="one_current_preread"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id} {self.status} {self.model_label}".strip()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != Outcome.RUNNING
+
+    @property
+    def draft_label(self) -> str:
+        """The draft's first line: « Brouillon IA — modèle X vN — à vérifier (…) »."""
+        return self.draft_fr.split("\n", 1)[0]
+
+    @property
+    def draft_body(self) -> str:
+        """The draft without its label line: what goes into the report editor."""
+        return self.draft_fr.split("\n", 1)[1].strip() if "\n" in self.draft_fr else ""
+
+
+class ImageResult(ModelFacts):
+    """What the model said about one instance (scored, or refused/failed with the reason)."""
+
+    preread = models.ForeignKey(PreRead, on_delete=models.CASCADE, related_name="images")
+    instance = models.ForeignKey("studies.Instance", on_delete=models.CASCADE, related_name="ai_results")
+    status = models.CharField(max_length=16, choices=Outcome.choices)
+    outputs = models.JSONField(default=dict, blank=True)
+    boxes = models.JSONField(default=list, blank=True)
+    heatmap_png = models.BinaryField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)  # the library's to_dict(), heatmap bytes aside
+    timings_ms = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["preread", "instance"], name="one_result_per_image"),
+        ]
+
+    @property
+    def has_heatmap(self) -> bool:
+        return bool(self.result.get("heatmap"))
+
+    def box_percentages(self) -> list[dict]:
+        """Boxes as percentages of the image, for CSS overlays on a preview of any size."""
+        if not self.columns or not self.rows:
+            return []
+        return [
+            {
+                "label": b["label"], "score": b["score"],
+                "left": 100 * b["x0"] / self.columns, "top": 100 * b["y0"] / self.rows,
+                "width": 100 * (b["x1"] - b["x0"]) / self.columns,
+                "height": 100 * (b["y1"] - b["y0"]) / self.rows,
+            }
+            for b in self.boxes
+        ]

@@ -1,0 +1,210 @@
+"""Run the AI pre-read of a study and keep its result. Called by the worker, never by a request.
+
+Idempotent: a task redelivered after its worker died finds its run (unique per study and models)
+and the images already scored (unique per run and instance), and only finishes what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from studies.models import Instance, Study
+
+from .models import ImageResult, Outcome, PreRead
+
+if TYPE_CHECKING:
+    from inference.preread import PreReadResult
+    from inference.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES_PER_STUDY = 8  # a radiograph study has a few views; a CT series is out of scope anyway
+
+_registry_cache: dict[str, Any] = {"fingerprint": None, "registry": None}
+
+
+def _fingerprint(root: Path) -> tuple:
+    """Cheap to compute on every task: names, sizes and times of the package files."""
+    if not root.is_dir():
+        return (str(root),)
+    stats = []
+    for path in sorted(root.glob("*/*")):
+        if path.name in ("manifest.json", "model.onnx"):
+            st = path.stat()
+            stats.append((str(path), st.st_size, st.st_mtime_ns))
+    return (str(root), tuple(stats))
+
+
+def enabled_registry() -> ModelRegistry:
+    """The models of JOLIBA_MODELS_DIR, loaded (and hash-checked) once per worker process;
+    loaded again only when a package there changes, so a new model needs no worker restart."""
+    from inference.registry import ModelRegistry
+
+    root = Path(settings.JOLIBA_MODELS_DIR)
+    fingerprint = _fingerprint(root)
+    if _registry_cache["fingerprint"] != fingerprint:
+        registry = ModelRegistry.from_directory(root)
+        for refused in registry.refused:
+            log.error("model package %s refused: %s", refused.directory.name, refused.reason.en)
+        _registry_cache.update(fingerprint=fingerprint, registry=registry)
+    return _registry_cache["registry"]
+
+
+def models_key(registry: ModelRegistry) -> str:
+    hashes = sorted(m.manifest.sha256 for m in registry)
+    return hashlib.sha256(",".join(hashes).encode()).hexdigest()
+
+
+def _candidates(study: Study, registry: ModelRegistry) -> list[Instance]:
+    """The images a model may accept, by modality, up to the cap (unknown modality: let it say)."""
+    modalities = {m for package in registry for m in package.manifest.scope.modalities}
+    instances = [i for i in study.instances.all() if not i.modality or i.modality.upper() in modalities]
+    return instances[:MAX_IMAGES_PER_STUDY]
+
+
+def preread_study(*, study_id: int, rerun: bool = False) -> PreRead | None:
+    """Pre-read a study with the enabled models; None when no model is enabled.
+
+    The same models never pre-read a study twice: an existing finished run is returned as is.
+    `rerun` is only a statement of intent for the log: a new model version makes a new run by itself.
+    """
+    registry = enabled_registry()
+    if not len(registry):
+        return None
+    study = Study.objects.filter(pk=study_id).first()
+    if study is None:
+        return None
+    key = models_key(registry)
+    try:
+        run, _ = PreRead.objects.get_or_create(study=study, models_key=key)
+    except IntegrityError:  # the same run created at the same moment elsewhere
+        run = PreRead.objects.get(study=study, models_key=key)
+    if run.is_finished:
+        if rerun:
+            log.info("study %s: already pre-read with these models (run %s)", study_id, run.pk)
+        return run
+    PreRead.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+
+    t0 = time.perf_counter()
+    candidates = _candidates(study, registry)
+    done = set(run.images.values_list("instance_id", flat=True))
+    for instance in candidates:
+        if instance.pk not in done:
+            _score_instance(run=run, instance=instance, registry=registry)
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    return _finish(run=run, study=study, candidates=len(candidates), elapsed_ms=elapsed_ms)
+
+
+def _score_instance(*, run: PreRead, instance: Instance, registry: ModelRegistry) -> None:
+    from inference.preread import run_preread  # here, so the web process never loads onnxruntime
+    from ingest.archive import get_archive
+    from orthanc.client import OrthancError
+
+    try:
+        data = get_archive().instance_file(instance.orthanc_id)
+    except OrthancError as exc:
+        log.warning("pre-read: instance %s not readable from the archive: %s", instance.pk, exc)
+        _store(run, instance, status=Outcome.FAILED, reason_code="archive_unavailable",
+               reason_fr="Image non disponible dans l'archive.",
+               reason_en="Image not available from the archive.")
+        return
+    try:
+        result = run_preread(data, registry)
+    except Exception as exc:  # the library promises not to raise; if it does, the study still moves on
+        log.exception("pre-read crashed on instance %s", instance.pk)
+        _store(run, instance, status=Outcome.FAILED, reason_code="internal_error",
+               reason_fr=f"Erreur interne de la pré-lecture ({type(exc).__name__}).",
+               reason_en=f"Internal pre-read error ({type(exc).__name__}).")
+        return
+    _store(run, instance, **_fields_from(result, data))
+
+
+def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
+    as_dict = result.to_dict()
+    heatmap = as_dict.pop("heatmap", None)
+    columns = rows = None
+    if heatmap:
+        columns, rows = heatmap["covers"][2], heatmap["covers"][3]
+        as_dict["heatmap"] = {k: v for k, v in heatmap.items() if k != "png_base64"}
+    elif result.boxes:
+        import pydicom
+
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        columns, rows = int(ds.Columns), int(ds.Rows)
+    reason = result.reason
+    return {
+        "status": result.status,
+        "model_name": result.model_name or "", "model_version": result.model_version or "",
+        "model_sha256": result.model_sha256 or "", "demo": result.demo,
+        "urgency": result.urgency, "critical_flags": list(result.critical_flags),
+        "draft_fr": result.draft_fr, "draft_en": result.draft_en,
+        "reason_code": reason.code if reason else "", "reason_fr": reason.fr if reason else "",
+        "reason_en": reason.en if reason else "",
+        "outputs": dict(result.outputs), "boxes": list(result.boxes),
+        "heatmap_png": result.heatmap_png(), "columns": columns, "rows": rows,
+        "result": as_dict, "timings_ms": as_dict["timings_ms"],
+    }
+
+
+def _store(run: PreRead, instance: Instance, **fields: Any) -> None:
+    try:
+        with transaction.atomic():
+            ImageResult.objects.create(preread=run, instance=instance, **fields)
+    except IntegrityError:  # scored by an earlier delivery of the same task: keep the first
+        pass
+
+
+def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -> PreRead:
+    """Summarise the images into the run, make it the study's current pre-read, copy the
+    ranking facts onto the study. Once only: the run row is locked and checked."""
+    with transaction.atomic():
+        locked = PreRead.objects.select_for_update().get(pk=run.pk)
+        if locked.is_finished:
+            return locked
+        images = list(locked.images.all())
+        scored = [i for i in images if i.status == Outcome.SCORED]
+        if scored:
+            best = max(scored, key=lambda i: i.urgency or 0.0)
+            locked.status = Outcome.SCORED
+            _copy_facts(best, locked)
+            locked.urgency = best.urgency
+            locked.critical_flags = sorted({f for i in scored for f in i.critical_flags})
+            locked.reason_code = locked.reason_fr = locked.reason_en = ""
+        else:
+            failed = [i for i in images if i.status == Outcome.FAILED]
+            first = (failed or images or [None])[0]
+            locked.status = Outcome.FAILED if failed else Outcome.REFUSED
+            if first is not None:
+                _copy_facts(first, locked)
+            else:
+                locked.reason_code = "wrong_modality"
+                locked.reason_fr = (
+                    f"Aucun modèle d'IA pour cet examen ({study.modality or 'modalité inconnue'})."
+                )
+                locked.reason_en = f"No AI model for this study ({study.modality or 'unknown modality'})."
+        locked.images_total, locked.images_scored = candidates, len(scored)
+        locked.finished_at = timezone.now()
+        locked.total_ms = round(elapsed_ms, 1)
+        PreRead.objects.filter(study=study, is_current=True).update(is_current=False)
+        locked.is_current = True
+        locked.save()
+        Study.objects.filter(pk=study.pk).update(
+            ai_urgency=locked.urgency if scored else None, ai_critical=bool(locked.critical_flags)
+        )
+    return locked
+
+
+def _copy_facts(image: ImageResult, run: PreRead) -> None:
+    for name in ("model_name", "model_version", "model_sha256", "demo", "draft_fr", "draft_en",
+                 "reason_code", "reason_fr", "reason_en"):
+        setattr(run, name, getattr(image, name))
