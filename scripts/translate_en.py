@@ -55,6 +55,19 @@ EN = {
     "Déconnexion": "Log out", "Connexion": "Log in",
     "Identifiant ou mot de passe incorrect.": "Wrong username or password.",
     "Identifiant": "Username", "Mot de passe": "Password", "Se connecter": "Log in",
+    "Relancer la pré-lecture avec les modèles actuels": "Re-run the pre-read with the current models",
+    "Pré-lecture relancée (l'historique est conservé).": "Pre-read re-run (history kept).",
+    "En cours": "Running", "Analysé": "Scored", "Hors du champ du modèle": "Outside the model's scope",
+    "Pré-lecture échouée": "Pre-read failed", "IA": "AI", "IA : non analysé": "AI: not analysed",
+    "pré-lecture échouée": "pre-read failed",
+    "modèle de démonstration, pas pour usage clinique": "demo model, not for clinical use",
+    "Afficher les zones et la carte de chaleur de l'IA": "Show the AI's boxes and heatmap",
+    "urgence IA": "AI urgency", "alerte critique IA": "AI critical flag", "IA %(u).2f": "AI %(u).2f",
+    "IA —": "AI —", "délai restant %(d)s": "%(d)s left", "en retard de %(d)s": "%(d)s overdue",
+    "score %(s).2f": "score %(s).2f",
+    "Texte proposé par l'IA : relisez-le et corrigez-le avant de signer.":
+    "Text proposed by the AI: review and correct it before signing.",
+    "Pourquoi ce rang": "Why this rank",
 }
 
 
