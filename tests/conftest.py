@@ -40,13 +40,23 @@ def _database_url(db: dict) -> str:
 
 
 @pytest.fixture(scope="session")
+def worker_spool_dir(tmp_path_factory) -> Path:
+    """INGEST_SPOOL_DIR of the session worker; tests whose web side hands files to the worker
+    (resumable uploads) point settings.INGEST_SPOOL_DIR here, as production shares a volume."""
+    return tmp_path_factory.mktemp("worker-spool")
+
+
+@pytest.fixture(scope="session")
 def worker_models_dir(tmp_path_factory) -> Path:
     """JOLIBA_MODELS_DIR of the session worker: empty (no AI) unless a test puts a model there."""
     return tmp_path_factory.mktemp("worker-models")
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, orthanc_server, tmp_path_factory, worker_models_dir):
+def celery_worker(
+    django_db_setup, django_db_blocker, orthanc_server, tmp_path_factory, worker_models_dir,
+    worker_spool_dir,
+):
     """A real `celery worker` process on the machine's broker, against the test database."""
     from django.conf import settings
 
@@ -63,7 +73,7 @@ def celery_worker(django_db_setup, django_db_blocker, orthanc_server, tmp_path_f
         "ORTHANC_USERNAME": orthanc_server.username,
         "ORTHANC_PASSWORD": orthanc_server.password,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "INGEST_SPOOL_DIR": str(tmp_path_factory.mktemp("worker-spool")),
+        "INGEST_SPOOL_DIR": str(worker_spool_dir),
         "JOLIBA_MODELS_DIR": str(worker_models_dir),
         "PYTHONPATH": str(REPO / "platform"),
     }

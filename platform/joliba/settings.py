@@ -167,6 +167,10 @@ INGEST_MAX_PIXELS = int(env("INGEST_MAX_PIXELS", str(400_000_000)))
 INGEST_CHILD_MEMORY_BYTES = int(env("INGEST_CHILD_MEMORY_BYTES", str(1536 * 1024**2)))
 INGEST_CHILD_CPU_SECONDS = int(env("INGEST_CHILD_CPU_SECONDS", "30"))
 INGEST_SPOOL_DIR = Path(env("INGEST_SPOOL_DIR", str(DATA_DIR / "spool")))
+# Resumable (tus) uploads: the web process writes the spool, the worker reads it: share it.
+UPLOADS_MAX_BYTES = int(env("UPLOADS_MAX_BYTES", str(INGEST_MAX_FILE_BYTES)))
+UPLOADS_SITE_QUOTA_BYTES = int(env("UPLOADS_SITE_QUOTA_BYTES", str(20 * 1024**3)))
+UPLOADS_EXPIRE_SECONDS = int(env("UPLOADS_EXPIRE_SECONDS", str(7 * 24 * 3600)))
 DATA_UPLOAD_MAX_NUMBER_FILES = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 
@@ -191,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
     "follow-orthanc-changes": {
         "task": "ingest.tasks.follow_orthanc_changes",
         "schedule": float(env("ORTHANC_CHANGES_POLL_SECONDS", "5")),
+    },
+    "sweep-resumable-uploads": {  # expire stale uploads, finish those a dead process left
+        "task": "uploads.tasks.sweep_uploads",
+        "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
     },
 }
 

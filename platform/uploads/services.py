@@ -221,21 +221,25 @@ def receive_chunk(
         raise UploadRefused(410, "gone", "Données de l'envoi perdues : recommencez ce fichier.")
     spool.truncate(path, offset)  # bytes a killed process wrote but never acknowledged
     digest = hashlib.new(checksum[0]) if checksum else None
-    written, whole = spool.append_from(path, offset, read, limit, digest)
+    checkpoint = None if checksum else (lambda n: _advance(upload.pk, offset + n))
+    written, whole = spool.append_from(path, offset, read, limit, digest, checkpoint)
     if checksum and (not whole or digest.digest() != checksum[1]):
         # tus checksum: the request's bytes are all-or-nothing; the offset does not move.
         raise UploadRefused(460, "checksum_mismatch", "Somme de contrôle du bloc incorrecte : renvoyez-le.")
-    new_offset = offset + written
-    # Greatest(): a stale request finishing late never moves the offset backwards.
-    TusUpload.objects.filter(pk=upload.pk, state=TusUpload.State.RECEIVING).update(
-        offset=Greatest(F("offset"), new_offset), expires_at=timezone.now() + expiry_delay(),
-        updated_at=timezone.now(),
-    )
+    _advance(upload.pk, offset + written)
     upload.refresh_from_db()
     complete = upload.offset == upload.length
     if complete:
         _mark_complete(upload)
     return ChunkResult(upload.offset, complete)
+
+
+def _advance(upload_id, new_offset: int) -> None:
+    # Greatest(): a stale request finishing late never moves the offset backwards.
+    TusUpload.objects.filter(pk=upload_id, state=TusUpload.State.RECEIVING).update(
+        offset=Greatest(F("offset"), new_offset), expires_at=timezone.now() + expiry_delay(),
+        updated_at=timezone.now(),
+    )
 
 
 def _mark_complete(upload: TusUpload) -> None:
@@ -325,9 +329,13 @@ def _files_of(upload: TusUpload, path: Path, work: Path) -> list[IncomingFile]:
     if upload.kind == TusUpload.Kind.BUNDLE:
         return _unbundle(upload, path, work)
     if upload.kind == TusUpload.Kind.PHOTO:
-        from .photo import wrap_photo
+        from .photo import PhotoRefused, wrap_photo
 
-        return [IncomingFile(name=name, path=wrap_photo(path, upload.metadata, work / "photo.dcm"))]
+        try:
+            wrapped = wrap_photo(path, upload.metadata, work / "photo.dcm")
+        except PhotoRefused as exc:
+            raise UploadRefused(400, exc.code, exc.reason) from None
+        return [IncomingFile(name=name, path=wrapped)]
     return [IncomingFile(name=name, path=path)]
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from django.conf import settings
 
 BLOCK = 64 * 1024
+# A long PATCH commits its offset every CHECKPOINT bytes: a resume (or a server killed
+# mid-request) then loses at most this much, not the whole request.
+CHECKPOINT = 256 * 1024
 
 
 def spool_dir() -> Path:
@@ -44,7 +47,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def append_from(
-    path: Path, offset: int, read: Callable[[int], bytes], limit: int, digest=None
+    path: Path, offset: int, read: Callable[[int], bytes], limit: int, digest=None,
+    checkpoint: Callable[[int], None] | None = None,
 ) -> tuple[int, bool]:
     """Write up to `limit` bytes read from `read` at `offset`; fsync; return (written, complete).
 
@@ -65,6 +69,9 @@ def append_from(
                 digest.update(block)
             os.pwrite(fd, block, offset + written)
             written += len(block)
+            if checkpoint and written % CHECKPOINT < len(block):
+                os.fsync(fd)  # on disk first, then the offset that covers it
+                checkpoint(written)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -1,0 +1,149 @@
+"""joliba-push: send studies from a site to the centre, over whatever link there is.
+
+    joliba-push --server https://joliba.example --token TOKEN [--policy lossless|lossy]
+                [--priority routine|urgent|stat] [--indication TEXT] PATH...
+
+Progress goes to stderr; the last line on stdout is a JSON summary. Run it again after a
+power cut (with or without the paths): it picks the queue up where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .compression import SitePolicy
+from .manifest import enqueue
+from .queue import Queue
+from .sender import Backoff, Sender
+from .tus_client import LinkDown, Refused, TusClient
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(message + ("\n" if not message.startswith("\r") else ""))
+    sys.stderr.flush()
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(os.environ.get("JOLIBA_PUSH_STATE", Path(base) / "joliba-push"))
+
+
+def _lock(path: Path, blocking: bool):
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="joliba-push", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--server", required=True, help="adresse du centre, ex. https://joliba.example")
+    p.add_argument("--token", default=os.environ.get("JOLIBA_TOKEN"), help="jeton d'API du site")
+    p.add_argument("--policy", choices=["lossless", "lossy"], default="lossless")
+    p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
+    p.add_argument("--indication", default="")
+    p.add_argument("--state-dir", type=Path, default=_default_state_dir())
+    p.add_argument("--chunk-size", type=int, default=2 * 1024**2)
+    p.add_argument("--max-time", type=float, default=None, help="abandonner après N secondes")
+    p.add_argument("--wait", type=float, default=300, help="attente de la confirmation du centre (s)")
+    p.add_argument("--retry-base", type=float, default=0.5, help=argparse.SUPPRESS)
+    p.add_argument("paths", nargs="*", type=Path)
+    args = p.parse_args(argv)
+    if not args.token:
+        p.error("--token (ou JOLIBA_TOKEN) est requis")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    queue = Queue(args.state_dir)
+    open_before = set(queue.open_manifests()) | {
+        r[0] for r in queue.db.execute("SELECT id FROM manifests WHERE posted<1")}
+    if args.paths:
+        with _lock(args.state_dir / "enqueue.lock", blocking=True):
+            found = enqueue(queue, args.paths, policy=SitePolicy(mode=args.policy), priority=args.priority,
+                            indication=args.indication, say=_say)
+        if found["skipped"]:
+            _say(f"{len(found['skipped'])} fichier(s) non DICOM ignoré(s)")
+    sender_lock = _lock(args.state_dir / "sender.lock", blocking=False)
+    if sender_lock is None:
+        _say("Un envoi est déjà en cours : ces examens sont dans sa file, par ordre d'urgence.")
+        print(json.dumps({"queued": True, "pending_items": queue.pending_count()}))
+        return 0
+    client = TusClient(args.server, args.token, chunk_size=args.chunk_size)
+    deadline = started + args.max_time if args.max_time else None
+    sender = Sender(queue, client, say=_say, backoff=Backoff(base=args.retry_base))
+    try:
+        stats = sender.run(deadline)
+        ours = sorted(open_before | set(queue.open_manifests()))
+        studies = _confirm(queue, client, ours, started, args, deadline)
+    except Refused as exc:
+        _say(f"Le centre refuse : {exc.reason or exc.code}")
+        print(json.dumps({"error": exc.code, "status": exc.status}))
+        return 2
+    totals = queue.totals(ours)
+    summary = {
+        "files": sum(t["items"] for k, t in totals.items() if k != "preview"),
+        "instances": queue.db.execute(
+            f"SELECT count(*) FROM instances WHERE manifest_id IN ({','.join('?' * len(ours))})", ours
+        ).fetchone()[0] if ours else 0,
+        "bytes_raw": sum(t["raw"] for t in totals.values()),
+        "bytes_payload": sum(t["bytes"] for k, t in totals.items() if k != "preview"),
+        "preview_bytes": totals.get("preview", {}).get("bytes", 0),
+        "bytes_sent": client.bytes_sent,
+        "duration_s": round(time.monotonic() - started, 2),
+        "link_errors": stats.link_errors,
+        "refused": stats.refused,
+        "pending_items": queue.pending_count(),
+        "studies": studies,
+    }
+    print(json.dumps(summary, ensure_ascii=False))
+    if summary["pending_items"] or not all(s["complete"] for s in studies):
+        return 4
+    return 3 if stats.refused else 0
+
+
+def _confirm(queue: Queue, client: TusClient, manifest_ids: list[str], started: float,
+             args: argparse.Namespace, deadline: float | None) -> list[dict]:
+    """Ask the centre until each study is confirmed complete (every instance acknowledged)."""
+    results = {}
+    until = time.monotonic() + args.wait
+    backoff = Backoff(base=args.retry_base)
+    pending = list(manifest_ids)
+    while pending and time.monotonic() < until and (deadline is None or time.monotonic() < deadline):
+        for mid in list(pending):
+            try:
+                status = client.manifest_status(mid)
+            except LinkDown:
+                backoff.wait()
+                break
+            except Refused:
+                pending.remove(mid)
+                continue
+            results[mid] = {"manifest": mid, "complete": status["complete"],
+                            "missing": len(status["missing"]),
+                            "outcomes": sorted({v["outcome"] for v in status["verdicts"]})}
+            if status["complete"]:
+                queue.mark_complete(mid)
+                pending.remove(mid)
+        if pending:
+            time.sleep(0.5)
+    for mid in pending:
+        results.setdefault(mid, {"manifest": mid, "complete": False, "missing": None, "outcomes": []})
+    return [results[m] for m in manifest_ids if m in results]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

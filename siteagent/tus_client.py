@@ -1,0 +1,221 @@
+"""A small tus 1.0.0 client over http.client.
+
+Why not tuspy: the agent's SQLite queue must stay the one record of where each upload is
+(tuspy keeps its own URL store), the sockets need options (BBR, a modest send buffer so
+progress tracks the real link), and the server's verdict headers must be read. That is
+~150 lines here, with no dependency.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+TUS_VERSION = "1.0.0"
+SEND_BLOCK = 16 * 1024
+# A send buffer a little above a VSAT link's bandwidth-delay product (2 Mbit/s x 600 ms):
+# big enough not to throttle, small enough that "sent" means "on its way over the link".
+SNDBUF = 64 * 1024  # the kernel doubles it
+
+
+class LinkDown(ConnectionError):
+    """The server could not be reached, or the connection broke: retry later."""
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, reason: str = "") -> None:
+        super().__init__(f"{status} {code}: {reason}")
+        self.status, self.code, self.reason = status, code, reason
+
+
+def ask_for_bbr(sock: socket.socket) -> bool:
+    """BBR keeps ~90 % of a lossy long link where CUBIC keeps ~50-60 %. Best effort."""
+    option = getattr(socket, "TCP_CONGESTION", 13)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, b"bbr")
+        return True
+    except OSError:
+        return False
+
+
+def _tune(sock: socket.socket) -> None:
+    ask_for_bbr(sock)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError:
+        pass
+
+
+class _HTTP(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _tune(self.sock)
+
+
+class _HTTPS(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _tune(self.sock)
+
+
+@dataclass
+class PatchResult:
+    offset: int
+    outcome: str
+    code: str
+
+
+class TusClient:
+    def __init__(
+        self, server: str, token: str, *, timeout: float = 60, chunk_size: int = 2 * 1024**2
+    ) -> None:
+        parts = urlsplit(server.rstrip("/"))
+        self.scheme, self.netloc, self.base_path = parts.scheme, parts.netloc, parts.path
+        self.token = token
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        self.bytes_sent = 0  # request bodies and headers written to sockets
+        self._conn: http.client.HTTPConnection | None = None
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = _HTTPS if self.scheme == "https" else _HTTP
+            kwargs = {"context": ssl.create_default_context()} if self.scheme == "https" else {}
+            self._conn = cls(self.netloc, timeout=self.timeout, **kwargs)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _path(self, url_or_path: str) -> str:
+        parts = urlsplit(url_or_path)
+        return parts.path if parts.scheme else url_or_path
+
+    def _headers(self, extra: dict | None = None) -> dict:
+        return {"Tus-Resumable": TUS_VERSION, "Authorization": f"Token {self.token}", **(extra or {})}
+
+    def _request(self, method: str, path: str, headers: dict, body: bytes | None = None,
+                 stream: Callable[[http.client.HTTPConnection], None] | None = None):
+        reused = self._conn is not None
+        try:
+            return self._request_once(method, path, headers, body, stream)
+        except LinkDown as exc:
+            # A kept-alive connection the server closed while idle: one fresh try, no backoff.
+            stale = isinstance(exc.__cause__, http.client.RemoteDisconnected | BrokenPipeError)
+            if reused and stream is None and stale:
+                return self._request_once(method, path, headers, body, stream)
+            raise
+
+    def _request_once(self, method, path, headers, body, stream):
+        conn = self._connection()
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            conn.endheaders()
+            self.bytes_sent += 200 + sum(len(k) + len(str(v)) + 4 for k, v in headers.items())
+            if body:
+                conn.send(body)
+                self.bytes_sent += len(body)
+            if stream:
+                stream(conn)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise LinkDown(f"{method}: {exc.__class__.__name__}") from exc
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return response, data
+
+    @staticmethod
+    def _refusal(response, data: bytes) -> Refused:
+        try:
+            info = json.loads(data or b"{}")
+        except ValueError:
+            info = {}
+        return Refused(response.status, info.get("code", str(response.status)), info.get("reason", ""))
+
+    # --- Joliba extensions -----------------------------------------------------------------
+    def post_manifest(self, manifest: dict) -> dict:
+        body = json.dumps(manifest).encode()
+        response, data = self._request(
+            "POST", f"{self.base_path}/api/v1/uploads/manifests/",
+            self._headers({"Content-Type": "application/json", "Content-Length": str(len(body))}), body,
+        )
+        if response.status not in (200, 201):
+            raise self._refusal(response, data)
+        return json.loads(data)
+
+    def manifest_status(self, manifest_id: str) -> dict:
+        response, data = self._request(
+            "GET", f"{self.base_path}/api/v1/uploads/manifests/?id={manifest_id}", self._headers())
+        if response.status != 200:
+            raise self._refusal(response, data)
+        return json.loads(data)
+
+    def status(self, url: str) -> dict:
+        response, data = self._request("GET", self._path(url), self._headers())
+        if response.status != 200:
+            raise self._refusal(response, data)
+        return json.loads(data)
+
+    # --- tus ---------------------------------------------------------------------------------
+    def create(self, length: int, metadata: dict[str, str]) -> str:
+        encoded = ",".join(
+            f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items() if v is not None
+        )
+        response, data = self._request(
+            "POST", f"{self.base_path}/api/v1/uploads/",
+            self._headers({"Upload-Length": str(length), "Upload-Metadata": encoded, "Content-Length": "0"}),
+        )
+        if response.status != 201:
+            raise self._refusal(response, data)
+        return response.getheader("Location")
+
+    def offset(self, url: str) -> int:
+        response, data = self._request("HEAD", self._path(url), self._headers())
+        if response.status != 200:
+            raise self._refusal(response, data)
+        return int(response.getheader("Upload-Offset"))
+
+    def patch(self, url: str, path: Path, offset: int, length: int,
+              progress: Callable[[int], None] | None = None) -> PatchResult:
+        """Send one chunk from `offset`; returns the server's new offset (and verdict if known)."""
+        size = min(self.chunk_size, length - offset)
+
+        def stream(conn: http.client.HTTPConnection) -> None:
+            with path.open("rb") as f:
+                f.seek(offset)
+                left = size
+                while left > 0:
+                    block = f.read(min(SEND_BLOCK, left))
+                    if not block:
+                        raise OSError("file shrank while sending")
+                    conn.send(block)
+                    self.bytes_sent += len(block)
+                    left -= len(block)
+                    if progress:
+                        progress(offset + size - left)
+
+        response, data = self._request(
+            "PATCH", self._path(url),
+            self._headers({"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+                           "Content-Length": str(size)}),
+            stream=stream,
+        )
+        if response.status != 204:
+            raise self._refusal(response, data)
+        return PatchResult(int(response.getheader("Upload-Offset")),
+                           response.getheader("Joliba-Outcome", ""), response.getheader("Joliba-Code", ""))

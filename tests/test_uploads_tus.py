@@ -1,0 +1,174 @@
+"""The tus endpoint, request by request: protocol, limits, access, finalisation, expiry."""
+
+import base64
+import hashlib
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from studies.models import Instance, Study
+from tests.conftest import api_client
+from tests.paths import CT_HEAD
+from uploads import services, spool
+from uploads.models import TusUpload
+
+pytestmark = pytest.mark.django_db
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+
+def _meta(**values) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def _create(client, data: bytes, **meta):
+    meta.setdefault("filename", "01.dcm")
+    meta.setdefault("sha256", hashlib.sha256(data).hexdigest())
+    return client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)),
+                       HTTP_UPLOAD_METADATA=_meta(**meta), **TUS)
+
+
+def _patch(client, url, offset, body, **extra):
+    return client.generic("PATCH", url, body, content_type="application/offset+octet-stream",
+                          HTTP_UPLOAD_OFFSET=str(offset), **TUS, **extra)
+
+
+def test_it_announces_tus_and_its_extensions(client):
+    answer = client.options("/api/v1/uploads/")
+    assert answer.status_code == 204
+    assert answer["Tus-Version"] == "1.0.0"
+    assert set(answer["Tus-Extension"].split(",")) == {"creation", "checksum", "termination", "expiration"}
+    assert "sha256" in answer["Tus-Checksum-Algorithm"]
+
+
+def test_it_refuses_strangers_and_wrong_versions(client, tech_a, radiologist):
+    data = b"x" * 10
+    assert _create(client, data).status_code == 401
+    assert api_client(tech_a).post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="10",
+                                   HTTP_TUS_RESUMABLE="0.2.2").status_code == 412
+    assert _create(api_client(radiologist), data).status_code == 403
+
+
+def test_it_receives_a_file_in_chunks_and_resumes_from_its_offset(
+    tech_a, tech_b, django_capture_on_commit_callbacks
+):
+    data = (CT_HEAD / "01.dcm").read_bytes()
+    tech = api_client(tech_a)
+    created = _create(tech, data)
+    assert created.status_code == 201, created.content
+    url = created["Location"]
+    assert created["Upload-Expires"]
+    assert _patch(tech, url, 0, data[:100_000]).status_code == 204
+    head = tech.head(url, **TUS)
+    assert head.status_code == 200 and head["Upload-Offset"] == "100000"
+    assert head["Upload-Length"] == str(len(data)) and head["Cache-Control"] == "no-store"
+    # A stale offset is refused; the client must ask (HEAD) and resume.
+    assert _patch(tech, url, 0, data[:10]).status_code == 409
+    # Another site cannot see or touch it.
+    assert api_client(tech_b).head(url, **TUS).status_code == 404
+    assert _patch(api_client(tech_b), url, 100_000, data[100_000:]).status_code == 404
+    done = _patch(tech, url, 100_000, data[100_000:])
+    assert done.status_code == 204 and done["Upload-Offset"] == str(len(data))
+    upload = TusUpload.objects.get()
+    assert upload.state == "complete"
+    # Nobody (no worker in this test) finalised it: asking for its status does.
+    with django_capture_on_commit_callbacks(execute=True):
+        status = tech.get(url).json()
+    assert status["state"] == "finalised" and status["outcome"] == "stored"
+    assert Instance.objects.count() == 1
+    assert not spool.part_path(upload.pk).exists()  # disk given back
+
+
+def test_a_bad_chunk_checksum_leaves_the_offset_alone(tech_a):
+    data = b"\0" * 1000
+    tech = api_client(tech_a)
+    url = _create(tech, data)["Location"]
+    bad = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    assert _patch(tech, url, 0, data[:500], HTTP_UPLOAD_CHECKSUM=f"sha1 {bad}").status_code == 460
+    assert tech.head(url, **TUS)["Upload-Offset"] == "0"
+    good = base64.b64encode(hashlib.sha1(data[:500]).digest()).decode()
+    assert _patch(tech, url, 0, data[:500], HTTP_UPLOAD_CHECKSUM=f"sha1 {good}").status_code == 204
+    assert _patch(tech, url, 500, data[500:], HTTP_UPLOAD_CHECKSUM="crc32 AAAA").status_code == 400
+
+
+def test_a_file_whose_sha256_differs_is_refused_with_a_reason(tech_a):
+    data = (CT_HEAD / "02.dcm").read_bytes()
+    tech = api_client(tech_a)
+    url = _create(tech, data, sha256="0" * 64)["Location"]
+    _patch(tech, url, 0, data)
+    status = tech.get(url).json()
+    assert status["outcome"] == "refused" and status["code"] == "sha256_mismatch"
+    assert Instance.objects.count() == 0
+
+
+def test_the_same_instance_twice_is_stored_once_and_called_a_duplicate(tech_a):
+    data = (CT_HEAD / "03.dcm").read_bytes()
+    tech = api_client(tech_a)
+    outcomes = []
+    for _ in range(2):
+        url = _create(tech, data)["Location"]
+        _patch(tech, url, 0, data)
+        outcomes.append(tech.get(url).json()["outcome"])
+    assert outcomes == ["stored", "duplicate"]
+    assert Instance.objects.count() == 1
+
+
+def test_size_limit_and_site_quota(tech_a, settings):
+    settings.UPLOADS_MAX_BYTES = 1000
+    settings.UPLOADS_SITE_QUOTA_BYTES = 1500
+    tech = api_client(tech_a)
+    assert _create(tech, b"x" * 1001).status_code == 413
+    assert _create(tech, b"x" * 900).status_code == 201
+    refused = _create(tech, b"x" * 700)
+    assert refused.status_code == 413 and refused.json()["code"] == "quota"
+    assert "Quota" in refused.json()["reason"]
+
+
+def test_termination_and_expiry_reclaim_the_disk(tech_a):
+    tech = api_client(tech_a)
+    url = _create(tech, b"y" * 100)["Location"]
+    _patch(tech, url, 0, b"y" * 50)
+    first = TusUpload.objects.get()
+    assert tech.delete(url, **TUS).status_code == 204
+    assert not spool.part_path(first.pk).exists()
+    assert tech.head(url, **TUS).status_code == 410
+
+    url = _create(tech, b"z" * 100)["Location"]
+    _patch(tech, url, 0, b"z" * 50)
+    stale = TusUpload.objects.get(state="receiving")
+    TusUpload.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.expire_stale_uploads() == 1
+    assert not spool.part_path(stale.pk).exists()
+    assert tech.head(url, **TUS).status_code == 410
+    assert _patch(tech, url, 50, b"z" * 50).status_code == 410
+
+
+def test_a_study_is_received_only_when_its_manifest_is_complete(tech_a):
+    tech = api_client(tech_a)
+    files = [(CT_HEAD / f"{i:02d}.dcm").read_bytes() for i in (4, 5)]
+    import pydicom
+
+    uids = [pydicom.dcmread(CT_HEAD / f"{i:02d}.dcm", stop_before_pixels=True) for i in (4, 5)]
+    manifest = tech.post("/api/v1/uploads/manifests/", {
+        "priority": "stat", "indication": "Traumatisme crânien",
+        "study_instance_uid": str(uids[0].StudyInstanceUID),
+        "instances": [{"sop_instance_uid": str(d.SOPInstanceUID), "sha256": hashlib.sha256(f).hexdigest(),
+                       "size": len(f)} for d, f in zip(uids, files, strict=True)],
+    }, format="json")
+    assert manifest.status_code == 201, manifest.content
+    mid = manifest.json()["id"]
+    assert len(manifest.json()["missing"]) == 2
+    url = _create(tech, files[0], manifest=mid)["Location"]
+    _patch(tech, url, 0, files[0])
+    tech.get(url)
+    study = Study.objects.get()
+    assert study.received_at is None and study.priority == "stat"
+    state = tech.get(f"/api/v1/uploads/manifests/?id={mid}").json()
+    assert not state["complete"] and len(state["missing"]) == 1
+    url = _create(tech, files[1], manifest=mid)["Location"]
+    _patch(tech, url, 0, files[1])
+    assert tech.get(f"/api/v1/uploads/manifests/?id={mid}").json()["complete"]
+    assert Study.objects.get().received_at is not None
+    # Posting the same manifest id again returns it, it does not make another.
+    again = tech.post("/api/v1/uploads/manifests/", {"id": mid, "instances": []}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == mid
