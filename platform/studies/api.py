@@ -15,7 +15,7 @@ from ingest.models import FileVerdict, Upload
 from ingest.services import ingest_upload
 from orthanc.client import OrthancError
 from reports.models import Report
-from reports.pdf import report_pdf
+from reports.pdf import signed_report_pdf_response
 from reports.services import save_report
 
 from .access import can_read, get_study_for_user, studies_visible_to
@@ -161,13 +161,7 @@ def report(request, pk: int):
 @extend_schema(responses={(200, "application/pdf"): bytes})
 @api_view(["GET"])
 def report_pdf_api(request, pk: int):
-    study = get_study_for_user(request.user, pk)
-    existing = getattr(study, "report", None)
-    if not existing or not existing.is_signed:
-        raise Http404
-    if request.user.is_technician:
-        mark_delivered(study)
-    return HttpResponse(report_pdf(existing), content_type="application/pdf")
+    return signed_report_pdf_response(user=request.user, study=get_study_for_user(request.user, pk))
 
 
 @extend_schema(responses={(200, "image/png"): bytes})

@@ -9,7 +9,7 @@ from ingest.archive import get_archive
 from ingest.models import Upload
 from ingest.services import ingest_upload
 from orthanc.client import OrthancError
-from reports.pdf import report_pdf
+from reports.pdf import signed_report_pdf_response
 
 from .access import get_study_for_user, studies_visible_to
 from .forms import UploadForm
@@ -88,14 +88,6 @@ def instance_preview(request: HttpRequest, pk: int, instance_pk: int) -> HttpRes
 
 @login_required
 def report_pdf_view(request: HttpRequest, pk: int) -> HttpResponse:
-    study = get_study_for_user(request.user, pk)
-    report = getattr(study, "report", None)
-    if not report or not report.is_signed:
-        raise Http404
-    if request.user.is_technician:
-        mark_delivered(study)
-    response = HttpResponse(report_pdf(report), content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="compte-rendu-{study.pk}.pdf"'
-    return response
+    return signed_report_pdf_response(user=request.user, study=get_study_for_user(request.user, pk))
 
 
