@@ -10,6 +10,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("studies/", include("studies.urls")),
+    path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/uploads/", include("uploads.urls")),

@@ -1,0 +1,3 @@
+"""Pages of the resumable upload (mounted at /send/)."""
+
+urlpatterns: list = []
