@@ -196,6 +196,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ingest.tasks.follow_orthanc_changes",
         "schedule": float(env("ORTHANC_CHANGES_POLL_SECONDS", "5")),
     },
+    "requeue-stalled-studies": {  # the database, not the broker, is the record of pending work
+        "task": "studies.tasks.requeue_stalled",
+        "schedule": 300.0,
+    },
     "sweep-resumable-uploads": {  # expire stale uploads, finish those a dead process left
         "task": "uploads.tasks.sweep_uploads",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
@@ -212,6 +216,8 @@ WORKLIST_SLA_MINUTES = {"stat": 30, "urgent": 120, "routine": 1440} | json.loads
 WORKLIST_WEIGHTS = {
     "ai": 1.0, "priority": 1.0, "sla": 0.5, "overdue": 2.0, "waiting_per_hour": 0.01,
 } | json.loads(env("WORKLIST_WEIGHTS", "{}"))
+
+STALLED_STUDY_SECONDS = int(env("STALLED_STUDY_SECONDS", "600"))
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 

@@ -25,6 +25,27 @@ def study_received(study: Study) -> None:
     transaction.on_commit(lambda: prepare_for_reading.delay(study.pk))
 
 
+def requeue_stalled_studies(*, older_than_s: int) -> list[int]:
+    """Enqueue again the studies still « reçu » after a while.
+
+    The broker is not the record: a lost message (a broker restarted without persistence, a worker
+    host gone) must not leave a study waiting forever. Preparing a study twice is harmless.
+    """
+    from datetime import timedelta
+
+    from .tasks import prepare_for_reading
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    stalled = list(
+        Study.objects.filter(status=Status.RECEIVED, received_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    for pk in stalled:
+        prepare_for_reading.delay(pk)
+    if stalled:
+        log.warning("re-queued %d studies still waiting in 'received'", len(stalled))
+    return stalled
+
+
 def prepare_study_for_reading(study_id: int) -> Study | None:
     """Pre-read a received study with the enabled AI models, then put it in the reading queue.
 
