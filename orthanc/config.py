@@ -24,8 +24,13 @@ def archive_config(
     stable_age_s: int = 10,
     aet: str = "JOLIBA",
     plugin_dir: Path = PLUGIN_DIR,
+    modalities: dict[str, tuple[str, str, int]] | None = None,
 ) -> dict:
-    """Return the Orthanc configuration of the central archive as a dict."""
+    """Return the Orthanc configuration of the central archive as a dict.
+
+    `modalities` maps a name to (AE title, host, port) of each modality or gateway allowed to
+    C-STORE into the archive; nobody else may.
+    """
     if not password or password == "orthanc" or username == "orthanc":
         raise ValueError("the archive needs non-default Orthanc credentials")
     return {
@@ -70,7 +75,7 @@ def archive_config(
         "DicomAlwaysAllowGet": False,
         "DicomAlwaysAllowMove": False,
         "DicomCheckModalityHost": True,
-        "DicomModalities": {},
+        "DicomModalities": {name: list(m) for name, m in (modalities or {}).items()},
         "UnknownSopClassAccepted": False,
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
         "Gdcm": {"Enable": True, "Throttling": 2},

@@ -44,6 +44,7 @@ class OrthancProcess:
         username: str = "joliba",
         password: str | None = None,
         stable_age_s: int = 2,
+        modalities: dict[str, tuple[str, str, int]] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.http_port = http_port or free_port()
@@ -53,6 +54,7 @@ class OrthancProcess:
         self.config_path = self.workdir / "orthanc.json"
         self.log_path = self.workdir / "orthanc.log"
         self.stable_age_s = stable_age_s
+        self.modalities = modalities or {}
         self._proc: subprocess.Popen | None = None
 
     @property
@@ -70,6 +72,7 @@ class OrthancProcess:
             username=self.username,
             password=self.password,
             stable_age_s=self.stable_age_s,
+            modalities=self.modalities,
         )
         write_config(self.config_path, config)
         log = self.log_path.open("ab")

@@ -20,7 +20,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 @pytest.fixture(scope="session")
 def orthanc_server(tmp_path_factory):
-    with OrthancProcess(tmp_path_factory.mktemp("orthanc"), stable_age_s=1) as server:
+    # KAYES_CR is site_a's modality: declared, so it may C-STORE; any other AE is refused.
+    modalities = {"kayes-cr": ("KAYES_CR", "127.0.0.1", 11112)}
+    with OrthancProcess(tmp_path_factory.mktemp("orthanc"), stable_age_s=1, modalities=modalities) as server:
         yield server
 
 
