@@ -68,6 +68,36 @@ EN = {
     "Texte proposé par l'IA : relisez-le et corrigez-le avant de signer.":
     "Text proposed by the AI: review and correct it before signing.",
     "Pourquoi ce rang": "Why this rank",
+    "En cours de réception": "Receiving", "Reçu, en cours de vérification": "Received, being checked",
+    "Traité": "Processed", "Expiré": "Expired", "Annulé": "Cancelled",
+    "Lot de fichiers DICOM": "Bundle of DICOM files", "Aperçu": "Preview",
+    "Photo ou scan d'un film": "Photo or scan of a film",
+    "Utilisez le formulaire simple": "Use the simple form", "Envois interrompus": "Interrupted uploads",
+    "Que voulez-vous envoyer ?": "What do you want to send?",
+    "Photo ou scan d'un film (JPEG, PNG)": "Photo or scan of a film (JPEG, PNG)",
+    "… ou un dossier entier (CD)": "… or a whole folder (CD)", "Photo du film": "Photo of the film",
+    "Nom du patient (NOM^Prénom)": "Patient name (LAST^First)", "Sexe": "Sex", "Féminin": "Female",
+    "Masculin": "Male", "Autre": "Other", "scanner": "CT", "mammographie": "mammography",
+    "échographie": "ultrasound", "Formulaire simple (sans reprise)": "Simple form (no resume)",
+    "Métadonnées d'envoi illisibles.": "Unreadable upload metadata.",
+    "La taille du fichier doit être connue.": "The file size must be known.",
+    "Taille de fichier manquante.": "Missing file size.", "Envoi inconnu.": "Unknown upload.",
+    "Envoi expiré ou annulé : recommencez ce fichier.": "Upload expired or cancelled: send this file again.",
+    "Type de contenu attendu : application/offset+octet-stream.":
+    "Expected content type: application/offset+octet-stream.",
+    "Position manquante.": "Missing offset.",
+    "Algorithme de somme de contrôle non pris en charge.": "Unsupported checksum algorithm.",
+    "Somme de contrôle illisible.": "Unreadable checksum.", "Manifeste illisible.": "Unreadable manifest.",
+    "Choisissez au moins un fichier.": "Choose at least one file.",
+    "Calcul de l'empreinte…": "Computing the checksum…",
+    "Liaison coupée : nouvel essai…": "Link down: trying again…",
+    "Liaison coupée : l'envoi reprendra tout seul dès le retour du réseau.":
+    "Link down: the upload will resume by itself when the network is back.",
+    "Reçu, vérification au centre…": "Received, being checked at the centre…",
+    "Examen en cours de réception au centre…": "Study being received at the centre…",
+    "Examen reçu au centre :": "Study received at the centre:",
+    "Reprise de l'envoi interrompu.": "Resuming the interrupted upload.", "Abandonner": "Give up",
+    "commencé le": "started on", "Formulaire simple": "Simple form",
 }
 
 

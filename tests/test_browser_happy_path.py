@@ -16,7 +16,7 @@ def test_it_runs_the_happy_path_in_chromium(live_server, celery_worker, tech_a, 
     with chromium() as browser:
         tech = browser.new_page(locale="fr-FR")
         log_in(tech, url, "tech_a", "pw-tech_a")
-        tech.click("text=Envoyer un examen")
+        tech.click("text=Formulaire simple")
         tech.set_input_files("input[type=file]", [str(CT_HEAD / "01.dcm"), str(CT_HEAD / "02.dcm")])
         tech.fill("#id_indication", "Chute, céphalées persistantes")
         tech.select_option("#id_priority", "stat")

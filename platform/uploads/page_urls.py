@@ -1,3 +1,9 @@
 """Pages of the resumable upload (mounted at /send/)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.send_page, name="send"),
+]
