@@ -61,6 +61,11 @@ class OrthancClient:
             # Loopback or a private network; TLS is terminated in front of the platform.
             warnings.simplefilter("ignore")
             self._api = Orthanc(self.url, auth=self._session.auth, warn_insecure=False)
+        # orthanc-rest-client sets the address on class-level services shared by every client:
+        # give this client subclasses of its own, so a second client never repoints the first.
+        for name in ("instances", "modalities", "patients", "queries", "series", "server", "studies"):
+            base = getattr(self._api, name)
+            setattr(self._api, name, type(base.__name__, (base,), {"domain": self.url}))
 
     def _call(self, method, *args, timeout: Timeout = QUICK, **kwargs):
         try:

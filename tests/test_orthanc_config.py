@@ -67,3 +67,14 @@ def test_default_credentials_are_refused(tmp_path):
     with pytest.raises(ValueError):
         archive_config(storage_dir=tmp_path, http_port=1, dicom_port=2, username="orthanc",
                        password="orthanc")
+
+
+def test_two_clients_keep_their_own_archive(orthanc_server):
+    from orthanc.client import OrthancClient, OrthancError
+
+    good = orthanc_server.client()
+    dead = OrthancClient("http://127.0.0.1:9", "joliba", "x")
+    assert good.system()["Version"]  # the second client did not repoint the first
+    with pytest.raises(OrthancError):
+        dead.system()
+    assert good.system()["Version"]

@@ -24,6 +24,10 @@ from .validation import Limits, check_files
 log = logging.getLogger(__name__)
 
 
+class ArchiveUnavailable(RuntimeError):
+    """Orthanc could not store a checked file; the caller keeps the file and retries later."""
+
+
 @dataclass(frozen=True)
 class IncomingFile:
     name: str
@@ -98,7 +102,7 @@ def ingest_upload(
 
 
 def ingest_files(
-    *, upload: Upload, files: list[IncomingFile], announce: bool = True
+    *, upload: Upload, files: list[IncomingFile], announce: bool = True, archive_down_raises: bool = False
 ) -> list[FileVerdict]:
     """Check, store and record files that belong to an upload; returns their verdicts.
 
@@ -138,6 +142,8 @@ def ingest_files(
                 stored = archive.store_instance(verdict.clean_path.read_bytes())
             except OrthancError as exc:
                 log.warning("archive refused a checked file: %s", exc)
+                if archive_down_raises:  # the caller holds the bytes durably and will retry
+                    raise ArchiveUnavailable(str(exc)) from exc
                 row.outcome, row.code = FileVerdict.Outcome.REFUSED, "archive_unavailable"
                 row.reason = "L'archive n'a pas pu enregistrer ce fichier ; renvoyez-le."
                 row.save()

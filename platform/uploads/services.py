@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from ingest.models import FileVerdict, Upload
-from ingest.services import IncomingFile, ingest_files
+from ingest.services import ArchiveUnavailable, IncomingFile, ingest_files
 from studies.models import Instance, Priority, Study
 from studies.services import study_received
 
@@ -278,20 +278,26 @@ def finalise_upload(upload_id) -> TusUpload | None:
     The row stays locked for the whole work: a second finaliser skips it, and a finaliser
     that dies releases the lock with its connection, leaving the upload COMPLETE for a retry.
     """
-    with transaction.atomic():
-        upload = (TusUpload.objects.select_for_update(skip_locked=True)
-                  .filter(pk=upload_id, state=TusUpload.State.COMPLETE).first())
-        if upload is None:
-            return None
-        path = spool.part_path(upload.pk)
-        if upload.sha256 and spool.sha256_of(path, upload.length) != upload.sha256:
-            upload.outcome, upload.code = FileVerdict.Outcome.REFUSED, "sha256_mismatch"
-            upload.reason = "Fichier altéré en route (empreinte SHA-256 différente) : renvoyez-le."
-        else:
-            _ingest(upload, path)
-        upload.state, upload.finalised_at = TusUpload.State.FINALISED, timezone.now()
-        upload.save()
-        transaction.on_commit(lambda: spool.remove(upload.pk))
+    try:
+        with transaction.atomic():
+            upload = (TusUpload.objects.select_for_update(skip_locked=True)
+                      .filter(pk=upload_id, state=TusUpload.State.COMPLETE).first())
+            if upload is None:
+                return None
+            path = spool.part_path(upload.pk)
+            if upload.sha256 and spool.sha256_of(path, upload.length) != upload.sha256:
+                upload.outcome, upload.code = FileVerdict.Outcome.REFUSED, "sha256_mismatch"
+                upload.reason = "Fichier altéré en route (empreinte SHA-256 différente) : renvoyez-le."
+            else:
+                _ingest(upload, path)
+            upload.state, upload.finalised_at = TusUpload.State.FINALISED, timezone.now()
+            upload.save()
+            transaction.on_commit(lambda: spool.remove(upload.pk))
+    except ArchiveUnavailable as exc:
+        # Acknowledged bytes are never refused for the archive's fault: the attempt is rolled
+        # back whole, the upload stays COMPLETE with its file, and the sweep tries again.
+        log.warning("archive unavailable while finalising upload %s: %s", upload_id, exc)
+        return None
     if upload.manifest_id:
         with transaction.atomic():
             settle_manifest(Manifest.objects.get(pk=upload.manifest_id))
@@ -315,7 +321,10 @@ def _ingest(upload: TusUpload, path: Path) -> None:
         except UploadRefused as exc:
             upload.outcome, upload.code, upload.reason = FileVerdict.Outcome.REFUSED, exc.code, exc.reason
             return
-        verdicts = ingest_files(upload=target, files=files, announce=manifest is None)
+        files, verdicts = _refuse_unlisted(upload, target, files)
+        if files:
+            verdicts += ingest_files(upload=target, files=files, announce=manifest is None,
+                                     archive_down_raises=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     outcomes = {v.outcome for v in verdicts}
@@ -341,12 +350,11 @@ def _files_of(upload: TusUpload, path: Path, work: Path) -> list[IncomingFile]:
 
 def _unbundle(upload: TusUpload, path: Path, work: Path) -> list[IncomingFile]:
     """Unpack a bundle of small instances (stored zip, no compression: no zip bombs)."""
-    expected = {}
-    if upload.manifest is not None:
-        expected = {e.get("sha256"): e for e in upload.manifest.expected}
     try:
         with zipfile.ZipFile(path) as bundle:
             members = [m for m in bundle.infolist() if not m.is_dir()]
+            if not members:
+                raise UploadRefused(400, "bundle_empty", "Lot vide : aucun fichier à vérifier.")
             if len(members) > MAX_BUNDLE_MEMBERS:
                 raise UploadRefused(400, "bundle_too_many", "Lot refusé : trop de fichiers.")
             files = []
@@ -359,11 +367,41 @@ def _unbundle(upload: TusUpload, path: Path, work: Path) -> list[IncomingFile]:
                 files.append(IncomingFile(name=Path(member.filename).name[:255] or target.name, path=target))
     except (zipfile.BadZipFile, OSError) as exc:
         raise UploadRefused(400, "bundle_unreadable", "Lot illisible : renvoyez-le.") from exc
-    if expected:
-        for f in files:
-            if spool.sha256_of(f.path) not in expected:
-                log.info("bundle member not listed in its manifest (upload %s)", upload.pk)
     return files
+
+
+NOT_IN_MANIFEST = (
+    "Fichier du lot absent du manifeste de l'examen (empreinte SHA-256 inconnue) : il n'a pas été "
+    "stocké. Renvoyez l'examen depuis le poste du site."
+)
+
+
+def _refuse_unlisted(
+    upload: TusUpload, target: Upload, files: list[IncomingFile]
+) -> tuple[list[IncomingFile], list[FileVerdict]]:
+    """Split a bundle's members: those its manifest lists go on, the others get a refusal verdict.
+
+    Checked only when every instance of the manifest carries its SHA-256 (what the site agent
+    sends); a manifest that only counts files cannot say which member is a stranger.
+    """
+    manifest = upload.manifest
+    if upload.kind != TusUpload.Kind.BUNDLE or manifest is None or not manifest.expected:
+        return files, []
+    listed = {e.get("sha256", "").lower() for e in manifest.expected}
+    if "" in listed:
+        return files, []
+    keep, refused = [], []
+    for f in files:
+        sha = spool.sha256_of(f.path)
+        if sha in listed:
+            keep.append(f)
+            continue
+        log.warning("bundle member not listed in its manifest refused (upload %s)", upload.pk)
+        refused.append(FileVerdict.objects.create(
+            upload=target, filename=f.name[:255], size=f.path.stat().st_size, sha256=sha,
+            outcome=FileVerdict.Outcome.REFUSED, code="not_in_manifest", reason=NOT_IN_MANIFEST,
+        ))
+    return keep, refused
 
 
 def expire_stale_uploads(now=None) -> int:
