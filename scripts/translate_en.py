@@ -98,6 +98,7 @@ EN = {
     "Examen reçu au centre :": "Study received at the centre:",
     "Reprise de l'envoi interrompu.": "Resuming the interrupted upload.", "Abandonner": "Give up",
     "commencé le": "started on", "Formulaire simple": "Simple form",
+    "Compression avec perte": "Lossy compression",
 }
 
 

@@ -21,6 +21,7 @@ FACT_TAGS = (
     "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientName",
     "PatientID", "PatientSex", "PatientBirthDate", "PatientAge", "AccessionNumber", "Modality",
     "BodyPartExamined", "StudyDescription", "StudyDate", "InstitutionName", "InstanceNumber",
+    "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
 )
 
 
@@ -36,6 +37,8 @@ def _facts(ds) -> dict:
     for name in FACT_TAGS:
         value = ds.get(name)
         if value is not None and value != "":
+            if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+                value = "\\".join(str(v) for v in value)
             facts[name] = str(value)[:200]
     return facts
 

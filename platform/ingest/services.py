@@ -87,6 +87,9 @@ def record_instance(
             "orthanc_id": stored.orthanc_id,
             "instance_number": int(number) if number.lstrip("-").isdigit() else None,
             "modality": facts.get("Modality", "")[:16],
+            "lossy": facts.get("LossyImageCompression", "") == "01",
+            "lossy_ratio": facts.get("LossyImageCompressionRatio", "")[:64],
+            "lossy_method": facts.get("LossyImageCompressionMethod", "")[:64],
         },
     )
     return study, study_created, instance_created

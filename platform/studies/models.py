@@ -120,6 +120,10 @@ class Instance(models.Model):
     orthanc_id = models.CharField(max_length=64, unique=True)
     instance_number = models.IntegerField(null=True, blank=True)
     modality = models.CharField(max_length=16, blank=True)
+    # Irreversibly compressed (0028,2110 = 01): the radiologist must know.
+    lossy = models.BooleanField(default=False)
+    lossy_ratio = models.CharField(max_length=64, blank=True)
+    lossy_method = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
