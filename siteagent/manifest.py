@@ -24,11 +24,8 @@ MAX_PREVIEWS_PER_STUDY = 4
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def find_files(paths: Iterable[Path]) -> list[Path]:
