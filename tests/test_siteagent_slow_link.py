@@ -123,6 +123,6 @@ def test_a_stat_study_overtakes_routine_ones_already_waiting(
         assert summary_of(stat)["queued"] is True  # the running sender takes it, by urgency
         summary = summary_of(routine)
     assert all(s["complete"] for s in summary["studies"]), summary
-    stat_done = Manifest.objects.get(priority="stat").completed_at
-    routine_done = Manifest.objects.get(priority="routine").completed_at
+    stat_done = Manifest.objects.get(upload__priority="stat").completed_at
+    routine_done = Manifest.objects.get(upload__priority="routine").completed_at
     assert stat_done < routine_done

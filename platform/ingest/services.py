@@ -32,6 +32,7 @@ class ArchiveUnavailable(RuntimeError):
 class IncomingFile:
     name: str
     path: Path
+    sha256: str = ""  # when the caller has already computed (and checked) it: not read twice
 
 
 def _sha256(path: Path) -> str:
@@ -121,7 +122,8 @@ def ingest_files(
         for incoming, verdict in zip(files, verdicts, strict=True):
             row = FileVerdict(
                 upload=upload, filename=incoming.name[:255], size=incoming.path.stat().st_size,
-                sha256=_sha256(incoming.path), code=verdict.code, reason=verdict.reason,
+                sha256=incoming.sha256 or _sha256(incoming.path), code=verdict.code,
+                reason=verdict.reason,
                 sop_instance_uid=verdict.facts.get("SOPInstanceUID", ""),
             )
             rows.append(row)

@@ -6,8 +6,6 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from studies.models import Priority
-
 
 class Manifest(models.Model):
     """What a site announces before sending a study: which instances, how urgent, why.
@@ -17,13 +15,10 @@ class Manifest(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="manifests")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    # One ingest Upload per manifest: the verdicts of its files hang from it.
+    # One ingest Upload per manifest: it holds the site, sender, priority and indication, and
+    # the verdicts of the manifest's files hang from it.
     upload = models.OneToOneField("ingest.Upload", on_delete=models.PROTECT, related_name="manifest")
     study_instance_uid = models.CharField(max_length=64, blank=True, db_index=True)
-    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.ROUTINE)
-    indication = models.TextField(blank=True)
     # [{"sop_instance_uid", "sha256", "size"}] — empty when only a file count is known.
     expected = models.JSONField(default=list, blank=True)
     expected_files = models.PositiveIntegerField(default=0)
@@ -77,6 +72,9 @@ class TusUpload(models.Model):
     class Meta:
         ordering = ["created_at"]
 
+    # Receiving or received but not yet processed: counts against the quota, can still finish.
+    OPEN_STATES = (State.RECEIVING, State.COMPLETE)
+
     @property
     def is_open(self) -> bool:
-        return self.state in (self.State.RECEIVING, self.State.COMPLETE)
+        return self.state in self.OPEN_STATES

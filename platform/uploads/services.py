@@ -13,13 +13,13 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -38,16 +38,16 @@ MAX_BUNDLE_MEMBERS = 2000
 
 
 def max_upload_bytes() -> int:
-    return int(getattr(settings, "UPLOADS_MAX_BYTES", settings.INGEST_MAX_FILE_BYTES))
+    return settings.UPLOADS_MAX_BYTES
 
 
 def site_quota_bytes() -> int:
-    return int(getattr(settings, "UPLOADS_SITE_QUOTA_BYTES", 20 * 1024**3))
+    return settings.UPLOADS_SITE_QUOTA_BYTES
 
 
 def expiry_delay() -> timedelta:
     # Long enough for a site whose link is down over a weekend to resume.
-    return timedelta(seconds=int(getattr(settings, "UPLOADS_EXPIRE_SECONDS", 7 * 24 * 3600)))
+    return timedelta(seconds=settings.UPLOADS_EXPIRE_SECONDS)
 
 
 class UploadRefused(Exception):
@@ -71,9 +71,9 @@ def open_manifest(
 ) -> tuple[Manifest, bool]:
     """Create the manifest of a study, or return the one this site already sent under that id."""
     if manifest_id:
-        found = Manifest.objects.filter(pk=manifest_id).first()
+        found = Manifest.objects.select_related("upload").filter(pk=manifest_id).first()
         if found is not None:
-            if found.site_id != user.site_id:
+            if found.upload.site_id != user.site_id:
                 raise UploadRefused(404, "not_found", "Manifeste inconnu.")
             return found, False
     expected = expected or []
@@ -83,8 +83,7 @@ def open_manifest(
         )
         kwargs = {"pk": manifest_id} if manifest_id else {}
         manifest = Manifest.objects.create(
-            site_id=user.site_id, user=user, upload=upload, study_instance_uid=study_instance_uid,
-            priority=priority, indication=indication, expected=expected,
+            upload=upload, study_instance_uid=study_instance_uid, expected=expected,
             expected_files=expected_files or len(expected), **kwargs,
         )
     return manifest, True
@@ -104,8 +103,7 @@ def manifest_status(manifest: Manifest) -> dict:
         "missing": [uid for uid in expected if uid not in have],
         "study": manifest.upload.verdicts.exclude(study=None).values_list("study_id", flat=True).first(),
         "verdicts": verdicts,
-        "open_uploads": manifest.files.filter(state__in=[TusUpload.State.RECEIVING,
-                                                         TusUpload.State.COMPLETE]).count(),
+        "open_uploads": manifest.files.filter(state__in=TusUpload.OPEN_STATES).count(),
     }
 
 
@@ -156,7 +154,7 @@ def create_upload(*, user: User, length: int, metadata: dict[str, str]) -> TusUp
     manifest = None
     if metadata.get("manifest"):
         manifest = Manifest.objects.filter(
-            pk=parse_uuid(metadata["manifest"]), site_id=user.site_id).first()
+            pk=parse_uuid(metadata["manifest"]), upload__site_id=user.site_id).first()
         if manifest is None:
             raise UploadRefused(400, "unknown_manifest", "Manifeste inconnu pour ce site.")
     sha = metadata.get("sha256", "").lower()
@@ -165,7 +163,7 @@ def create_upload(*, user: User, length: int, metadata: dict[str, str]) -> TusUp
     with transaction.atomic():
         # Lock the site's open uploads so two creations cannot both squeeze under the quota.
         open_rows = TusUpload.objects.select_for_update().filter(
-            site_id=user.site_id, state__in=[TusUpload.State.RECEIVING, TusUpload.State.COMPLETE])
+            site_id=user.site_id, state__in=TusUpload.OPEN_STATES)
         in_use = sum(open_rows.values_list("length", flat=True))
         if in_use + length > site_quota_bytes():
             raise UploadRefused(
@@ -187,12 +185,6 @@ def parse_uuid(value: str) -> str | None:
         return str(uuid.UUID(value))
     except ValueError:
         return None
-
-
-def site_bytes_in_use(site_id: int) -> int:
-    return TusUpload.objects.filter(
-        site_id=site_id, state__in=[TusUpload.State.RECEIVING, TusUpload.State.COMPLETE]
-    ).aggregate(n=Sum("length"))["n"] or 0
 
 
 @dataclass(frozen=True)
@@ -345,7 +337,8 @@ def _files_of(upload: TusUpload, path: Path, work: Path) -> list[IncomingFile]:
         except PhotoRefused as exc:
             raise UploadRefused(400, exc.code, exc.reason) from None
         return [IncomingFile(name=name, path=wrapped)]
-    return [IncomingFile(name=name, path=path)]
+    # finalise_upload has just checked the whole file against this SHA-256 (when one was sent).
+    return [IncomingFile(name=name, path=path, sha256=upload.sha256)]
 
 
 def _unbundle(upload: TusUpload, path: Path, work: Path) -> list[IncomingFile]:
@@ -394,7 +387,7 @@ def _refuse_unlisted(
     for f in files:
         sha = spool.sha256_of(f.path)
         if sha in listed:
-            keep.append(f)
+            keep.append(replace(f, sha256=sha))
             continue
         log.warning("bundle member not listed in its manifest refused (upload %s)", upload.pk)
         refused.append(FileVerdict.objects.create(

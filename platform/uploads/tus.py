@@ -204,7 +204,7 @@ def manifests(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"code": "forbidden"}, status=403)
     if request.method == "GET":
         manifest = Manifest.objects.filter(
-            pk=services.parse_uuid(request.GET.get("id", "")), site_id=user.site_id).first()
+            pk=services.parse_uuid(request.GET.get("id", "")), upload__site_id=user.site_id).first()
         if manifest is None:
             return JsonResponse({"code": "not_found"}, status=404)
         return JsonResponse(services.manifest_status(manifest))
