@@ -33,11 +33,13 @@ class Refused(Exception):
 
 
 def _facts(ds) -> dict:
+    from pydicom.multival import MultiValue
+
     facts = {}
     for name in FACT_TAGS:
         value = ds.get(name)
         if value is not None and value != "":
-            if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+            if isinstance(value, MultiValue):
                 value = "\\".join(str(v) for v in value)
             facts[name] = str(value)[:200]
     return facts

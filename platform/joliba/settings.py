@@ -209,13 +209,9 @@ CELERY_BEAT_SCHEDULE = {
 # AI pre-read: every package (manifest.json + model.onnx) under this folder is enabled.
 JOLIBA_MODELS_DIR = Path(env("JOLIBA_MODELS_DIR", str(DATA_DIR / "models")))
 
-# Worklist order (see worklist/ranking.py): JSON objects merged over these defaults.
-WORKLIST_SLA_MINUTES = {"stat": 30, "urgent": 120, "routine": 1440} | json.loads(
-    env("WORKLIST_SLA_MINUTES", "{}")
-)
-WORKLIST_WEIGHTS = {
-    "ai": 1.0, "priority": 1.0, "sla": 0.5, "overdue": 2.0, "waiting_per_hour": 0.01,
-} | json.loads(env("WORKLIST_WEIGHTS", "{}"))
+# Worklist order: JSON objects merged over the defaults in worklist/ranking.py (their one home).
+WORKLIST_SLA_MINUTES = json.loads(env("WORKLIST_SLA_MINUTES", "{}"))
+WORKLIST_WEIGHTS = json.loads(env("WORKLIST_WEIGHTS", "{}"))
 
 STALLED_STUDY_SECONDS = int(env("STALLED_STUDY_SECONDS", "600"))
 

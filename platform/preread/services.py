@@ -85,10 +85,8 @@ def preread_study(*, study_id: int, rerun: bool = False) -> PreRead | None:
     if study is None:
         return None
     key = models_key(registry)
-    try:
-        run, _ = PreRead.objects.get_or_create(study=study, models_key=key)
-    except IntegrityError:  # the same run created at the same moment elsewhere
-        run = PreRead.objects.get(study=study, models_key=key)
+    # get_or_create re-reads after a unique-constraint clash: a concurrent delivery shares the run.
+    run, _ = PreRead.objects.get_or_create(study=study, models_key=key)
     if run.is_finished:
         if rerun:
             log.info("study %s: already pre-read with these models (run %s)", study_id, run.pk)

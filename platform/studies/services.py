@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import DateTimeField, Q, Value
@@ -31,8 +32,6 @@ def requeue_stalled_studies(*, older_than_s: int) -> list[int]:
     The broker is not the record: a lost message (a broker restarted without persistence, a worker
     host gone) must not leave a study waiting forever. Preparing a study twice is harmless.
     """
-    from datetime import timedelta
-
     from .tasks import prepare_for_reading
 
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
