@@ -13,13 +13,12 @@ from collections.abc import Callable
 from django.db import transaction
 
 from accounts.models import Site
-from orthanc.client import Change, OrthancClient, OrthancError, StoredInstance
-from studies.models import Study
-from studies.services import study_received
+from orthanc.client import Change, OrthancClient, OrthancError
+from studies.archive import get_archive
+from studies.models import Source, Study
+from studies.services import Arrival, InstanceConflict, mark_complete, record_instance
 
-from .archive import get_archive
 from .models import ChangesCursor
-from .services import record_instance
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -50,7 +49,8 @@ def record_stable_study(client: OrthancClient, orthanc_study_id: str) -> Study |
     }
     known = Study.objects.filter(study_instance_uid=base.get("StudyInstanceUID", "")).first()
     site = known.site if known else _site_for(client, instances[0]["ID"])
-    study, created = known, False
+    arrival = Arrival(site_id=site.pk if site else None, source=Source.ARCHIVE)
+    study = known
     for inst in instances:
         facts = {
             **base,
@@ -58,17 +58,15 @@ def record_stable_study(client: OrthancClient, orthanc_study_id: str) -> Study |
             "SeriesInstanceUID": series_uid.get(inst["ParentSeries"], ""),
             "Modality": series_modality.get(inst["ParentSeries"], ""),
         }
-        stored = StoredInstance(
-            orthanc_id=inst["ID"], study_id=orthanc_study_id, series_id=inst["ParentSeries"],
-            already_stored=True,
-        )
-        study, was_created, _ = record_instance(
-            stored=stored, facts=facts,
-            defaults={"site": site, "source": Study.Source.ARCHIVE},
-        )
-        created = created or was_created
-    if created:
-        study_received(study)
+        try:
+            study = record_instance(
+                facts=facts, orthanc_instance_id=inst["ID"], orthanc_study_id=orthanc_study_id,
+                arrival=arrival, complete=False,
+            ).study
+        except InstanceConflict:
+            log.warning("archive instance %s reuses another study's SOP Instance UID", inst["ID"])
+    if study is not None and known is None:
+        study = mark_complete(study)
     return study
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
 from accounts.models import Site, User
-from orthanc.client import OrthancError, StoredInstance
-from studies.models import Instance, Study
-from studies.services import study_received
+from orthanc.client import OrthancError
+from studies.archive import get_archive
+from studies.models import Source
+from studies.selectors import known_study
+from studies.services import Arrival, InstanceConflict, mark_complete, record_instance
 
-from .archive import get_archive
 from .models import FileVerdict, Upload
 from .validation import Limits, check_files
 
@@ -48,51 +48,6 @@ def _limits() -> Limits:
     )
 
 
-def study_facts(facts: dict) -> dict:
-    """Study fields from the DICOM facts of one of its instances."""
-    return {
-        "patient_name": facts.get("PatientName", "")[:200],
-        "patient_id": facts.get("PatientID", "")[:64],
-        "patient_sex": facts.get("PatientSex", "")[:16],
-        "patient_birth_date": facts.get("PatientBirthDate", "")[:8],
-        "accession_number": facts.get("AccessionNumber", "")[:64],
-        "modality": facts.get("Modality", "")[:64],
-        "body_part": facts.get("BodyPartExamined", "")[:64],
-        "description": facts.get("StudyDescription", "")[:200],
-        "study_date": facts.get("StudyDate", "")[:8],
-        "institution": facts.get("InstitutionName", "")[:200],
-    }
-
-
-def record_instance(
-    *, stored: StoredInstance, facts: dict, defaults: dict
-) -> tuple[Study, bool, bool]:
-    """Upsert the study and the instance rows. Returns (study, study_created, instance_created).
-
-    Idempotent: the same instance recorded twice (a retried upload, the changes feed
-    catching up) leaves one row.
-    """
-    study, study_created = Study.objects.get_or_create(
-        study_instance_uid=facts["StudyInstanceUID"],
-        defaults={"orthanc_id": stored.study_id, **study_facts(facts), **defaults},
-    )
-    number = facts.get("InstanceNumber", "")
-    _, instance_created = Instance.objects.get_or_create(
-        sop_instance_uid=facts["SOPInstanceUID"],
-        defaults={
-            "study": study,
-            "series_instance_uid": facts.get("SeriesInstanceUID", ""),
-            "orthanc_id": stored.orthanc_id,
-            "instance_number": int(number) if number.lstrip("-").isdigit() else None,
-            "modality": facts.get("Modality", "")[:16],
-            "lossy": facts.get("LossyImageCompression", "") == "01",
-            "lossy_ratio": facts.get("LossyImageCompressionRatio", "")[:64],
-            "lossy_method": facts.get("LossyImageCompressionMethod", "")[:64],
-        },
-    )
-    return study, study_created, instance_created
-
-
 def ingest_upload(
     *, site: Site, user: User, files: list[IncomingFile], indication: str, priority: str
 ) -> Upload:
@@ -108,7 +63,7 @@ def ingest_files(
     """Check, store and record files that belong to an upload; returns their verdicts.
 
     With announce=False the caller decides when the study counts as received (for example
-    when every instance of a manifest has arrived) and calls studies.services.study_received.
+    when every instance of a manifest has arrived) and calls studies.services.mark_complete.
     """
     site, user = upload.site, upload.user
     indication, priority = upload.indication, upload.priority
@@ -116,7 +71,9 @@ def ingest_files(
     archive = get_archive()
     settings.INGEST_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="check-", dir=settings.INGEST_SPOOL_DIR))
-    new_studies: set[int] = set()
+    arrival = Arrival(site_id=site.pk, sender_id=user.pk, priority=priority, indication=indication,
+                      source=Source.UPLOAD)
+    touched = {}
     try:
         verdicts = check_files([f.path for f in files], work, _limits())
         for incoming, verdict in zip(files, verdicts, strict=True):
@@ -131,11 +88,8 @@ def ingest_files(
                 row.outcome = FileVerdict.Outcome.REFUSED
                 row.save()
                 continue
-            owner = (
-                Study.objects.filter(study_instance_uid=verdict.facts["StudyInstanceUID"])
-                .values_list("site_id", flat=True).first()
-            )
-            if owner is not None and owner != site.pk:
+            known = known_study(verdict.facts["StudyInstanceUID"])
+            if known is not None and known.site_id not in (None, site.pk):
                 row.outcome, row.code = FileVerdict.Outcome.REFUSED, "other_site"
                 row.reason = "Cet examen a déjà été envoyé par un autre site."
                 row.save()
@@ -150,14 +104,18 @@ def ingest_files(
                 row.reason = "L'archive n'a pas pu enregistrer ce fichier ; renvoyez-le."
                 row.save()
                 continue
-            with transaction.atomic():
-                study, created, instance_created = record_instance(
-                    stored=stored, facts=verdict.facts,
-                    defaults={"site": site, "uploaded_by": user, "indication": indication,
-                              "priority": priority, "source": Study.Source.UPLOAD},
+            try:
+                recorded = record_instance(
+                    facts=verdict.facts, orthanc_instance_id=stored.orthanc_id,
+                    orthanc_study_id=stored.study_id, arrival=arrival, complete=False,
                 )
-            if created:
-                new_studies.add(study.pk)
+            except InstanceConflict:
+                row.outcome, row.code = FileVerdict.Outcome.REFUSED, "sop_uid_conflict"
+                row.reason = "Identifiant d'instance déjà utilisé par un autre examen."
+                row.save()
+                continue
+            study, instance_created = recorded.study, recorded.instance_created
+            touched[study.pk] = study
             duplicate = not instance_created  # the platform already had it; Orthanc kept one copy
             row.outcome = FileVerdict.Outcome.DUPLICATE if duplicate else FileVerdict.Outcome.STORED
             if duplicate:
@@ -169,6 +127,6 @@ def ingest_files(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if announce:
-        for pk in sorted(new_studies):
-            study_received(Study.objects.get(pk=pk))
+        for pk in sorted(touched):
+            mark_complete(touched[pk])
     return rows

@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "joliba.context_processors.navigation",
             ]
         },
     }
@@ -197,7 +198,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("ORTHANC_CHANGES_POLL_SECONDS", "5")),
     },
     "requeue-stalled-studies": {  # the database, not the broker, is the record of pending work
-        "task": "studies.tasks.requeue_stalled",
+        "task": "preread.tasks.requeue_stalled",
         "schedule": 300.0,
     },
     "sweep-resumable-uploads": {  # expire stale uploads, finish those a dead process left

@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("studies/send/", include("ingest.urls")),
+    path("studies/<int:pk>/", include("reports.urls")),
     path("studies/", include("studies.urls")),
     path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),

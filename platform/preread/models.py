@@ -19,6 +19,8 @@ class Outcome(models.TextChoices):
 class ModelFacts(models.Model):
     """Which model produced a result, and what it said about why it did not score."""
 
+    status: str  # an Outcome, defined by each concrete model
+
     model_name = models.CharField(max_length=100, blank=True)
     model_version = models.CharField(max_length=50, blank=True)
     model_sha256 = models.CharField(max_length=64, blank=True)
@@ -33,6 +35,18 @@ class ModelFacts(models.Model):
 
     class Meta:
         abstract = True
+
+    @property
+    def is_scored(self) -> bool:
+        return self.status == Outcome.SCORED
+
+    @property
+    def is_refused(self) -> bool:
+        return self.status == Outcome.REFUSED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == Outcome.FAILED
 
     @property
     def model_label(self) -> str:

@@ -10,15 +10,18 @@ import hashlib
 import io
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from studies.models import Instance, Study
+from studies import lifecycle
+from studies.lifecycle import Transition
+from studies.models import Instance, Status, Study, StudyEvent
 
 from .models import ImageResult, Outcome, PreRead
 
@@ -105,8 +108,8 @@ def preread_study(*, study_id: int, rerun: bool = False) -> PreRead | None:
 
 def _score_instance(*, run: PreRead, instance: Instance, registry: ModelRegistry) -> None:
     from inference.preread import run_preread  # here, so the web process never loads onnxruntime
-    from ingest.archive import get_archive
     from orthanc.client import OrthancError
+    from studies.archive import get_archive
 
     try:
         data = get_archive().instance_file(instance.orthanc_id)
@@ -163,8 +166,8 @@ def _store(run: PreRead, instance: Instance, **fields: Any) -> None:
 
 
 def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -> PreRead:
-    """Summarise the images into the run, make it the study's current pre-read, copy the
-    ranking facts onto the study. Once only: the run row is locked and checked."""
+    """Summarise the images into the run and make it the study's current pre-read (the worklist
+    ranks from it). Once only: the run row is locked and checked."""
     with transaction.atomic():
         locked = PreRead.objects.select_for_update().get(pk=run.pk)
         if locked.is_finished:
@@ -196,9 +199,6 @@ def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -
         PreRead.objects.filter(study=study, is_current=True).update(is_current=False)
         locked.is_current = True
         locked.save()
-        Study.objects.filter(pk=study.pk).update(
-            ai_urgency=locked.urgency if scored else None, ai_critical=bool(locked.critical_flags)
-        )
     return locked
 
 
@@ -206,3 +206,51 @@ def _copy_facts(image: ImageResult, run: PreRead) -> None:
     for name in ("model_name", "model_version", "model_sha256", "demo", "draft_fr", "draft_en",
                  "reason_code", "reason_fr", "reason_en"):
         setattr(run, name, getattr(image, name))
+
+
+def prepare_study_for_reading(study_id: int) -> Study | None:
+    """Pre-read a received study with the enabled models, then put it in the reading queue.
+
+    Whatever the pre-read does (scores, refuses, fails, crashes), the study reaches the queue:
+    AI must never stand between a patient and a radiologist. No model enabled: straight to the queue.
+    """
+    if not Study.objects.filter(pk=study_id, status=Status.RECEIVED).exists():
+        return Study.objects.filter(pk=study_id).first()
+    try:
+        preread_study(study_id=study_id)
+    except Exception:  # a bug there must not hold the study back; the log keeps the trace
+        log.exception("pre-read of study %s crashed; queueing it without", study_id)
+    study = Study.objects.get(pk=study_id)
+    try:
+        return lifecycle.transition(study, Transition.QUEUE)
+    except lifecycle.TransitionRefused:  # claimed meanwhile (a STAT case need not wait for AI)
+        study.refresh_from_db()
+        return study
+
+
+def requeue_stalled_studies(*, older_than_s: int) -> list[int]:
+    """Enqueue again the studies still « reçu » after a while.
+
+    The broker is not the record: a lost message (a broker restarted without persistence, a worker
+    host gone) must not leave a study waiting forever. Preparing a study twice is harmless.
+    """
+    from .tasks import prepare_for_reading
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    recent = StudyEvent.objects.filter(study=OuterRef("pk"), to_status=Status.RECEIVED, at__gte=cutoff)
+    stalled = list(
+        Study.objects.filter(status=Status.RECEIVED).filter(~Exists(recent)).values_list("pk", flat=True)
+    )
+    for pk in stalled:
+        prepare_for_reading.delay(pk)
+    if stalled:
+        log.warning("re-queued %d studies still waiting in 'received'", len(stalled))
+    return stalled
+
+
+def on_status_changed(sender: object, *, study_id: int, transition: str, to_status: str, **_: object) -> None:
+    """A study became complete (or got new images after its report): pre-read it, off the request."""
+    if to_status == Status.RECEIVED:
+        from .tasks import prepare_for_reading
+
+        prepare_for_reading.delay(study_id)

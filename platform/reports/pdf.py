@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from xml.sax.saxutils import escape
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.utils import timezone
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -44,15 +44,7 @@ def report_pdf(report: Report) -> bytes:
     return buffer.getvalue()
 
 
-def signed_report_pdf_response(*, user, study) -> HttpResponse:
-    """The signed report of a study the user may see, as a PDF; opening it at the site delivers it."""
-    from studies.services import mark_delivered
-
-    report = getattr(study, "report", None)
-    if not report or not report.is_signed:
-        raise Http404
-    if user.is_technician:
-        mark_delivered(study)
+def report_pdf_response(report: Report) -> HttpResponse:
     response = HttpResponse(report_pdf(report), content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="compte-rendu-{study.pk}.pdf"'
+    response["Content-Disposition"] = f'inline; filename="compte-rendu-{report.study_id}.pdf"'
     return response

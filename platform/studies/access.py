@@ -1,15 +1,40 @@
-"""Who may see which study: the one place that decides, used by every view and API."""
+"""Who may see or do what: the one place that decides. Every page, API route, image, PDF and
+upload URL asks here; templates get the answers as context, never re-derive them.
+
+Rules (the table in docs/access.md is generated from the tests of this module):
+- a technician sees the studies of their own site, nothing else; a radiologist or an admin
+  sees every study; an inactive or anonymous user sees nothing;
+- a technician of a site (or an admin attached to it) sends studies for that site only;
+- radiologists read: they see the worklist, claim a complete study nobody else holds, and
+  only the radiologist holding a study writes, signs or returns it;
+- the radiologist holding a study, or an admin, releases it; an admin reassigns it;
+- a report is shown to the site once signed; drafts only to radiologists and admins;
+- AI output (scores, drafts, overlays) is for radiologists and admins, never for the site;
+- a sending's verdicts are seen by the technicians of its site and by admins.
+Objects a user may not see answer 404, never 403: a site must not learn what another sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import User
 
-from .models import Study
+from .models import Status, Study
+
+# A study can be claimed once it is complete: never while it is still arriving.
+CLAIMABLE = (Status.RECEIVED, Status.QUEUED)
+
+
+def _active(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
 
 
 def studies_visible_to(user: User) -> QuerySet[Study]:
-    if not user.is_authenticated or not user.is_active:
+    if not _active(user):
         return Study.objects.none()
     if user.is_joliba_admin or user.is_radiologist:
         return Study.objects.all()
@@ -18,14 +43,84 @@ def studies_visible_to(user: User) -> QuerySet[Study]:
     return Study.objects.none()
 
 
-def get_study_for_user(user: User, pk: int) -> Study:
+def may_see_study(user: User, study: Study) -> bool:
+    return studies_visible_to(user).filter(pk=study.pk).exists()
+
+
+def get_study_for_user(user: User, pk: object) -> Study:
     """The study if this user may see it, else 404 (never 403: do not confirm it exists)."""
     try:
-        return studies_visible_to(user).select_related("site").get(pk=pk)
+        return studies_visible_to(user).select_related("site", "assigned_to").get(pk=pk)
     except (Study.DoesNotExist, ValueError, TypeError):
         raise Http404 from None
 
 
-def can_read(user: User) -> bool:
-    """May write and sign reports."""
-    return user.is_authenticated and user.is_active and user.is_radiologist
+def may_send_for_site(user: User, site_id: int | None = None) -> bool:
+    """May send studies, for `site_id` when given (else for the user's own site)."""
+    if not _active(user) or not user.site_id:
+        return False
+    if not (user.is_technician or user.is_joliba_admin):
+        return False
+    return site_id is None or site_id == user.site_id
+
+
+def may_read_studies(user: User) -> bool:
+    """May open the worklist and the reading page (radiologists)."""
+    return _active(user) and user.is_radiologist
+
+
+def may_claim(user: User, study: Study) -> bool:
+    return (
+        may_read_studies(user)
+        and study.status in CLAIMABLE
+        and study.assigned_to_id in (None, user.pk)
+    )
+
+
+def holds(user: User, study: Study) -> bool:
+    """The radiologist currently reading this study."""
+    return (
+        may_read_studies(user) and study.status == Status.IN_READING and study.assigned_to_id == user.pk
+    )
+
+
+def may_sign_reports(user: User, study: Study) -> bool:
+    """May write, save and sign the report of this study, or return it as not diagnostic."""
+    return holds(user, study)
+
+
+def may_release(user: User, study: Study) -> bool:
+    return study.status == Status.IN_READING and (holds(user, study) or _is_admin(user))
+
+
+def may_reassign(user: User, study: Study) -> bool:
+    return study.status == Status.IN_READING and _is_admin(user)
+
+
+def may_see_report(user: User, study: Study, *, signed: bool) -> bool:
+    """A signed report: whoever sees the study. A draft: radiologists and admins only."""
+    if not may_see_study(user, study):
+        return False
+    return signed or user.is_radiologist or user.is_joliba_admin
+
+
+def opening_delivers_report(user: User, study: Study) -> bool:
+    """Opening the signed report counts as delivered when a technician of its site does it."""
+    return _active(user) and user.is_technician and user.site_id == study.site_id
+
+
+def may_see_ai_output(user: User) -> bool:
+    return _active(user) and (user.is_radiologist or user.is_joliba_admin)
+
+
+def may_see_sending(user: User, *, site_id: int) -> bool:
+    """May see a sending (plain upload, resumable transfer, manifest) and its verdicts."""
+    if not _active(user):
+        return False
+    if user.is_joliba_admin:
+        return True
+    return user.is_technician and user.site_id == site_id
+
+
+def _is_admin(user: User) -> bool:
+    return _active(user) and user.is_joliba_admin

@@ -1,6 +1,11 @@
+"""A study (a case) and its instances. Its status changes only through studies.lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,32 +19,26 @@ PRIORITY_RANK = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
 
 
 class Status(models.TextChoices):
+    """Where a study is in its life; the allowed moves are the table in studies.lifecycle."""
+
+    ARRIVING = "arriving", _("En cours d'arrivée")
     RECEIVED = "received", _("Reçu")
-    PRE_READ = "pre_read", _("Pré-lu par l'IA")
     QUEUED = "queued", _("En attente de lecture")
     IN_READING = "in_reading", _("En lecture")
     REPORTED = "reported", _("Compte rendu signé")
     DELIVERED = "delivered", _("Compte rendu remis au site")
+    RETURNED = "returned", _("Renvoyé au site : images non diagnostiques")
 
 
-# Which timestamp each status stamps when the study enters it.
-STATUS_TIMESTAMP = {
-    Status.RECEIVED: "received_at",
-    Status.PRE_READ: "pre_read_at",
-    Status.QUEUED: "queued_at",
-    Status.IN_READING: "reading_started_at",
-    Status.REPORTED: "reported_at",
-    Status.DELIVERED: "delivered_at",
-}
-OPEN_STATUSES = (Status.RECEIVED, Status.PRE_READ, Status.QUEUED, Status.IN_READING)
+class Source(models.TextChoices):
+    UPLOAD = "upload", _("Envoi par le site")
+    ARCHIVE = "archive", _("Arrivé directement dans l'archive (C-STORE, pair)")
 
 
 class Study(models.Model):
     """One imaging study (a case) as it travels from a site to a signed report."""
 
-    class Source(models.TextChoices):
-        UPLOAD = "upload", _("Envoi par le site")
-        ARCHIVE = "archive", _("Arrivé directement dans l'archive (C-STORE, pair)")
+    Source = Source  # kept reachable as Study.Source
 
     orthanc_id = models.CharField(max_length=64, unique=True)
     study_instance_uid = models.CharField(max_length=64, unique=True)
@@ -70,25 +69,19 @@ class Study(models.Model):
     priority = models.CharField(
         _("priorité"), max_length=16, choices=Priority.choices, default=Priority.ROUTINE
     )
+    # How many instances the site announced (its manifest); None when it did not say.
+    expected_instances = models.PositiveIntegerField(null=True, blank=True)
 
+    # Written only by studies.lifecycle.transition(); the history with times and actors is
+    # StudyEvent, so no per-status timestamp column repeats it.
     status = models.CharField(
-        _("statut"), max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True
+        _("statut"), max_length=16, choices=Status.choices, default=Status.ARRIVING, db_index=True
     )
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
         related_name="assigned_studies", verbose_name=_("radiologue"),
     )
-    # The current AI pre-read, copied here so the worklist ranks without a join (preread app holds
-    # the full results and their history).
-    ai_urgency = models.FloatField(_("urgence IA"), null=True, blank=True)
-    ai_critical = models.BooleanField(_("alerte critique IA"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    received_at = models.DateTimeField(null=True, blank=True)
-    pre_read_at = models.DateTimeField(null=True, blank=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    reading_started_at = models.DateTimeField(null=True, blank=True)
-    reported_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -97,18 +90,67 @@ class Study(models.Model):
     def __str__(self) -> str:
         return f"{self.modality or '?'} {self.description or ''} #{self.pk}".strip()
 
-    def move_to(self, status: str, *, save: bool = True) -> None:
-        """Enter a status and stamp its time (the first time only)."""
-        self.status = status
-        field = STATUS_TIMESTAMP[status]
-        if getattr(self, field) is None:
-            setattr(self, field, timezone.now())
-        if save:
-            self.save(update_fields=["status", field])
+    def entered_at(self, status: str) -> datetime | None:
+        """When the study last entered `status` (from its history), or None."""
+        for event in reversed(self.history):
+            if event.to_status == status:
+                return event.at
+        return None
 
     @property
-    def timeline(self) -> list[tuple[str, object]]:
-        return [(Status(s).label, getattr(self, f)) for s, f in STATUS_TIMESTAMP.items()]
+    def history(self) -> list[StudyEvent]:
+        """Its events, oldest first (prefetch `events` to list many studies)."""
+        return list(self.events.all())
+
+    @property
+    def received_at(self) -> datetime | None:
+        """When the study was first complete: the start of its wait for a radiologist."""
+        for event in self.history:
+            if event.to_status == Status.RECEIVED:
+                return event.at
+        return None
+
+    @property
+    def reported_at(self) -> datetime | None:
+        return self.entered_at(Status.REPORTED)
+
+    @property
+    def delivered_at(self) -> datetime | None:
+        return self.entered_at(Status.DELIVERED)
+
+    @property
+    def is_arriving(self) -> bool:
+        return self.status == Status.ARRIVING
+
+    @property
+    def arrival_progress(self) -> tuple[int, int | None]:
+        """(instances in the archive, instances announced) while the study is arriving."""
+        return self.instances.count(), self.expected_instances
+
+
+class StudyEvent(models.Model):
+    """One move of a study's lifecycle: what, from where to where, by whom, when."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
+    transition = models.CharField(max_length=24)  # studies.lifecycle.Transition
+    from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The radiologist a claim or reassignment gave the study to.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason_code = models.CharField(max_length=40, blank=True)  # e.g. why a study was returned
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["study", "to_status", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.study_id} {self.transition} {self.from_status}→{self.to_status}"
 
 
 class Instance(models.Model):

@@ -1,99 +1,147 @@
-"""What happens to a study as it moves along; views, API and tasks all come through here."""
+"""Writes of the studies app: recording what reached the archive. Other apps call these; they
+never create or update Study/Instance rows themselves. Status changes: studies.lifecycle."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from typing import Any
 
-from django.db import transaction
-from django.db.models import DateTimeField, Q, Value
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
-from accounts.models import User
-
-from .models import Status, Study
+from . import lifecycle
+from .lifecycle import Transition
+from .models import Priority, Source, Status, Study
 
 log = logging.getLogger(__name__)
 
 
-def study_received(study: Study) -> None:
-    """A study is in the archive: stamp it and prepare it for reading, off the request."""
-    if study.received_at is None:
-        study.move_to(Status.RECEIVED)
-    from .tasks import prepare_for_reading
+@dataclass(frozen=True)
+class Arrival:
+    """Who sent a study and why: the sender's intent, attached to the study when it is created."""
 
-    transaction.on_commit(lambda: prepare_for_reading.delay(study.pk))
+    site_id: int | None = None
+    sender_id: int | None = None
+    priority: str = Priority.ROUTINE
+    indication: str = ""
+    source: str = Source.UPLOAD
+    expected_instances: int | None = None
 
 
-def requeue_stalled_studies(*, older_than_s: int) -> list[int]:
-    """Enqueue again the studies still « reçu » after a while.
+@dataclass(frozen=True)
+class Recorded:
+    study: Study
+    study_created: bool
+    instance_created: bool
 
-    The broker is not the record: a lost message (a broker restarted without persistence, a worker
-    host gone) must not leave a study waiting forever. Preparing a study twice is harmless.
+
+class InstanceConflict(Exception):
+    """The SOP Instance UID is already recorded under another study."""
+
+
+def study_facts(facts: dict[str, str]) -> dict[str, str]:
+    """Study fields from the DICOM facts of one of its instances."""
+    return {
+        "patient_name": facts.get("PatientName", "")[:200],
+        "patient_id": facts.get("PatientID", "")[:64],
+        "patient_sex": facts.get("PatientSex", "")[:16],
+        "patient_birth_date": facts.get("PatientBirthDate", "")[:8],
+        "accession_number": facts.get("AccessionNumber", "")[:64],
+        "modality": facts.get("Modality", "")[:64],
+        "body_part": facts.get("BodyPartExamined", "")[:64],
+        "description": facts.get("StudyDescription", "")[:200],
+        "study_date": facts.get("StudyDate", "")[:8],
+        "institution": facts.get("InstitutionName", "")[:200],
+    }
+
+
+def record_instance(
+    *,
+    facts: dict[str, str],
+    orthanc_instance_id: str,
+    orthanc_study_id: str,
+    arrival: Arrival,
+    complete: bool,
+) -> Recorded:
+    """Upsert the study and the instance once Orthanc has stored it.
+
+    Idempotent: the same instance recorded twice (a retried upload, the changes feed catching up)
+    leaves one row. A new study starts `received` when `complete`, else `arriving` (it becomes
+    received through mark_complete). An instance whose SOP Instance UID belongs to another
+    study raises InstanceConflict and records nothing. An instance reaching a study already
+    reported reopens it, so the new images are read.
     """
-    from .tasks import prepare_for_reading
+    from .models import Instance
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    stalled = list(
-        Study.objects.filter(status=Status.RECEIVED, received_at__lt=cutoff).values_list("pk", flat=True)
-    )
-    for pk in stalled:
-        prepare_for_reading.delay(pk)
-    if stalled:
-        log.warning("re-queued %d studies still waiting in 'received'", len(stalled))
-    return stalled
-
-
-def prepare_study_for_reading(study_id: int) -> Study | None:
-    """Pre-read a received study with the enabled AI models, then put it in the reading queue.
-
-    Whatever the pre-read does (scores, refuses, fails, crashes), the study reaches the queue:
-    AI must never stand between a patient and a radiologist. No model enabled: straight to the queue.
-    """
-    if Study.objects.filter(pk=study_id, status=Status.RECEIVED).exists():
-        from preread.services import preread_study
-
-        try:
-            run = preread_study(study_id=study_id)
-        except Exception:  # a bug there must not hold the study back; the log keeps the trace
-            log.exception("pre-read of study %s crashed; queueing it without", study_id)
-            run = None
-    else:
-        run = None
+    study_uid, sop_uid = facts["StudyInstanceUID"], facts["SOPInstanceUID"]
     with transaction.atomic():
-        study = Study.objects.select_for_update().filter(pk=study_id).first()
+        owner = Instance.objects.filter(sop_instance_uid=sop_uid).values_list(
+            "study__study_instance_uid", flat=True).first()
+        if owner is not None and owner != study_uid:
+            raise InstanceConflict(sop_uid)
+        study = Study.objects.select_for_update().filter(study_instance_uid=study_uid).first()
+        created = study is None
         if study is None:
-            return None
-        if study.status in (Status.RECEIVED, Status.PRE_READ):
-            if run is not None and run.status == "scored":
-                study.move_to(Status.PRE_READ)
-            study.move_to(Status.QUEUED)
-        return study
-
-
-def claim_study(*, study: Study, radiologist: User) -> bool:
-    """Take a study for reading. Atomic: of two radiologists clicking at once, one wins."""
-    if not radiologist.is_radiologist:
-        return False
-    taken = Study.objects.filter(
-        Q(assigned_to__isnull=True) | Q(assigned_to=radiologist),
-        pk=study.pk,
-        status__in=[Status.RECEIVED, Status.PRE_READ, Status.QUEUED, Status.IN_READING],
-    ).update(
-        assigned_to=radiologist,
-        status=Status.IN_READING,
-        reading_started_at=Coalesce(
-            "reading_started_at", Value(timezone.now(), output_field=DateTimeField())
-        ),
-    )
+            try:
+                with transaction.atomic():
+                    study = lifecycle.create_study(
+                        event=Transition.RECEIVE if complete else Transition.ARRIVE,
+                        study_instance_uid=study_uid, orthanc_id=orthanc_study_id,
+                        **study_facts(facts), **_arrival_fields(arrival),
+                    )
+            except IntegrityError:  # created meanwhile by a concurrent recorder: use theirs
+                created = False
+                study = Study.objects.select_for_update().get(study_instance_uid=study_uid)
+        number = facts.get("InstanceNumber", "")
+        _, instance_created = Instance.objects.get_or_create(
+            sop_instance_uid=sop_uid,
+            defaults={
+                "study": study,
+                "series_instance_uid": facts.get("SeriesInstanceUID", ""),
+                "orthanc_id": orthanc_instance_id,
+                "instance_number": int(number) if number.lstrip("-").isdigit() else None,
+                "modality": facts.get("Modality", "")[:16],
+                "lossy": facts.get("LossyImageCompression", "") == "01",
+                "lossy_ratio": facts.get("LossyImageCompressionRatio", "")[:64],
+                "lossy_method": facts.get("LossyImageCompressionMethod", "")[:64],
+            },
+        )
+        if instance_created and not created:
+            _take_new_image(study, arrival=arrival, complete=complete)
     study.refresh_from_db()
-    return bool(taken)
+    return Recorded(study=study, study_created=created, instance_created=instance_created)
 
 
-def mark_delivered(study: Study) -> None:
-    """The site has opened its signed report."""
-    Study.objects.filter(pk=study.pk, status=Status.REPORTED).update(
-        status=Status.DELIVERED, delivered_at=timezone.now()
-    )
-    study.refresh_from_db()
+def _arrival_fields(arrival: Arrival) -> dict[str, Any]:
+    return {
+        "site_id": arrival.site_id, "uploaded_by_id": arrival.sender_id, "priority": arrival.priority,
+        "indication": arrival.indication[:2000], "source": arrival.source,
+        "expected_instances": arrival.expected_instances,
+    }
+
+
+def _take_new_image(study: Study, *, arrival: Arrival, complete: bool) -> None:
+    """A new instance for a study the platform already has."""
+    if study.status in (Status.REPORTED, Status.DELIVERED):
+        # Images after the report would stay unread: back to the worklist as an addendum case.
+        lifecycle.transition(study, Transition.REOPEN)
+    elif study.status == Status.RETURNED:
+        # The site repeats a study the radiologist returned as not diagnostic.
+        lifecycle.transition(study, Transition.RECEIVE if complete else Transition.ARRIVE)
+    attribute_to_sender(study, arrival)
+
+
+def mark_complete(study: Study) -> Study:
+    """Every announced instance is in (or refused): the study may now be read."""
+    if study.status == Status.ARRIVING:
+        try:
+            return lifecycle.transition(study, Transition.RECEIVE)
+        except lifecycle.TransitionRefused:  # completed meanwhile by another finaliser
+            study.refresh_from_db()
+    return study
+
+
+def attribute_to_sender(study: Study, arrival: Arrival) -> None:
+    """Give a study recorded without a sender (seen first from the archive) its sender's intent."""
+    if arrival.site_id is not None:
+        Study.objects.filter(pk=study.pk, site=None).update(**_arrival_fields(arrival))

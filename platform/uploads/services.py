@@ -26,8 +26,9 @@ from django.utils import timezone
 from accounts.models import User
 from ingest.models import FileVerdict, Upload
 from ingest.services import ArchiveUnavailable, IncomingFile, ingest_files
-from studies.models import Instance, Priority, Study
-from studies.services import study_received
+from studies.models import Priority, Study
+from studies.selectors import instances_in_archive
+from studies.services import mark_complete
 
 from . import spool
 from .models import Manifest, TusUpload
@@ -108,9 +109,7 @@ def manifest_status(manifest: Manifest) -> dict:
 
 
 def _in_archive(sop_uids) -> set[str]:
-    """The instances Orthanc has acknowledged (an Instance row is written only after its store)."""
-    return set(Instance.objects.filter(sop_instance_uid__in=list(sop_uids))
-               .values_list("sop_instance_uid", flat=True))
+    return instances_in_archive(list(sop_uids))
 
 
 def settle_manifest(manifest: Manifest) -> bool:
@@ -134,7 +133,7 @@ def settle_manifest(manifest: Manifest) -> bool:
         return True
     study_ids = set(manifest.upload.verdicts.exclude(study=None).values_list("study_id", flat=True))
     for study in Study.objects.filter(pk__in=study_ids):
-        study_received(study)
+        mark_complete(study)
     return True
 
 

@@ -9,16 +9,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from preread.models import ImageResult
 from preread.selectors import current_preread, image_results_by_instance
+from reports.forms import ReportForm
 from reports.services import save_report
-from studies.access import can_read, get_study_for_user
-from studies.forms import ReportForm
-from studies.services import claim_study
+from studies import access, lifecycle
+from studies.lifecycle import Transition
 
 from .selectors import worklist_for
 
 
 def _radiologist_only(request: HttpRequest) -> None:
-    if not can_read(request.user):
+    if not access.may_read_studies(request.user):
         raise PermissionDenied
 
 
@@ -26,32 +26,51 @@ def _radiologist_only(request: HttpRequest) -> None:
 def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
     studies = worklist_for(request.user)
+    for study in studies:
+        study.may_claim = access.may_claim(request.user, study)
+        study.held = access.holds(request.user, study)
     return render(request, "worklist/worklist.html", {
         "studies": studies, "any_demo": any(s.ai and s.ai.demo for s in studies),
     })
+
+
+def _move(request: HttpRequest, pk: int, event: str) -> lifecycle.TransitionRefused | None:
+    study = access.get_study_for_user(request.user, pk)
+    try:
+        lifecycle.transition(study, event, actor=request.user)
+    except lifecycle.TransitionRefused as exc:
+        messages.error(request, exc.message)
+        return exc
+    return None
 
 
 @require_POST
 @login_required
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     _radiologist_only(request)
-    study = get_study_for_user(request.user, pk)
-    if not claim_study(study=study, radiologist=request.user):
-        messages.error(request, _("Cet examen est déjà lu par un confrère."))
+    if _move(request, pk, Transition.CLAIM):
         return redirect("worklist")
-    return redirect("read", pk=study.pk)
+    return redirect("read", pk=pk)
+
+
+@require_POST
+@login_required
+def release(request: HttpRequest, pk: int) -> HttpResponse:
+    if not _move(request, pk, Transition.RELEASE):
+        messages.success(request, _("Examen remis dans la liste de travail."))
+    return redirect("worklist")
 
 
 @login_required
 def read(request: HttpRequest, pk: int) -> HttpResponse:
     _radiologist_only(request)
-    study = get_study_for_user(request.user, pk)
-    report = getattr(study, "report", None)
-    if study.assigned_to_id != request.user.pk:
+    study = access.get_study_for_user(request.user, pk)
+    if not access.may_sign_reports(request.user, study):
         messages.error(request, _("Prenez d'abord cet examen en lecture."))
         return redirect("study_detail", pk=study.pk)
+    report = getattr(study, "report", None)
     ai = current_preread(study)
-    draft = ai.draft_body if ai and ai.status == "scored" else ""
+    draft = ai.draft_body if ai and ai.is_scored else ""
     if report:
         initial = {"findings": report.findings, "conclusion": report.conclusion}
     else:  # the AI draft is where the radiologist starts; the label stays until they edit it
@@ -72,7 +91,7 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
     findings_now = form["findings"].value() or ""
     return render(request, "worklist/read.html", {
         "study": study, "form": form, "report": report, "instances": study.instances.all()[:24],
-        "ai": ai, "ai_results": image_results_by_instance(ai),
+        "ai": ai, "ai_results": image_results_by_instance(ai), "show_ai": True,
         "ai_draft_unedited": bool(draft) and findings_now.strip() == draft.strip(),
     })
 
@@ -82,8 +101,9 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
 @cache_control(private=True, max_age=86400)
 def heatmap(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponse:
     """The AI heatmap of one image, from the stored result (current pre-read)."""
-    _radiologist_only(request)
-    study = get_study_for_user(request.user, pk)
+    if not access.may_see_ai_output(request.user):
+        raise Http404
+    study = access.get_study_for_user(request.user, pk)
     result = get_object_or_404(
         ImageResult, preread__study=study, preread__is_current=True, instance_id=instance_pk
     )

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import Priority
+from studies.models import Priority
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -21,17 +21,10 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data, initial)] if data else []
 
 
-class UploadForm(forms.Form):
+class SubmissionForm(forms.Form):
     files = MultipleFileField(label=_("Fichiers DICOM de l'examen"))
     indication = forms.CharField(
         label=_("Indication clinique"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
     )
     priority = forms.ChoiceField(label=_("Priorité"), choices=Priority.choices,
                                  initial=Priority.ROUTINE)
-
-
-class ReportForm(forms.Form):
-    findings = forms.CharField(label=_("Résultats"), widget=forms.Textarea(attrs={"rows": 10}),
-                               required=False, max_length=20000)
-    conclusion = forms.CharField(label=_("Conclusion"), widget=forms.Textarea(attrs={"rows": 4}),
-                                 required=False, max_length=5000)

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from ingest.services import IncomingFile
+from .services import IncomingFile
 
 
 @contextmanager

@@ -1,0 +1,61 @@
+"""The plain sending through the API (multipart): every file gets a verdict."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from studies.access import may_send_for_site
+from studies.models import Priority
+
+from .incoming import spooled
+from .models import FileVerdict, Upload
+from .services import ingest_upload
+
+
+class VerdictSerializer(serializers.ModelSerializer):
+    study = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = FileVerdict
+        fields = ["filename", "size", "sha256", "outcome", "code", "reason", "sop_instance_uid",
+                  "study"]
+
+
+class UploadSerializer(serializers.ModelSerializer):
+    verdicts = VerdictSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Upload
+        fields = ["id", "created_at", "priority", "indication", "verdicts"]
+
+
+class UploadRequestSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+    indication = serializers.CharField(max_length=2000)
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
+
+
+@extend_schema(request={"multipart/form-data": UploadRequestSerializer},
+               responses={201: UploadSerializer})
+@api_view(["POST"])
+@parser_classes([MultiPartParser])
+def upload_study(request):
+    """Send the DICOM files of a study; every file gets a verdict (accepted or refused, why)."""
+    if not may_send_for_site(request.user):
+        raise PermissionDenied("Seuls les techniciens d'un site envoient des examens.")
+    data = UploadRequestSerializer(data={
+        "files": request.FILES.getlist("files"),
+        "indication": request.data.get("indication", ""),
+        "priority": request.data.get("priority", Priority.ROUTINE),
+    })
+    data.is_valid(raise_exception=True)
+    with spooled(data.validated_data["files"]) as incoming:
+        sent = ingest_upload(
+            site=request.user.site, user=request.user, files=incoming,
+            indication=data.validated_data["indication"],
+            priority=data.validated_data["priority"],
+        )
+    return Response(UploadSerializer(sent).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,43 @@
+"""The plain sending form (works without JavaScript) and its result page."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from studies.access import may_see_sending, may_send_for_site
+
+from .forms import SubmissionForm
+from .incoming import spooled
+from .models import Upload
+from .services import ingest_upload
+
+
+@login_required
+def upload(request: HttpRequest) -> HttpResponse:
+    if not may_send_for_site(request.user):
+        raise PermissionDenied
+    form = SubmissionForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        with spooled(form.cleaned_data["files"]) as incoming:
+            sent = ingest_upload(
+                site=request.user.site, user=request.user, files=incoming,
+                indication=form.cleaned_data["indication"],
+                priority=form.cleaned_data["priority"],
+            )
+        return redirect("upload_result", upload_id=sent.pk)
+    return render(request, "ingest/upload.html", {"form": form})
+
+
+@login_required
+def upload_result(request: HttpRequest, upload_id: str) -> HttpResponse:
+    sent = Upload.objects.filter(pk=upload_id).first()
+    if sent is None or not may_see_sending(request.user, site_id=sent.site_id):
+        raise Http404
+    verdicts = list(sent.verdicts.select_related("study"))
+    studies = {v.study for v in verdicts if v.study}
+    return render(request, "ingest/upload_result.html", {
+        "upload": sent, "verdicts": verdicts, "studies": sorted(studies, key=lambda s: s.pk),
+        "accepted": sum(v.accepted for v in verdicts),
+        "refused": sum(not v.accepted for v in verdicts),
+    })

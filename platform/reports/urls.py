@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+# Mounted under studies/<int:pk>/.
+urlpatterns = [
+    path("report/", views.report_page, name="report"),
+    path("report.pdf", views.report_pdf_view, name="report_pdf"),
+]
