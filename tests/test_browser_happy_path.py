@@ -52,7 +52,10 @@ def test_it_runs_the_happy_path_in_chromium(live_server, celery_worker, tech_a, 
         assert study.status == "reported"
 
         tech.goto(f"{url}/studies/{study.pk}/")
+        tech.click("text=Voir le compte rendu signé")
         assert "Scanner cérébral sans anomalie." in tech.locator(".report").inner_text()
+        study.refresh_from_db()
+        assert study.status == "delivered"  # the site opened it
         tech.screenshot(path=str(ARTIFACTS / "3-technician-report.png"), full_page=True)
         pdf = tech.request.get(f"{url}/studies/{study.pk}/report.pdf")
         assert pdf.ok and pdf.body().startswith(b"%PDF")

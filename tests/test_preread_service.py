@@ -11,7 +11,9 @@ from django.urls import reverse
 
 from preread.models import ImageResult, PreRead
 from studies.models import Study
-from studies.services import claim_study, prepare_study_for_reading
+from preread.services import prepare_study_for_reading
+from studies import lifecycle
+from studies.lifecycle import Transition
 from tests.inference_helpers import TESTDATA, build_constant_model
 from tests.paths import REPO
 from tests.preread_helpers import send_chest, send_ct
@@ -37,9 +39,9 @@ def test_it_scores_a_chest_radiograph_stores_the_result_and_queues_it(models_dir
     prepare_study_for_reading(study.pk)
 
     study.refresh_from_db()
-    assert study.status == "queued" and study.pre_read_at is not None and study.queued_at is not None
-    assert study.ai_urgency == pytest.approx(0.95, abs=1e-4) and study.ai_critical is True
+    assert study.status == "queued" and study.entered_at("queued") is not None
     run = PreRead.objects.get(study=study)
+    assert run.urgency == pytest.approx(0.95, abs=1e-4) and run.critical_flags
     assert run.status == "scored" and run.is_current and run.attempts == 1
     assert (run.model_name, run.model_version, run.demo) == ("joliba-demo-cxr", "1.0.0", True)
     assert run.model_sha256 == (package / "manifest.json").read_text().split('"sha256": "')[1][:64]
@@ -70,7 +72,7 @@ def test_no_model_enabled_sends_the_study_straight_to_the_queue(models_dir, tech
     study = send_chest(tech_a, tmp_path)
     prepare_study_for_reading(study.pk)
     study.refresh_from_db()
-    assert study.status == "queued" and study.pre_read_at is None and study.ai_urgency is None
+    assert study.status == "queued" and not PreRead.objects.filter(study=study, status="scored").exists()
     assert not PreRead.objects.exists()
 
 
@@ -82,7 +84,7 @@ def test_a_ct_is_refused_with_a_reason_without_fetching_its_images(models_dir, t
     run = PreRead.objects.get(study=study)
     assert run.status == "refused" and run.reason_code == "wrong_modality"
     assert "CT" in run.reason_fr and run.urgency is None and run.images_total == 0
-    assert study.status == "queued" and study.ai_urgency is None and study.pre_read_at is None
+    assert study.status == "queued" and not PreRead.objects.filter(study=study, status="scored").exists()
 
 
 def test_an_image_outside_the_models_scope_is_refused_not_scored(models_dir, tech_a, tmp_path):
@@ -115,7 +117,7 @@ def test_a_broken_image_is_refused_with_a_reason(models_dir, tech_a, tmp_path):
     prepare_study_for_reading(study.pk)
     image = ImageResult.objects.get(preread__study=study)
     assert image.status == "refused" and image.reason_code == "blank_image", image.reason_en
-    assert Study.objects.get(pk=study.pk).ai_urgency is None
+    assert not PreRead.objects.filter(study=study, status="scored").exists()
 
 
 def test_a_failing_model_leaves_the_study_readable_and_says_why(
@@ -132,7 +134,7 @@ def test_a_failing_model_leaves_the_study_readable_and_says_why(
     run = PreRead.objects.get(study=study)
     assert run.status == "failed" and run.reason_code == "model_failed"
     study.refresh_from_db()
-    assert study.status == "queued" and study.ai_urgency is None
+    assert study.status == "queued" and not PreRead.objects.filter(study=study, status="scored").exists()
     client.force_login(radiologist)
     page = client.get(reverse("worklist")).content.decode()
     assert "pré-lecture échouée : Le modèle n&#x27;a pas pu analyser l&#x27;image" in page
@@ -155,7 +157,8 @@ def test_a_new_model_version_adds_a_run_and_keeps_the_history(models_dir, tech_a
     assert [(r.model_version, r.is_current) for r in runs] == [("1.0.0", False), ("2.0.0", True)]
     assert runs[0].status == "scored" and runs[0].images.count() == 1  # history intact
     study.refresh_from_db()
-    assert study.ai_critical and study.ai_urgency == pytest.approx(0.95, abs=1e-4)
+    current = PreRead.objects.get(study=study, is_current=True)
+    assert current.critical_flags and current.urgency == pytest.approx(0.95, abs=1e-4)
     assert study.status == "queued"  # a re-run does not move the study
 
 
@@ -165,7 +168,7 @@ def test_the_read_page_offers_the_labelled_draft_and_overlays(
     build_constant_model(models_dir, probabilities={"pneumothorax": 0.95})
     study = send_chest(tech_a, tmp_path)
     prepare_study_for_reading(study.pk)
-    assert claim_study(study=study, radiologist=radiologist)
+    lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
     client.force_login(radiologist)
 
     page = client.get(reverse("read", args=[study.pk])).content.decode()
@@ -197,7 +200,7 @@ def test_the_site_sees_no_unverified_ai_output(models_dir, tech_a, tech_b, tmp_p
     client.force_login(tech_a)
     page = client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "pneumothorax" not in page and "Brouillon IA" not in page
-    assert client.get(reverse("ai_heatmap", args=[study.pk, instance.pk])).status_code == 403
+    assert client.get(reverse("ai_heatmap", args=[study.pk, instance.pk])).status_code == 404
 
 
 def test_the_study_page_shows_ai_badges_to_radiologists(models_dir, tech_a, radiologist, tmp_path, client):
