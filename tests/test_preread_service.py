@@ -10,10 +10,10 @@ import pytest
 from django.urls import reverse
 
 from preread.models import ImageResult, PreRead
-from studies.models import Study
 from preread.services import prepare_study_for_reading
 from studies import lifecycle
 from studies.lifecycle import Transition
+from studies.models import Study
 from tests.inference_helpers import TESTDATA, build_constant_model
 from tests.paths import REPO
 from tests.preread_helpers import send_chest, send_ct

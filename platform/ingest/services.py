@@ -58,7 +58,8 @@ def ingest_upload(
 
 
 def ingest_files(
-    *, upload: Upload, files: list[IncomingFile], announce: bool = True, archive_down_raises: bool = False
+    *, upload: Upload, files: list[IncomingFile], announce: bool = True, archive_down_raises: bool = False,
+    expected_instances: int | None = None,
 ) -> list[FileVerdict]:
     """Check, store and record files that belong to an upload; returns their verdicts.
 
@@ -72,7 +73,7 @@ def ingest_files(
     settings.INGEST_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="check-", dir=settings.INGEST_SPOOL_DIR))
     arrival = Arrival(site_id=site.pk, sender_id=user.pk, priority=priority, indication=indication,
-                      source=Source.UPLOAD)
+                      source=Source.UPLOAD, expected_instances=expected_instances)
     touched = {}
     try:
         verdicts = check_files([f.path for f in files], work, _limits())

@@ -315,7 +315,8 @@ def _ingest(upload: TusUpload, path: Path) -> None:
         files, verdicts = _refuse_unlisted(upload, target, files)
         if files:
             verdicts += ingest_files(upload=target, files=files, announce=manifest is None,
-                                     archive_down_raises=True)
+                                     archive_down_raises=True,
+                                     expected_instances=manifest.expected_files or None if manifest else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     outcomes = {v.outcome for v in verdicts}
