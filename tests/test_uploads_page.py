@@ -167,7 +167,8 @@ def test_it_sends_a_photo_of_a_film_as_a_secondary_capture(
 def test_first_load_is_small_and_works_without_javascript(tus_bundle, live_server, tech_a):
     """HTML + CSS + JS of a first visit ≤ 60 kB as sent over the link: HTML gzipped by
     GZipMiddleware; static files as WhiteNoise serves them after collectstatic (gzip -9),
-    which the test server does not do, so those are compressed here."""
+    which the test server does not do, so those are compressed here (the quickstart server
+    does it too: test_quickstart_static.py)."""
     sizes: dict[str, int] = {}
     with chromium() as browser:
         _context, page = _logged_in_page(browser, live_server.url, "tech_a")
