@@ -150,7 +150,7 @@ def test_a_new_model_version_adds_a_run_and_keeps_the_history(models_dir, tech_a
     assert first.model_version == "1.0.0" and not first.critical_flags
 
     build_constant_model(models_dir, version="2.0.0", probabilities={"pneumothorax": 0.95})
-    second = preread_study(study_id=study.pk, rerun=True)
+    second = preread_study(study_id=study.pk)
 
     assert second.pk != first.pk and second.model_version == "2.0.0"
     runs = list(PreRead.objects.filter(study=study).order_by("pk"))

@@ -81,7 +81,7 @@ def test_weights_and_slas_come_from_the_deployment():
 def test_the_rank_explains_itself():
     rank = rank_case(case("urgent", 150, ai=0.95, critical=True), now=NOW)
     text = " · ".join(rank.explain())
-    assert "IA 0.95 (!)" in text and "priorité urgent" in text
+    assert "IA 0.95 (!)" in text and "priorité Urgent" in text
     assert "en retard de 30 min" in text and "attente 2 h 30" in text
     assert rank.score == pytest.approx(rank.ai + rank.clinical + rank.sla + rank.overdue + rank.waiting)
     assert rank.overdue == pytest.approx(2.0 * 30 / 120)

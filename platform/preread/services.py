@@ -75,11 +75,11 @@ def _candidates(study: Study, registry: ModelRegistry) -> list[Instance]:
     return instances[:MAX_IMAGES_PER_STUDY]
 
 
-def preread_study(*, study_id: int, rerun: bool = False) -> PreRead | None:
+def preread_study(*, study_id: int) -> PreRead | None:
     """Pre-read a study with the enabled models; None when no model is enabled.
 
-    The same models never pre-read a study twice: an existing finished run is returned as is.
-    `rerun` is only a statement of intent for the log: a new model version makes a new run by itself.
+    The same models never pre-read a study twice: an existing finished run is returned as is;
+    a new model version makes a new run by itself (the old ones stay as history).
     """
     registry = enabled_registry()
     if not len(registry):
@@ -91,8 +91,6 @@ def preread_study(*, study_id: int, rerun: bool = False) -> PreRead | None:
     # get_or_create re-reads after a unique-constraint clash: a concurrent delivery shares the run.
     run, _ = PreRead.objects.get_or_create(study=study, models_key=key)
     if run.is_finished:
-        if rerun:
-            log.info("study %s: already pre-read with these models (run %s)", study_id, run.pk)
         return run
     PreRead.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
 

@@ -14,7 +14,7 @@ def prepare_for_reading(study_id: int) -> None:
 @shared_task(acks_late=True)
 def rerun_preread(study_id: int) -> None:
     """Pre-read a study again with today's models (a new version adds a run; history is kept)."""
-    preread_study(study_id=study_id, rerun=True)
+    preread_study(study_id=study_id)
 
 
 @shared_task(ignore_result=True)

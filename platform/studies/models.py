@@ -15,8 +15,6 @@ class Priority(models.TextChoices):
     STAT = "stat", _("Extrême urgence (STAT)")
 
 
-PRIORITY_RANK = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
-
 
 class Status(models.TextChoices):
     """Where a study is in its life; the allowed moves are the table in studies.lifecycle."""

@@ -19,8 +19,10 @@ from typing import TypeVar
 
 from django.utils.translation import gettext as _
 
-CLINICAL_LEVEL = {"stat": 1.0, "urgent": 0.5, "routine": 0.0}
-DEFAULT_SLA_MINUTES = {"stat": 30, "urgent": 120, "routine": 1440}
+from studies.models import Priority
+
+CLINICAL_LEVEL = {Priority.STAT: 1.0, Priority.URGENT: 0.5, Priority.ROUTINE: 0.0}
+DEFAULT_SLA_MINUTES = {Priority.STAT: 30, Priority.URGENT: 120, Priority.ROUTINE: 1440}
 DEFAULT_WEIGHTS = {"ai": 1.0, "priority": 1.0, "sla": 0.5, "overdue": 2.0, "waiting_per_hour": 0.01}
 
 
@@ -52,7 +54,8 @@ class Rank:
             parts.append(_("IA %(u).2f") % {"u": f.ai_urgency} + (" (!)" if f.ai_critical else ""))
         else:
             parts.append(_("IA —"))
-        parts.append(_("priorité %(p)s") % {"p": f.priority})
+        label = Priority(f.priority).label if f.priority in Priority.values else f.priority
+        parts.append(_("priorité %(p)s") % {"p": label})
         if self.minutes_left >= 0:
             parts.append(_("délai restant %(d)s") % {"d": _duration(self.minutes_left)})
         else:
@@ -79,7 +82,7 @@ def rank_case(
 ) -> Rank:
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     slas = {**DEFAULT_SLA_MINUTES, **(sla_minutes or {})}
-    sla = max(float(slas.get(factors.priority, slas["routine"])), 1.0)
+    sla = max(float(slas.get(factors.priority, slas[Priority.ROUTINE])), 1.0)
     waited = max((now - factors.waiting_since).total_seconds() / 60, 0.0)
     used = waited / sla
     urgency = min(max(factors.ai_urgency or 0.0, 0.0), 1.0)
