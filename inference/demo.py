@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.manifest import write_manifest
+from inference.model_spec import write_model_spec
 
 DEMO_LABELS: tuple[dict[str, Any], ...] = (
     {
@@ -191,5 +191,5 @@ def build_demo_model(
             }
         )
     manifest.update(manifest_overrides or {})
-    write_manifest(package, manifest)
+    write_model_spec(package, manifest)
     return package

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from inference.manifest import ModelManifest
+from inference.model_spec import ModelSpec
 from inference.reasons import Reason
 
 
-def draft_header(manifest: ModelManifest) -> tuple[str, str]:
+def draft_header(manifest: ModelSpec) -> tuple[str, str]:
     fr = f"Brouillon IA — modèle {manifest.name} v{manifest.version} — à vérifier"
     en = f"AI draft — model {manifest.name} v{manifest.version} — to be verified"
     if manifest.demo:
@@ -16,7 +16,7 @@ def draft_header(manifest: ModelManifest) -> tuple[str, str]:
 
 
 def build_draft(
-    manifest: ModelManifest,
+    manifest: ModelSpec,
     probabilities: dict[str, float],
     positive_labels: list[str],
     *,

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from inference.manifest import write_manifest
+from inference.model_spec import write_model_spec
 
 # Labels whose positive finding should reach a radiologist first (weights 0..1), and the ones
 # worth a critical flag. Others still appear in the draft when above threshold.
@@ -152,7 +152,7 @@ def export(
             }
         ],
     }
-    write_manifest(package, manifest)
+    write_model_spec(package, manifest)
     return package
 
 

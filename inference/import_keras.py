@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from inference.manifest import write_manifest
+from inference.model_spec import write_model_spec
 
 PACKAGE = "pneumonia_model_package"
 WEIGHTS = "trained_models/pneumonia_xception_model_val-acc_0.861.keras"
@@ -64,7 +64,7 @@ def import_pneumonia_model(out_dir: str | Path, *, check_samples: int = 4) -> Pa
     if delta > 1e-3:
         raise RuntimeError(f"ONNX output differs from Keras by {delta}")
 
-    write_manifest(package, pneumonia_manifest(delta))
+    write_model_spec(package, pneumonia_manifest(delta))
     return package
 
 

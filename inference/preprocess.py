@@ -24,7 +24,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from inference.manifest import InputSpec
+from inference.model_spec import InputSpec
 from inference.reasons import refuse
 
 # Decoded pixels allowed before we refuse (frames × rows × columns × samples). 36 M covers a

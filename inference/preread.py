@@ -15,7 +15,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from inference.draft import build_draft
-from inference.manifest import ModelManifest, OutputSpec
+from inference.model_spec import ModelSpec, OutputSpec
 from inference.preprocess import Geometry, PreparedImage, prepare, read_dataset
 from inference.quality import QualityFinding, assess_image
 from inference.reasons import Reason, Refused
@@ -78,7 +78,7 @@ def select_model(
     """The first enabled model whose scope accepts this image (or the named one), with warnings.
     Raises `Refused` with the first candidate's reason when none accepts it."""
     candidates = (
-        list(registry) if model_name is None else [m for m in registry if m.manifest.name == model_name]
+        list(registry) if model_name is None else [m for m in registry if m.spec.name == model_name]
     )
     if not candidates:
         raise Refused(
@@ -91,7 +91,7 @@ def select_model(
     first: Refused | None = None
     for package in candidates:
         try:
-            return package, check_scope(ds, package.manifest.scope)
+            return package, check_scope(ds, package.spec.scope)
         except Refused as exc:
             first = first or exc
     assert first is not None
@@ -107,7 +107,7 @@ def run_preread(
     try:
         ds = read_dataset(src)
         package, result.warnings = select_model(ds, registry, model_name)
-        manifest = package.manifest
+        manifest = package.spec
         result.model_name, result.model_version = manifest.name, manifest.version
         result.model_sha256, result.demo = manifest.sha256, manifest.demo
         prepared = prepare(ds, manifest.input)
@@ -162,7 +162,7 @@ def run_preread(
 
 def _read_outputs(
     result: PreReadResult,
-    manifest: ModelManifest,
+    manifest: ModelSpec,
     raw: dict[str, np.ndarray],
     prepared: PreparedImage,
 ) -> None:
@@ -219,7 +219,7 @@ def _boxes(out: OutputSpec, value: np.ndarray, geometry: Geometry) -> list[dict[
 
 
 def _heatmap(
-    out: OutputSpec, value: np.ndarray, geometry: Geometry, manifest: ModelManifest
+    out: OutputSpec, value: np.ndarray, geometry: Geometry, manifest: ModelSpec
 ) -> dict[str, Any]:
     """A small greyscale PNG covering the whole original image (letterbox padding cropped)."""
     grid = value.reshape(value.shape[-2], value.shape[-1]).astype(np.float32)

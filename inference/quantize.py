@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.manifest import ModelManifest, write_manifest
+from inference.model_spec import ModelSpec, write_model_spec
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def quantize_package(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source, destination = Path(source), Path(destination)
-    manifest = ModelManifest.load(source / "manifest.json")
+    manifest = ModelSpec.load(source / "manifest.json")
     destination.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(source / "model.onnx", destination / "model.onnx", weight_type=QuantType.QInt8)
     fp32 = ort.InferenceSession(str(source / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -49,7 +49,7 @@ def quantize_package(
         "mean_abs_delta": report.mean_abs_delta,
         "samples": report.samples,
     }
-    write_manifest(destination, data)
+    write_model_spec(destination, data)
     for extra in source.iterdir():
         if extra.name not in ("model.onnx", "manifest.json") and extra.is_file():
             shutil.copy2(extra, destination / extra.name)

@@ -6,14 +6,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.manifest import ManifestError, ModelManifest, sha256_of
+from inference.model_spec import ModelSpecError, ModelSpec, sha256_of
 from inference.reasons import Reason
 
 
 @dataclass(frozen=True)
 class ModelPackage:
     directory: Path
-    manifest: ModelManifest
+    spec: ModelSpec
 
     @property
     def model_path(self) -> Path:
@@ -50,12 +50,12 @@ class ModelRegistry:
             package_or_reason = load_package(directory)
             if isinstance(package_or_reason, Reason):
                 registry.refused.append(RefusedPackage(directory, package_or_reason))
-            elif wanted is None or package_or_reason.manifest.name in wanted:
+            elif wanted is None or package_or_reason.spec.name in wanted:
                 registry.models.append(package_or_reason)
         return registry
 
     def get(self, name: str) -> ModelPackage | None:
-        return next((m for m in self.models if m.manifest.name == name), None)
+        return next((m for m in self.models if m.spec.name == name), None)
 
     def __iter__(self) -> Iterator[ModelPackage]:
         return iter(self.models)
@@ -67,8 +67,8 @@ class ModelRegistry:
 def load_package(directory: str | Path) -> ModelPackage | Reason:
     directory = Path(directory)
     try:
-        manifest = ModelManifest.load(directory / "manifest.json")
-    except ManifestError as exc:
+        manifest = ModelSpec.load(directory / "manifest.json")
+    except ModelSpecError as exc:
         return Reason("invalid_manifest", f"Manifeste invalide : {exc}", f"Invalid manifest: {exc}")
     actual = sha256_of(directory / "model.onnx")
     if actual != manifest.sha256:

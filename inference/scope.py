@@ -10,7 +10,7 @@ from datetime import date
 
 from pydicom.dataset import Dataset
 
-from inference.manifest import Population, Scope
+from inference.model_spec import Population, Scope
 from inference.reasons import Reason, Refused, refuse
 
 RADIOGRAPHY = ("CR", "DX", "RG", "DR")

@@ -64,7 +64,7 @@ def registry(tmp_path_factory):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     registry = ModelRegistry.from_directory(out)
-    assert [m.manifest.name for m in registry] == ["pneumonia-xception-kermany"]
+    assert [m.spec.name for m in registry] == ["pneumonia-xception-kermany"]
     return registry
 
 

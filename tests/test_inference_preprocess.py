@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from inference.manifest import InputSpec
+from inference.model_spec import InputSpec
 from inference.preprocess import decode_pixels, display_image, fit_to_input, prepare
 from tests.inference_helpers import (
     CT_RLE_16BIT,

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from inference.demo import build_demo_model
-from inference.manifest import LabelSpec
+from inference.model_spec import LabelSpec
 from inference.preread import run_preread
 from inference.quantize import quantize_package
 from inference.registry import ModelRegistry
@@ -84,7 +84,7 @@ def test_overlays_come_back_in_original_pixels_and_as_a_small_png(tmp_path):
     assert "Âge osseux estimé : 121.5 mois" in result.draft_fr
     payload = json.loads(json.dumps(result.to_dict()))
     assert set(payload["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
-    assert payload["model"]["sha256"] == registry.models[0].manifest.sha256
+    assert payload["model"]["sha256"] == registry.models[0].spec.sha256
 
 
 def test_the_demo_model_is_deterministic_and_reacts_to_the_image(tmp_path):
@@ -100,8 +100,8 @@ def test_the_demo_model_is_deterministic_and_reacts_to_the_image(tmp_path):
 def test_sessions_are_created_once_per_process(tmp_path):
     registry = registry_with(tmp_path, probabilities={})
     package = registry.models[0]
-    first = get_session(package.model_path, package.manifest.sha256)
-    assert get_session(package.model_path, package.manifest.sha256) is first
+    first = get_session(package.model_path, package.spec.sha256)
+    assert get_session(package.model_path, package.spec.sha256) is first
     assert first.get_session_options().intra_op_num_threads == 2
 
 
@@ -111,7 +111,7 @@ def test_int8_quantisation_reports_its_accuracy_delta(tmp_path):
     report = quantize_package(source, tmp_path / "int8" / "demo-int8", samples)
     assert report.samples == 3 and 0.0 <= report.max_abs_delta < 0.5
     registry = ModelRegistry.from_directory(tmp_path / "int8")
-    manifest = registry.models[0].manifest
+    manifest = registry.models[0].spec
     assert manifest.version == "1.0.0+int8"
     assert manifest.extra["quantisation"]["max_abs_delta"] == report.max_abs_delta
 

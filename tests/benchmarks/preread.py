@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
 from inference.export_torchxrayvision import SENTENCES  # noqa: E402 (torch-free at import)
-from inference.manifest import ModelManifest, write_manifest  # noqa: E402
+from inference.model_spec import ModelSpec, write_model_spec  # noqa: E402
 from inference.preprocess import prepare  # noqa: E402
 from inference.preread import run_preread  # noqa: E402
 from inference.quantize import quantize_package  # noqa: E402
@@ -71,7 +71,7 @@ def build_package(directory: Path):
         opset_version=17,
         dynamo=False,
     )
-    write_manifest(
+    write_model_spec(
         package,
         {
             "name": "densenet121-bench",
@@ -133,7 +133,7 @@ def main() -> int:
 
             torch.set_num_threads(2)
             model, package = build_package(tmp_path / "fp32")
-            spec = ModelManifest.load(package / "manifest.json").input
+            spec = ModelSpec.load(package / "manifest.json").input
         except ImportError:
             torch = None
             print(
@@ -141,7 +141,7 @@ def main() -> int:
                 "(pip install torch torchvision in a separate venv to measure them)"
             )
 
-        from inference.manifest import InputSpec
+        from inference.model_spec import InputSpec
 
         spec = spec or InputSpec("image", 224, 224, mean=(0.5,), std=(1 / 2048,))
         # decode + preprocess of a full-size radiograph, from the parsed file each time
@@ -152,7 +152,7 @@ def main() -> int:
             tensor = prepare(pydicom.dcmread(HIP_JPEGLS), spec).tensor
             fp32_reg = ModelRegistry.from_directory(tmp_path / "fp32")
             pkg = fp32_reg.models[0]
-            session = get_session(pkg.model_path, pkg.manifest.sha256)
+            session = get_session(pkg.model_path, pkg.spec.sha256)
             session.run(None, {"image": tensor})
             fp32 = timed(lambda: session.run(None, {"image": tensor}), runs)
 
@@ -161,7 +161,7 @@ def main() -> int:
             ]
             report = quantize_package(pkg.directory, tmp_path / "int8" / "densenet121-int8", samples)
             q = ModelRegistry.from_directory(tmp_path / "int8").models[0]
-            qsession = get_session(q.model_path, q.manifest.sha256)
+            qsession = get_session(q.model_path, q.spec.sha256)
             qsession.run(None, {"image": tensor})
             int8 = timed(lambda: qsession.run(None, {"image": tensor}), runs)
 

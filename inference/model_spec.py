@@ -1,8 +1,12 @@
-"""Model package manifests: what a model is for, how to feed it and how to read its outputs.
+"""Model specifications: what a model is for, how to feed it and how to read its outputs.
 
-A model package is a directory holding `model.onnx` and `manifest.json`. The manifest format is
-documented in inference/README.md; `ModelManifest.from_dict` validates it and reports the first
-problem as a `ManifestError` (the registry turns that into a refusal of the package).
+A model package is a directory holding `model.onnx` and its specification. The specification
+file keeps the name `manifest.json` on disk (`SPEC_FILE`), so packages written before the rename
+still have the path the registry looks for; in code it is a `ModelSpec`, to keep it apart from
+the site agent's study manifest and the upload protocol's manifests.
+
+The format is documented in inference/README.md; `ModelSpec.from_dict` validates it and reports
+the first problem as a `ModelSpecError` (the registry turns that into a refusal of the package).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+SPEC_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
 FORMAT = "joliba-model/1"
 OUTPUT_KINDS = ("probabilities", "boxes", "heatmap", "regression")
 ACTIVATIONS = ("sigmoid", "softmax", "none")
 
 
-class ManifestError(ValueError):
+class ModelSpecError(ValueError):
     pass
 
 
@@ -78,7 +84,7 @@ class Scope:
 
 
 @dataclass(frozen=True)
-class ModelManifest:
+class ModelSpec:
     name: str
     version: str
     sha256: str
@@ -98,22 +104,22 @@ class ModelManifest:
         return tuple(lab for out in self.outputs if out.kind == "probabilities" for lab in out.labels)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelManifest:
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         try:
             return _parse(data)
-        except ManifestError:
+        except ModelSpecError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ManifestError(f"invalid manifest: {type(exc).__name__}: {exc}") from exc
+            raise ModelSpecError(f"invalid manifest: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
-    def load(cls, path: str | Path) -> ModelManifest:
+    def load(cls, path: str | Path) -> ModelSpec:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"unreadable manifest: {exc}") from exc
+            raise ModelSpecError(f"unreadable manifest: {exc}") from exc
         if not isinstance(data, dict):
-            raise ManifestError("manifest is not a JSON object")
+            raise ModelSpecError("manifest is not a JSON object")
         return cls.from_dict(data)
 
 
@@ -125,11 +131,11 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(directory: str | Path, data: dict[str, Any]) -> Path:
+def write_model_spec(directory: str | Path, data: dict[str, Any]) -> Path:
     """Validate `data` (sha256 filled in from model.onnx) and write manifest.json beside it."""
     directory = Path(directory)
     data = dict(data, format=FORMAT, sha256=sha256_of(directory / "model.onnx"))
-    ModelManifest.from_dict(data)  # refuse to write what the registry would refuse to load
+    ModelSpec.from_dict(data)  # refuse to write what the registry would refuse to load
     path = directory / "manifest.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
@@ -138,7 +144,7 @@ def write_manifest(directory: str | Path, data: dict[str, Any]) -> Path:
 def _bilingual(data: dict[str, Any], key: str) -> tuple[str, str]:
     value = data.get(key)
     if not isinstance(value, dict) or not value.get("fr") or not value.get("en"):
-        raise ManifestError(f"'{key}' must give non-empty 'fr' and 'en' texts")
+        raise ModelSpecError(f"'{key}' must give non-empty 'fr' and 'en' texts")
     return str(value["fr"]), str(value["en"])
 
 
@@ -147,18 +153,18 @@ def _floats(value: Any, n: int) -> tuple[float, ...]:
     if len(values) == 1:
         values = values * n
     if len(values) != n:
-        raise ManifestError(f"expected 1 or {n} values, got {len(values)}")
+        raise ModelSpecError(f"expected 1 or {n} values, got {len(values)}")
     return values
 
 
-def _parse(data: dict[str, Any]) -> ModelManifest:
+def _parse(data: dict[str, Any]) -> ModelSpec:
     if data.get("format") != FORMAT:
-        raise ManifestError(f"'format' must be '{FORMAT}'")
+        raise ModelSpecError(f"'format' must be '{FORMAT}'")
     for key in ("name", "version", "sha256"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise ManifestError(f"'{key}' is required")
+            raise ModelSpecError(f"'{key}' is required")
     if len(data["sha256"]) != 64:
-        raise ManifestError("'sha256' must be 64 hex digits")
+        raise ModelSpecError("'sha256' must be 64 hex digits")
 
     raw_in = data["input"]
     channels = int(raw_in.get("channels", 1))
@@ -175,17 +181,17 @@ def _parse(data: dict[str, Any]) -> ModelManifest:
         std=_floats(raw_in.get("std", 0.5), channels),
     )
     if inp.layout not in ("NCHW", "NHWC") or inp.resize not in ("letterbox", "stretch"):
-        raise ManifestError("input layout must be NCHW|NHWC and resize letterbox|stretch")
+        raise ModelSpecError("input layout must be NCHW|NHWC and resize letterbox|stretch")
     if inp.interpolation not in ("bilinear", "nearest") or channels not in (1, 3):
-        raise ManifestError("input interpolation must be bilinear|nearest, channels 1|3")
+        raise ModelSpecError("input interpolation must be bilinear|nearest, channels 1|3")
     if not (8 <= width <= 2048 and 8 <= height <= 2048) or min(inp.std) <= 0:
-        raise ManifestError("input size must be 8..2048 and std > 0")
+        raise ModelSpecError("input size must be 8..2048 and std > 0")
 
     outputs = []
     for raw in data["outputs"]:
         kind = raw["kind"]
         if kind not in OUTPUT_KINDS:
-            raise ManifestError(f"unknown output kind {kind!r}")
+            raise ModelSpecError(f"unknown output kind {kind!r}")
         labels = tuple(
             LabelSpec(
                 name=str(lab["name"]),
@@ -201,12 +207,12 @@ def _parse(data: dict[str, Any]) -> ModelManifest:
         )
         for lab in labels:
             if not 0.0 <= lab.urgency_weight <= 1.0:
-                raise ManifestError(f"urgency_weight of {lab.name!r} must be within 0..1")
+                raise ModelSpecError(f"urgency_weight of {lab.name!r} must be within 0..1")
         activation = str(raw.get("activation", "none"))
         if activation not in ACTIVATIONS:
-            raise ManifestError(f"unknown activation {activation!r}")
+            raise ModelSpecError(f"unknown activation {activation!r}")
         if kind in ("probabilities", "boxes") and not labels:
-            raise ManifestError(f"output {raw['name']!r} of kind {kind} needs labels")
+            raise ModelSpecError(f"output {raw['name']!r} of kind {kind} needs labels")
         size = raw.get("size", [32, 32])
         outputs.append(
             OutputSpec(
@@ -224,7 +230,7 @@ def _parse(data: dict[str, Any]) -> ModelManifest:
             )
         )
     if not outputs:
-        raise ManifestError("'outputs' must not be empty")
+        raise ModelSpecError("'outputs' must not be empty")
 
     raw_scope = data.get("scope", {})
     raw_pop = raw_scope.get("population", {})
@@ -236,7 +242,7 @@ def _parse(data: dict[str, Any]) -> ModelManifest:
         description_en=str(raw_pop.get("description_en", "")),
     )
     if population.outside not in ("refuse", "warn"):
-        raise ManifestError("population 'outside' must be refuse|warn")
+        raise ModelSpecError("population 'outside' must be refuse|warn")
     scope = Scope(
         modalities=tuple(str(m).upper() for m in raw_scope.get("modalities", ["CR", "DX"])),
         body_parts=tuple(str(b).upper() for b in raw_scope.get("body_parts", [])),
@@ -258,7 +264,7 @@ def _parse(data: dict[str, Any]) -> ModelManifest:
         "demo",
         "critical_urgency_floor",
     }
-    return ModelManifest(
+    return ModelSpec(
         name=data["name"],
         version=data["version"],
         sha256=data["sha256"].lower(),
