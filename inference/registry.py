@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.model_spec import ModelSpecError, ModelSpec, sha256_of
+from inference.model_spec import ModelSpec, ModelSpecError, sha256_of
 from inference.reasons import Reason
 
 

@@ -1,5 +1,5 @@
 """The whole pre-read with models whose outputs the test controls (constant logits built with
-the onnx helper API): urgency, critical flags, draft text, overlays, sessions, int8."""
+the onnx helper API): urgency, critical flags, draft text, overlays, sessions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from PIL import Image
 from inference.demo import build_demo_model
 from inference.model_spec import LabelSpec
 from inference.preread import run_preread
-from inference.quantize import quantize_package
 from inference.registry import ModelRegistry
 from inference.sessions import get_session
 from inference.urgency import score_urgency
@@ -103,17 +102,6 @@ def test_sessions_are_created_once_per_process(tmp_path):
     first = get_session(package.model_path, package.spec.sha256)
     assert get_session(package.model_path, package.spec.sha256) is first
     assert first.get_session_options().intra_op_num_threads == 2
-
-
-def test_int8_quantisation_reports_its_accuracy_delta(tmp_path):
-    source = build_demo_model(tmp_path / "fp32")
-    samples = [np.random.default_rng(i).uniform(-1, 1, (1, 1, 224, 224)).astype(np.float32) for i in range(3)]
-    report = quantize_package(source, tmp_path / "int8" / "demo-int8", samples)
-    assert report.samples == 3 and 0.0 <= report.max_abs_delta < 0.5
-    registry = ModelRegistry.from_directory(tmp_path / "int8")
-    manifest = registry.models[0].spec
-    assert manifest.version == "1.0.0+int8"
-    assert manifest.extra["quantisation"]["max_abs_delta"] == report.max_abs_delta
 
 
 def test_score_urgency_is_bounded_and_explainable():
