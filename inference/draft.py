@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from inference.model_spec import ModelSpec
-from inference.reasons import Reason
 
 
 def draft_header(manifest: ModelSpec) -> tuple[str, str]:
@@ -22,9 +21,11 @@ def build_draft(
     *,
     regression: dict[str, float] | None = None,
     box_count: int = 0,
-    warnings: list[Reason] | None = None,
 ) -> tuple[str, str]:
-    """Return (draft_fr, draft_en): header line, one sentence per positive label, then notes."""
+    """Return (draft_fr, draft_en): header line, one sentence per positive label, then notes.
+
+    Warnings (age unknown, body part not stated...) are not written into the draft: they travel
+    as codes in `PreReadResult.warnings` and the platform shows them in the reader's language."""
     by_name = {label.name: label for label in manifest.labels}
     fr_lines, en_lines = (list(pair) for pair in zip(draft_header(manifest), strict=True))
     for name in positive_labels:
@@ -44,7 +45,4 @@ def build_draft(
     if box_count:
         fr_lines.append(f"- {box_count} zone(s) signalée(s) sur l'image (calque à afficher).")
         en_lines.append(f"- {box_count} region(s) marked on the image (toggle the overlay).")
-    for warning in warnings or []:
-        fr_lines.append(f"Attention : {warning.fr}")
-        en_lines.append(f"Caution: {warning.en}")
     return "\n".join(fr_lines), "\n".join(en_lines)

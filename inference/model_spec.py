@@ -74,6 +74,22 @@ class Population:
     description_fr: str = ""
     description_en: str = ""
 
+    @property
+    def restricted(self) -> bool:
+        return self.min_age_years is not None or self.max_age_years is not None
+
+    @property
+    def age_range(self) -> str:
+        """Language-neutral bounds for messages: "0–17", "≥ 18", "≤ 17" ("" if unrestricted)."""
+        low, high = self.min_age_years, self.max_age_years
+        if low is not None and high is not None:
+            return f"{low:g}–{high:g}"
+        if low is not None:
+            return f"≥ {low:g}"
+        if high is not None:
+            return f"≤ {high:g}"
+        return ""
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -235,8 +251,8 @@ def _parse(data: dict[str, Any]) -> ModelSpec:
     raw_scope = data.get("scope", {})
     raw_pop = raw_scope.get("population", {})
     population = Population(
-        min_age_years=raw_pop.get("min_age_years"),
-        max_age_years=raw_pop.get("max_age_years"),
+        min_age_years=None if raw_pop.get("min_age_years") is None else float(raw_pop["min_age_years"]),
+        max_age_years=None if raw_pop.get("max_age_years") is None else float(raw_pop["max_age_years"]),
         outside=str(raw_pop.get("outside", "refuse")),
         description_fr=str(raw_pop.get("description_fr", "")),
         description_en=str(raw_pop.get("description_en", "")),

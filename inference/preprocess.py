@@ -1,7 +1,7 @@
 """DICOM → model tensor: safe reading, bounded decoding, LUTs, inversion and aspect-preserving resize.
 
-Every way an input can be unusable ends in `Refused` (a reason in French and English), raised
-before any large allocation: the decoded size is checked against a limit before decoding.
+Every way an input can be unusable ends in `Refused` (a code and its parameters), raised before
+any large allocation: the decoded size is checked against a limit before decoding.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pydicom.uid import (
 )
 
 from inference.model_spec import InputSpec
+from inference.pixel_codes import PixelCode
 from inference.reasons import refuse
 
 # Decoded pixels allowed before we refuse (frames × rows × columns × samples). 36 M covers a
@@ -80,18 +81,9 @@ def read_dataset(src: str | Path | bytes | Dataset) -> Dataset:
     try:
         fp = io.BytesIO(src) if isinstance(src, bytes | bytearray) else str(src)
         return pydicom.dcmread(fp, force=True)
-    except RecursionError:
-        raise refuse(
-            "unreadable",
-            "Fichier DICOM illisible (structure imbriquée anormalement profonde).",
-            "Unreadable DICOM file (abnormally deep nesting).",
-        ) from None
-    except Exception as exc:  # any parser failure on untrusted bytes is a verdict, not a crash
-        raise refuse(
-            "unreadable",
-            f"Fichier DICOM illisible ({type(exc).__name__}).",
-            f"Unreadable DICOM file ({type(exc).__name__}).",
-        ) from None
+    except Exception as exc:  # any parser failure on untrusted bytes (RecursionError on a deeply
+        # nested sequence included) is a verdict, not a crash
+        raise refuse("unreadable", error=type(exc).__name__) from None
 
 
 def transfer_syntax(ds: Dataset) -> UID:
@@ -108,51 +100,29 @@ def transfer_syntax(ds: Dataset) -> UID:
 def check_decodable(ds: Dataset) -> None:
     """Refuse what cannot or must not be decoded, before allocating anything large."""
     if "PixelData" not in ds or not ds.PixelData:
-        raise refuse(
-            "no_pixel_data",
-            "Le fichier ne contient pas d'image (pas de données de pixels, ou transfert "
-            "interrompu). Renvoyez l'examen.",
-            "The file holds no image (no pixel data, or an interrupted transfer). Send the study again.",
-        )
+        # As the ingest validator says it: an image header without pixels is an interrupted
+        # image; no image header at all is not an image (a report, a plan). A dataset with no
+        # element at all is a file cut short (pydicom gives up silently on a truncated
+        # encapsulated image): interrupted too.
+        interrupted = "Rows" in ds or "Columns" in ds or len(ds) == 0
+        raise refuse(PixelCode.NO_PIXELS if interrupted else PixelCode.NOT_IMAGE)
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         bits = int(ds.BitsAllocated)
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
-        raise refuse(
-            "bad_pixel_description",
-            "Description de l'image incomplète ou invalide (lignes, colonnes, bits).",
-            "Incomplete or invalid image description (rows, columns, bits).",
-        ) from None
+        raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION) from None
     if rows <= 0 or cols <= 0 or bits not in (1, 8, 16, 32) or samples not in (1, 3):
-        raise refuse(
-            "bad_pixel_description",
-            "Description de l'image invalide (dimensions ou bits alloués).",
-            "Invalid image description (dimensions or bits allocated).",
-        )
+        raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION)
     if frames > 1:
-        raise refuse(
-            "multi_frame",
-            f"Image multi-trame ({frames} trames) : ce n'est pas une radiographie simple.",
-            f"Multi-frame image ({frames} frames): not a plain radiograph.",
-        )
+        raise refuse(PixelCode.MULTI_FRAME, frames=frames)
     if rows * cols * frames * samples > MAX_PIXELS:
-        raise refuse(
-            "too_large",
-            f"Image trop grande ({cols}×{rows}) : refusée sans être décodée.",
-            f"Image too large ({cols}×{rows}): refused without decoding.",
-        )
+        raise refuse(PixelCode.TOO_LARGE, columns=cols, rows=rows, frames=frames, max_pixels=MAX_PIXELS)
     if not transfer_syntax(ds).is_compressed:
         expected = (rows * cols * frames * samples * bits + 7) // 8
         if len(ds.PixelData) < expected:
-            raise refuse(
-                "truncated_pixel_data",
-                f"Données d'image tronquées ({len(ds.PixelData)} octets sur {expected}) : "
-                "transfert interrompu ? Renvoyez l'examen.",
-                f"Truncated pixel data ({len(ds.PixelData)} of {expected} bytes): interrupted "
-                "transfer? Send the study again.",
-            )
+            raise refuse(PixelCode.TRUNCATED, actual_bytes=len(ds.PixelData), expected_bytes=expected)
 
 
 def decode_pixels(ds: Dataset) -> np.ndarray:
@@ -164,22 +134,14 @@ def decode_pixels(ds: Dataset) -> np.ndarray:
     except NotImplementedError:
         decoder = None
     if decoder is None or not decoder.is_available:
-        raise refuse(
-            "unsupported_codec",
-            f"Compression non prise en charge ({ts.name}).",
-            f"Unsupported compression ({ts.name}).",
-        )
+        raise refuse(PixelCode.UNSUPPORTED_CODEC, transfer_syntax=ts.name)
     plugin = PREFERRED_PLUGINS.get(str(ts), "")
     if plugin not in decoder.available_plugins:
         plugin = ""
     try:
         arr, _ = decoder.as_array(ds, decoding_plugin=plugin, index=0)
     except Exception as exc:  # codec libraries raise anything on a broken codestream
-        raise refuse(
-            "decode_failed",
-            f"L'image n'a pas pu être décodée ({type(exc).__name__}) : fichier abîmé ?",
-            f"The image could not be decoded ({type(exc).__name__}): damaged file?",
-        ) from None
+        raise refuse(PixelCode.UNDECODABLE, transfer_syntax=ts.name, error=type(exc).__name__) from None
     return arr
 
 
@@ -217,20 +179,13 @@ def display_image(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     pi = str(ds.get("PhotometricInterpretation", "")).upper()
     if pi in COLOUR:
         if arr.ndim != 3:
-            raise refuse(
-                "bad_pixel_description", "Image couleur mal décrite.", "Badly described colour image."
-            )
+            raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION)
         rgb = arr.astype(np.float32)
         luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
         top = float(2 ** int(ds.get("BitsStored", ds.BitsAllocated)) - 1)
         return np.clip(luma / top, 0.0, 1.0).astype(np.float32)
     if pi not in GREY or arr.ndim != 2:
-        raise refuse(
-            "not_greyscale",
-            f"Interprétation photométrique {pi or 'absente'} : ce n'est pas une radiographie en "
-            "niveaux de gris.",
-            f"Photometric interpretation {pi or 'missing'}: not a grey-level radiograph.",
-        )
+        raise refuse(PixelCode.NOT_GREYSCALE, photometric=pi)
 
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)

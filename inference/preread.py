@@ -81,17 +81,11 @@ def select_model(
         list(registry) if model_name is None else [m for m in registry if m.spec.name == model_name]
     )
     if not candidates:
-        raise Refused(
-            Reason(
-                "no_model",
-                "Aucun modèle d'IA activé pour cet examen.",
-                "No AI model is enabled for this study.",
-            )
-        )
+        raise Refused(Reason("no_model"))
     first: Refused | None = None
     for package in candidates:
         try:
-            return package, check_scope(ds, package.spec.scope)
+            return package, check_scope(ds, package.spec)
         except Refused as exc:
             first = first or exc
     assert first is not None
@@ -116,7 +110,7 @@ def run_preread(
         result.quality = assess_image(ds, prepared.stored, prepared.display)
         errors = [f for f in result.quality if f.severity == "error"]
         if errors:
-            raise Refused(Reason(errors[0].code, errors[0].fr, errors[0].en))
+            raise Refused(errors[0].reason)
     except Refused as exc:
         result.reason = exc.reason
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
@@ -135,11 +129,7 @@ def run_preread(
         return result
     except Exception as exc:  # a broken model must not take the worker down with it
         result.status = "failed"
-        result.reason = Reason(
-            "model_failed",
-            f"Le modèle n'a pas pu analyser l'image ({type(exc).__name__}).",
-            f"The model could not analyse the image ({type(exc).__name__}).",
-        )
+        result.reason = Reason("model_failed", {"error": type(exc).__name__})
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return result
 
@@ -153,7 +143,6 @@ def run_preread(
         urgency.positive_labels,
         regression={k: v["value"] for k, v in result.regression.items()},
         box_count=len(result.boxes),
-        warnings=result.warnings,
     )
     result.status = "scored"
     result.timings_ms["total"] = (time.perf_counter() - t0) * 1000

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.model_spec import ModelSpec, ModelSpecError, sha256_of
+from inference.model_spec import MODEL_FILE, SPEC_FILE, ModelSpec, ModelSpecError, sha256_of
 from inference.reasons import Reason
 
 
@@ -17,7 +17,7 @@ class ModelPackage:
 
     @property
     def model_path(self) -> Path:
-        return self.directory / "model.onnx"
+        return self.directory / MODEL_FILE
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ModelRegistry:
         if not root.is_dir():
             return registry
         for directory in sorted(p for p in root.iterdir() if p.is_dir()):
-            if not (directory / "manifest.json").is_file() or not (directory / "model.onnx").is_file():
+            if not (directory / SPEC_FILE).is_file() or not (directory / MODEL_FILE).is_file():
                 continue
             package_or_reason = load_package(directory)
             if isinstance(package_or_reason, Reason):
@@ -67,16 +67,10 @@ class ModelRegistry:
 def load_package(directory: str | Path) -> ModelPackage | Reason:
     directory = Path(directory)
     try:
-        manifest = ModelSpec.load(directory / "manifest.json")
+        spec = ModelSpec.load(directory / SPEC_FILE)
     except ModelSpecError as exc:
-        return Reason("invalid_manifest", f"Manifeste invalide : {exc}", f"Invalid manifest: {exc}")
-    actual = sha256_of(directory / "model.onnx")
-    if actual != manifest.sha256:
-        return Reason(
-            "hash_mismatch",
-            f"Le fichier du modèle ne correspond pas à son manifeste (sha256 {actual[:12]}… au lieu "
-            f"de {manifest.sha256[:12]}…) : modèle refusé.",
-            f"The model file does not match its manifest (sha256 {actual[:12]}… instead of "
-            f"{manifest.sha256[:12]}…): model refused.",
-        )
-    return ModelPackage(directory, manifest)
+        return Reason("invalid_manifest", {"error": str(exc)})
+    actual = sha256_of(directory / MODEL_FILE)
+    if actual != spec.sha256:
+        return Reason("hash_mismatch", {"actual": actual[:12], "expected": spec.sha256[:12]})
+    return ModelPackage(directory, spec)

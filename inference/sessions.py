@@ -46,12 +46,9 @@ def get_session(model_path: str | Path, sha256: str) -> Any:
         import onnxruntime as ort
 
         data = Path(model_path).read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise refuse(
-                "hash_mismatch",
-                "Le fichier du modèle a changé depuis son contrôle : modèle refusé.",
-                "The model file changed since it was checked: model refused.",
-            )
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:  # swapped since the registry checked it
+            raise refuse("hash_mismatch", actual=actual[:12], expected=sha256[:12])
         options = ort.SessionOptions()
         options.intra_op_num_threads = thread_count()
         options.inter_op_num_threads = 1

@@ -95,5 +95,6 @@ def test_it_refuses_an_adult_and_warns_when_age_is_unknown(registry):
     assert by_birth.reason.code == "outside_population"
     unknown = run_preread(wrap_jpeg_as_dicom(jpeg), registry)
     assert unknown.status == "scored"
-    assert [w.code for w in unknown.warnings] == ["age_unknown"]
-    assert "Âge du patient inconnu" in unknown.draft_fr
+    assert [w.to_dict() for w in unknown.warnings] == [
+        {"code": "age_unknown", "params": {"model": "pneumonia-xception-kermany", "age_range": "0–17"}}
+    ]
