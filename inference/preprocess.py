@@ -9,14 +9,16 @@ from __future__ import annotations
 import io
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
+from numpy.typing import NDArray
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.pixels import get_decoder
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -27,6 +29,7 @@ from pydicom.uid import (
 from inference.model_spec import InputSpec
 from inference.pixel_codes import PixelCode
 from inference.reasons import refuse
+from inference.windowing import Rendering, render
 
 # Decoded pixels allowed before we refuse (frames × rows × columns × samples). 36 M covers a
 # 6000×6000 detector; a Rows=Columns=65535 header would ask for 8 GB and is refused instead.
@@ -67,7 +70,7 @@ class Geometry:
 class PreparedImage:
     tensor: np.ndarray  # float32, batch of one, layout as the manifest says
     stored: np.ndarray  # decoded stored values, as in the file
-    display: np.ndarray  # float32 0..1, full resolution, as a radiologist would see it
+    display: Rendering  # .pixels: float32 0..1, full resolution, as a radiologist would see it
     geometry: Geometry
     pixel_spacing_mm: tuple[float, float] | None  # (row, column) of the original image
     decode_ms: float
@@ -145,75 +148,22 @@ def decode_pixels(ds: Dataset) -> np.ndarray:
     return arr
 
 
-def _window(x: np.ndarray, ds: Dataset) -> np.ndarray | None:
-    """Window to 0..1 (PS3.3 C.11.2.1.2), in float32: pydicom's apply_voi_lut computes in float64
-    and took 67 ms of our 150 ms budget on a 2140×1760 CR; this takes a fraction of that."""
-    try:
-        centre = ds.WindowCenter
-        width = ds.WindowWidth
-        centre = float(centre[0] if isinstance(centre, pydicom.multival.MultiValue) else centre)
-        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return None
-    function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-    if function == "SIGMOID" and width > 0:
-        return (1.0 / (1.0 + np.exp(-4.0 * (x - centre) / width))).astype(np.float32)
-    if function == "LINEAR_EXACT" and width > 0:
-        y = (x - np.float32(centre)) / np.float32(width) + np.float32(0.5)
-    elif width >= 1:
-        if width == 1:  # the standard's threshold case
-            return (x >= centre - 0.5).astype(np.float32)
-        y = (x - np.float32(centre - 0.5)) / np.float32(width - 1) + np.float32(0.5)
-    else:
-        return None
-    return np.clip(y, 0.0, 1.0, out=y)
-
-
-def display_image(ds: Dataset, arr: np.ndarray) -> np.ndarray:
-    """Stored values → what a radiologist sees, as float32 0..1 (1 = white).
-
-    Modality LUT (rescale or LUT sequence), then VOI LUT sequence or window, else the full stored
-    range for ≤8-bit images or the min..max of the image; MONOCHROME1 is inverted last.
-    Colour images (a photographed film) are reduced to luminance.
-    """
+def display_image(ds: Dataset, arr: NDArray[Any]) -> Rendering:
+    """Stored values → what a radiologist sees, float32 0..1 (1 = white), by
+    `inference.windowing.render` (modality LUT, VOI LUT or header window — a window that misses
+    the pixels is replaced by a percentile stretch —, MONOCHROME1 inverted). A colour image (a
+    photographed film) is reduced to its luminance; anything else that is not grey is refused."""
     pi = str(ds.get("PhotometricInterpretation", "")).upper()
     if pi in COLOUR:
         if arr.ndim != 3:
             raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION)
-        rgb = arr.astype(np.float32)
+        rendering = render(ds, arr)
+        rgb = rendering.pixels
         luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-        top = float(2 ** int(ds.get("BitsStored", ds.BitsAllocated)) - 1)
-        return np.clip(luma / top, 0.0, 1.0).astype(np.float32)
+        return replace(rendering, pixels=np.clip(luma, 0.0, 1.0).astype(np.float32))
     if pi not in GREY or arr.ndim != 2:
         raise refuse(PixelCode.NOT_GREYSCALE, photometric=pi)
-
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    has_lut = "ModalityLUTSequence" in ds
-    if has_lut or slope != 1 or intercept != 0:
-        x = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
-    else:
-        x = arr.astype(np.float32)  # identity modality LUT: skip pydicom's float64 pass
-
-    y = None
-    if ds.get("VOILUTSequence"):
-        lut_out = np.asarray(apply_voi_lut(x, ds, prefer_lut=True), dtype=np.float32)
-        item = ds.VOILUTSequence[0]
-        top = float(2 ** int(item.LUTDescriptor[2]) - 1)
-        top = max(top, float(np.max(item.LUTData)) if "LUTData" in item else top)
-        y = np.clip(lut_out / top, 0.0, 1.0)
-    if y is None:
-        y = _window(x, ds)
-    if y is None:
-        bits = int(ds.get("BitsStored", ds.BitsAllocated))
-        if bits <= 8 and not has_lut and slope == 1 and intercept == 0 and x.min() >= 0:
-            y = x / np.float32(2**bits - 1)
-        else:
-            lo, hi = float(x.min()), float(x.max())
-            y = (x - np.float32(lo)) / np.float32(hi - lo) if hi > lo else np.zeros_like(x)
-    if pi == "MONOCHROME1":
-        y = np.float32(1.0) - y
-    return y.astype(np.float32, copy=False)
+    return render(ds, arr)
 
 
 def fit_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Geometry]:
@@ -256,7 +206,7 @@ def prepare(ds: Dataset, spec: InputSpec) -> PreparedImage:
     arr = decode_pixels(ds)
     t1 = time.perf_counter()
     display = display_image(ds, arr)
-    tensor, geometry = fit_to_input(display, spec)
+    tensor, geometry = fit_to_input(display.pixels, spec)
     t2 = time.perf_counter()
     return PreparedImage(
         tensor=tensor,

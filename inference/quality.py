@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from inference.preprocess import GREY, decode_pixels, display_image, read_dataset
 from inference.reasons import Param, Reason, Refused
+from inference.windowing import Rendering
 
 MIN_MATRIX = 256  # below this a radiograph cannot show fine detail (a thumbnail, a screenshot)
 BLANK_STD = 0.01  # display-scale standard deviation under which nothing is visible
@@ -55,15 +56,26 @@ def check_quality(dataset_or_path: Dataset | str | Path | bytes) -> list[Quality
     return assess_image(ds, arr, display)
 
 
-def assess_image(ds: Dataset, stored: np.ndarray, display: np.ndarray) -> list[QualityFinding]:
+def assess_image(ds: Dataset, stored: np.ndarray, rendering: Rendering) -> list[QualityFinding]:
     """Checks on already decoded pixels (the pre-read decodes once and calls this)."""
     findings: list[QualityFinding] = []
+    display = rendering.pixels
     rows, cols = display.shape
     pi = str(ds.get("PhotometricInterpretation", "")).upper()
     if pi not in GREY:
         findings.append(QualityFinding("colour_image", "warning", {"photometric": pi}))
     if min(rows, cols) < MIN_MATRIX:
         findings.append(QualityFinding("tiny_matrix", "warning", {"columns": cols, "rows": rows}))
+    if rendering.header_voi_ignored:
+        # The modality's window (or VOI LUT, then centre and width are "") misses the pixels:
+        # worth telling the site, whose export settings are probably wrong.
+        centre, width = rendering.window if rendering.window else ("", "")
+        params: dict[str, Param] = {
+            "centre": round(centre, 2) if isinstance(centre, float) else centre,
+            "width": round(width, 2) if isinstance(width, float) else width,
+            "coverage_percent": round(100 * (rendering.coverage or 0.0), 1),
+        }
+        findings.append(QualityFinding("window_ignored", "info", params))
     # Subsample large images: statistics over ~250k pixels are as good and 10× cheaper.
     step = max(1, int(np.sqrt(rows * cols / 250_000)))
     sample = display[::step, ::step]

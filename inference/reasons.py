@@ -54,6 +54,8 @@ _MESSAGES: dict[str, str] = {
     "clipped": "%(percent)s %% of pixels saturated: burnt-out areas, detail lost.",
     "underexposed_or_dark": "Very dark image (overexposed film or unsuitable window).",
     "overexposed_or_light": "Very light image (underexposed, or inverted photometric interpretation?).",
+    "window_ignored": "The window in the header (centre %(centre)s, width %(width)s) covers "
+    "%(coverage_percent)s %% of the pixels: shown with a stretch of the image's own range instead.",
     # Models
     "no_model": "No AI model is enabled for this study.",
     "model_failed": "The model could not analyse the image (%(error)s).",

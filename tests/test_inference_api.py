@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 from tests.inference_helpers import REPO
 
@@ -21,3 +23,26 @@ def test_the_model_package_description_is_a_model_spec_still_read_from_manifest_
     assert importlib.util.find_spec("inference.manifest") is None
     assert model_spec.SPEC_FILE == "manifest.json" and model_spec.MODEL_FILE == "model.onnx"
     assert {"ModelSpec", "ModelSpecError", "write_model_spec"} <= set(vars(model_spec))
+
+
+def test_importing_the_light_modules_loads_neither_onnxruntime_nor_django():
+    code = (
+        "import sys\n"
+        "import inference.model_spec, inference.registry, inference.reasons, inference.pixel_codes\n"
+        "import inference.windowing, inference.quality, inference.scope, inference.draft\n"
+        "print(sorted(m for m in ('onnxruntime', 'django', 'torch') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_windowing_module_costs_numpy_only():
+    code = (
+        "import sys\n"
+        "import inference.windowing, inference.pixel_codes\n"
+        "print(sorted(m for m in ('pydicom', 'PIL', 'onnxruntime', 'django') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

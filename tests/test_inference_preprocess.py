@@ -35,7 +35,7 @@ def linear_window(x: np.ndarray, centre: float, width: float) -> np.ndarray:
 
 def library_display(path) -> tuple[pydicom.Dataset, np.ndarray]:
     ds = pydicom.dcmread(path, force=True)
-    return ds, display_image(ds, decode_pixels(ds))
+    return ds, display_image(ds, decode_pixels(ds)).pixels
 
 
 @pytest.mark.parametrize(
