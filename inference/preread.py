@@ -85,7 +85,7 @@ def select_model(
     first: Refused | None = None
     for package in candidates:
         try:
-            return package, check_scope(ds, package.spec)
+            return package, check_scope(ds, package.spec, allow_unknown_age=package.allow_unknown_age)
         except Refused as exc:
             first = first or exc
     assert first is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inference.model_spec import MODEL_FILE, SPEC_FILE, ModelSpec, ModelSpecError, sha256_of
@@ -14,6 +14,9 @@ from inference.reasons import Reason
 class ModelPackage:
     directory: Path
     spec: ModelSpec
+    # The deployment's explicit choice to score images without an age with this age-restricted
+    # model (with an age_unknown warning) instead of refusing them.
+    allow_unknown_age: bool = False
 
     @property
     def model_path(self) -> Path:
@@ -32,16 +35,28 @@ class ModelRegistry:
     refused: list[RefusedPackage] = field(default_factory=list)
 
     @classmethod
-    def from_directory(cls, path: str | Path, *, enabled: Iterable[str] | None = None) -> ModelRegistry:
+    def from_directory(
+        cls,
+        path: str | Path,
+        *,
+        enabled: Iterable[str] | None = None,
+        allow_unknown_age: Iterable[str] = frozenset(),
+    ) -> ModelRegistry:
         """Load every sub-directory holding manifest.json + model.onnx (sorted by name).
 
         `enabled` restricts the registry to those model names (None: all). A package whose model
-        file does not match its manifest's sha256, or whose manifest is invalid, is not loaded and
-        is listed in `.refused` with the reason.
+        file does not match its specification's sha256, or whose specification is invalid, is not
+        loaded and is listed in `.refused` with the reason.
+
+        `allow_unknown_age` names the age-restricted models that may score an image carrying no
+        age (with an age_unknown warning); every other age-restricted model refuses such images.
         """
         registry = cls()
         root = Path(path)
         wanted = None if enabled is None else set(enabled)
+        if isinstance(allow_unknown_age, str):
+            raise TypeError("allow_unknown_age is a collection of model names, not one string")
+        unknown_age_ok = frozenset(allow_unknown_age)
         if not root.is_dir():
             return registry
         for directory in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -51,6 +66,8 @@ class ModelRegistry:
             if isinstance(package_or_reason, Reason):
                 registry.refused.append(RefusedPackage(directory, package_or_reason))
             elif wanted is None or package_or_reason.spec.name in wanted:
+                if package_or_reason.spec.name in unknown_age_ok:
+                    package_or_reason = replace(package_or_reason, allow_unknown_age=True)
                 registry.models.append(package_or_reason)
         return registry
 

@@ -1,7 +1,10 @@
 """Is this image what the model was made for? Modality, body part, view and patient population.
 
-Missing header values do not refuse (many real CRs lack BodyPartExamined or PatientAge): they
-add a warning instead, so the radiologist knows the model could not check.
+Missing modality or body part do not refuse (many real CRs lack BodyPartExamined): they add a
+warning, so the radiologist knows the model could not check. A missing age does refuse when the
+model is restricted to an age group (a paediatric model must not score an adult it cannot tell
+from a child), unless the deployment opted in for that model (`allow_unknown_age`); then it is
+scored with an age_unknown warning.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from inference.model_spec import ModelSpec, Population
 from inference.reasons import Reason, Refused, refuse
 
 
-def check_scope(ds: Dataset, spec: ModelSpec) -> list[Reason]:
+def check_scope(ds: Dataset, spec: ModelSpec, *, allow_unknown_age: bool = False) -> list[Reason]:
     """Raise `Refused` if the image is outside the model's scope; return warnings otherwise."""
     scope = spec.scope
     warnings: list[Reason] = []
@@ -36,7 +39,9 @@ def check_scope(ds: Dataset, spec: ModelSpec) -> list[Reason]:
         view = str(ds.get("ViewPosition", "") or "").upper()
         if view and view not in scope.views:
             raise refuse("wrong_view", view=view, allowed=", ".join(scope.views))
-    warnings.extend(check_population(ds, scope.population, model=spec.name))
+    warnings.extend(
+        check_population(ds, scope.population, model=spec.name, allow_unknown_age=allow_unknown_age)
+    )
     return warnings
 
 
@@ -53,12 +58,21 @@ def patient_age_years(ds: Dataset) -> float | None:
     return None
 
 
-def check_population(ds: Dataset, population: Population, *, model: str = "") -> list[Reason]:
+def check_population(
+    ds: Dataset, population: Population, *, model: str, allow_unknown_age: bool = False
+) -> list[Reason]:
+    """Refuse (or warn, as the model says) outside the age range; refuse an unknown age unless
+    the deployment allowed it for this model. Applies to every age-restricted model, whether it
+    refuses or only warns outside its range: an unknown age is the deployment's call, not the
+    model's."""
     if not population.restricted:
         return []
     age = patient_age_years(ds)
     if age is None:
-        return [Reason("age_unknown", {"model": model, "age_range": population.age_range})]
+        reason = Reason("age_unknown", {"model": model, "age_range": population.age_range})
+        if not allow_unknown_age:
+            raise Refused(reason)
+        return [reason]
     low = population.min_age_years
     high = population.max_age_years
     if (low is not None and age < low) or (high is not None and age > high):
