@@ -124,6 +124,8 @@ def pneumonia_manifest(onnx_keras_delta: float) -> dict:
                 "labels": [
                     {
                         "name": "NORMAL",
+                        "display_fr": "Aspect normal",
+                        "display_en": "Normal appearance",
                         "threshold": 0.5,
                         "urgency_weight": 0.0,
                         "sentence_fr": "Pas d'argument pour une pneumonie selon le modèle.",
@@ -131,6 +133,8 @@ def pneumonia_manifest(onnx_keras_delta: float) -> dict:
                     },
                     {
                         "name": "PNEUMONIA",
+                        "display_fr": "Pneumonie",
+                        "display_en": "Pneumonia",
                         "threshold": 0.5,
                         "critical_threshold": None,
                         "urgency_weight": 0.7,

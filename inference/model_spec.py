@@ -19,7 +19,9 @@ from typing import Any
 
 SPEC_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
-FORMAT = "joliba-model/1"
+# /2: every label carries display names (fr, en), used by drafts and overlays instead of the raw
+# class name. A /1 package is refused with a message saying to run its importer again.
+FORMAT = "joliba-model/2"
 OUTPUT_KINDS = ("probabilities", "boxes", "heatmap", "regression")
 ACTIVATIONS = ("sigmoid", "softmax", "none")
 
@@ -30,11 +32,13 @@ class ModelSpecError(ValueError):
 
 @dataclass(frozen=True)
 class LabelSpec:
-    name: str
+    name: str  # the model's class name, as trained (never shown to a person)
+    display_fr: str = ""  # what a radiologist reads: « Épanchement pleural »
+    display_en: str = ""
     threshold: float = 0.5
     critical_threshold: float | None = None
     urgency_weight: float = 0.0
-    sentence_fr: str = ""
+    sentence_fr: str = ""  # optional finding sentence for the draft
     sentence_en: str = ""
 
 
@@ -46,11 +50,13 @@ class OutputSpec:
     labels: tuple[LabelSpec, ...] = ()
     min_score: float = 0.3  # boxes below this score are dropped
     size: tuple[int, int] = (32, 32)  # heatmap (width, height) as returned to the viewer
-    unit: str = ""  # regression
+    unit: str = ""  # regression: language-neutral unit code (UCUM, e.g. "mo", "mm")
     scale: float = 1.0
     offset: float = 0.0
-    label_fr: str = ""
+    label_fr: str = ""  # regression: what is measured
     label_en: str = ""
+    unit_fr: str = ""  # regression: the unit as written in each language
+    unit_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,32 @@ def _floats(value: Any, n: int) -> tuple[float, ...]:
     return values
 
 
+def _label(raw: dict[str, Any]) -> LabelSpec:
+    label = LabelSpec(
+        name=str(raw["name"]),
+        display_fr=str(raw.get("display_fr", "")).strip(),
+        display_en=str(raw.get("display_en", "")).strip(),
+        threshold=float(raw.get("threshold", 0.5)),
+        critical_threshold=(
+            None if raw.get("critical_threshold") is None else float(raw["critical_threshold"])
+        ),
+        urgency_weight=float(raw.get("urgency_weight", 0.0)),
+        sentence_fr=str(raw.get("sentence_fr", "")),
+        sentence_en=str(raw.get("sentence_en", "")),
+    )
+    if not label.display_fr or not label.display_en:
+        raise ModelSpecError(f"label {label.name!r} needs 'display_fr' and 'display_en'")
+    if not 0.0 <= label.urgency_weight <= 1.0:
+        raise ModelSpecError(f"urgency_weight of {label.name!r} must be within 0..1")
+    return label
+
+
 def _parse(data: dict[str, Any]) -> ModelSpec:
+    if data.get("format") == "joliba-model/1":
+        raise ModelSpecError(
+            "format joliba-model/1 has no display names for its labels: run the model's importer "
+            f"again to write {FORMAT}"
+        )
     if data.get("format") != FORMAT:
         raise ModelSpecError(f"'format' must be '{FORMAT}'")
     for key in ("name", "version", "sha256"):
@@ -208,27 +239,15 @@ def _parse(data: dict[str, Any]) -> ModelSpec:
         kind = raw["kind"]
         if kind not in OUTPUT_KINDS:
             raise ModelSpecError(f"unknown output kind {kind!r}")
-        labels = tuple(
-            LabelSpec(
-                name=str(lab["name"]),
-                threshold=float(lab.get("threshold", 0.5)),
-                critical_threshold=(
-                    None if lab.get("critical_threshold") is None else float(lab["critical_threshold"])
-                ),
-                urgency_weight=float(lab.get("urgency_weight", 0.0)),
-                sentence_fr=str(lab.get("sentence_fr", "")),
-                sentence_en=str(lab.get("sentence_en", "")),
-            )
-            for lab in raw.get("labels", [])
-        )
-        for lab in labels:
-            if not 0.0 <= lab.urgency_weight <= 1.0:
-                raise ModelSpecError(f"urgency_weight of {lab.name!r} must be within 0..1")
+        labels = tuple(_label(lab) for lab in raw.get("labels", []))
         activation = str(raw.get("activation", "none"))
         if activation not in ACTIVATIONS:
             raise ModelSpecError(f"unknown activation {activation!r}")
         if kind in ("probabilities", "boxes") and not labels:
             raise ModelSpecError(f"output {raw['name']!r} of kind {kind} needs labels")
+        if kind == "regression" and (not raw.get("label_fr") or not raw.get("label_en")):
+            raise ModelSpecError(f"regression output {raw['name']!r} needs 'label_fr' and 'label_en'")
+        unit = str(raw.get("unit", ""))
         size = raw.get("size", [32, 32])
         outputs.append(
             OutputSpec(
@@ -238,11 +257,13 @@ def _parse(data: dict[str, Any]) -> ModelSpec:
                 labels=labels,
                 min_score=float(raw.get("min_score", 0.3)),
                 size=(int(size[0]), int(size[1])),
-                unit=str(raw.get("unit", "")),
+                unit=unit,
                 scale=float(raw.get("scale", 1.0)),
                 offset=float(raw.get("offset", 0.0)),
                 label_fr=str(raw.get("label_fr", "")),
                 label_en=str(raw.get("label_en", "")),
+                unit_fr=str(raw.get("unit_fr", unit)),
+                unit_en=str(raw.get("unit_en", unit)),
             )
         )
     if not outputs:

@@ -194,9 +194,12 @@ def _boxes(out: OutputSpec, value: np.ndarray, geometry: Geometry) -> list[dict[
             continue
         ox0, oy0 = geometry.to_original(x0, y0)
         ox1, oy1 = geometry.to_original(x1, y1)
+        label = out.labels[int(cls)]
         boxes.append(
             {
-                "label": out.labels[int(cls)].name,
+                "label": label.name,
+                "display_fr": label.display_fr,  # what the overlay shows, from the package
+                "display_en": label.display_en,
                 "score": round(float(score), 4),
                 "x0": round(float(ox0), 1),
                 "y0": round(float(oy0), 1),

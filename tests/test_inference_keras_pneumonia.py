@@ -105,4 +105,5 @@ def test_it_refuses_an_adult_and_an_unknown_age_unless_the_deployment_opts_in(re
     scored = run_preread(wrap_jpeg_as_dicom(jpeg), opted_in)
     assert scored.status == "scored" and scored.outputs["PNEUMONIA"] == pytest.approx(0.9995, abs=1e-4)
     assert [w.code for w in scored.warnings] == ["age_unknown"]
+    assert scored.draft_fr.splitlines()[1].startswith("- Pneumonie, probabilité 1,00.")
     assert run_preread(wrap_jpeg_as_dicom(jpeg, PatientAge="045Y"), opted_in).status == "refused"

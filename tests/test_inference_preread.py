@@ -43,8 +43,8 @@ def test_a_critical_finding_flags_and_tops_urgency(tmp_path):
         "(modèle de démonstration, pas pour usage clinique)"
     )
     assert result.draft_en.startswith("AI draft — model joliba-demo-cxr v1.0.0 — to be verified")
-    assert "Aspect évocateur de pneumothorax. (probabilité 0.95)" in result.draft_fr
-    assert "Possible pleural effusion. (probability 0.70)" in result.draft_en
+    assert "- Pneumothorax, probabilité 0,95. Aspect évocateur de pneumothorax." in result.draft_fr
+    assert "- Pleural effusion, probability 0.70. Possible pleural effusion." in result.draft_en
     assert result.demo is True
 
 
@@ -73,14 +73,15 @@ def test_overlays_come_back_in_original_pixels_and_as_a_small_png(tmp_path):
     )
     result = run_preread(CXR_1024, registry)
     assert result.boxes == [
-        {"label": "nodule", "score": 0.9, "x0": 256.0, "y0": 512.0, "x1": 512.0, "y1": 768.0}
+        {"label": "nodule", "display_fr": "Nodule pulmonaire", "display_en": "Pulmonary nodule",
+         "score": 0.9, "x0": 256.0, "y0": 512.0, "x1": 512.0, "y1": 768.0}
     ]
     assert result.heatmap["width"] == 32 and result.heatmap["covers"] == [0, 0, 1024, 1024]
     png = Image.open(io.BytesIO(base64.b64decode(result.heatmap["png_base64"])))
     assert png.size == (32, 32) and png.mode == "L"
     assert np.asarray(png).std() > 5  # follows the image, not a flat square
-    assert result.regression == {"age_months": {"value": pytest.approx(121.5), "unit": "mois"}}
-    assert "Âge osseux estimé : 121.5 mois" in result.draft_fr
+    assert result.regression == {"age_months": {"value": pytest.approx(121.5), "unit": "mo"}}
+    assert "Âge osseux estimé : 121,5 mois" in result.draft_fr
     payload = json.loads(json.dumps(result.to_dict()))
     assert set(payload["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
     assert payload["model"]["sha256"] == registry.models[0].spec.sha256

@@ -30,15 +30,13 @@ os.environ.setdefault("JOLIBA_ORT_THREADS", "2")
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
-from inference.export_torchxrayvision import SENTENCES  # noqa: E402 (torch-free at import)
+from inference.export_torchxrayvision import LABELS  # noqa: E402 (torch-free at import)
 from inference.model_spec import ModelSpec, write_model_spec  # noqa: E402
 from inference.preprocess import prepare  # noqa: E402
 from inference.preread import run_preread  # noqa: E402
 from inference.registry import ModelRegistry  # noqa: E402
 from inference.sessions import get_session  # noqa: E402
 from tests.inference_helpers import HIP_JPEGLS  # noqa: E402
-
-LABELS = list(SENTENCES)  # the 18 torchxrayvision pathologies
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,8 +87,8 @@ def build_package(directory: Path):
                     "kind": "probabilities",
                     "activation": "sigmoid",
                     "labels": [
-                        {"name": n, "urgency_weight": 0.5, "sentence_fr": fr, "sentence_en": en}
-                        for n, (fr, en) in SENTENCES.items()
+                        {"name": n, "urgency_weight": 0.5, "display_fr": fr, "display_en": en}
+                        for n, (fr, en) in LABELS.items()
                     ],
                 }
             ],
