@@ -7,7 +7,6 @@ any large allocation: the decoded size is checked against a limit before decodin
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,9 +30,10 @@ from inference.pixel_codes import PixelCode
 from inference.reasons import refuse
 from inference.windowing import Rendering, render
 
-# Decoded pixels allowed before we refuse (frames × rows × columns × samples). 36 M covers a
-# 6000×6000 detector; a Rows=Columns=65535 header would ask for 8 GB and is refused instead.
-MAX_PIXELS = int(os.environ.get("JOLIBA_MAX_PIXELS", 36_000_000))
+# Decoded pixels allowed before we refuse (frames × rows × columns × samples), unless the caller
+# passes its own `max_pixels`. 36 M covers a 6000×6000 detector; a Rows=Columns=65535 header
+# would ask for 8 GB and is refused instead.
+DEFAULT_MAX_PIXELS = 36_000_000
 
 # Fastest decoder we measured for each codec (2 cores): pyjpegls for JPEG-LS, pylibjpeg for
 # JPEG 2000 (133 ms vs Pillow's 172 ms on a 1760² CR), Pillow for baseline JPEG.
@@ -100,7 +100,7 @@ def transfer_syntax(ds: Dataset) -> UID:
     return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
 
 
-def check_decodable(ds: Dataset) -> None:
+def check_decodable(ds: Dataset, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """Refuse what cannot or must not be decoded, before allocating anything large."""
     if "PixelData" not in ds or not ds.PixelData:
         # As the ingest validator says it: an image header without pixels is an interrupted
@@ -120,17 +120,17 @@ def check_decodable(ds: Dataset) -> None:
         raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION)
     if frames > 1:
         raise refuse(PixelCode.MULTI_FRAME, frames=frames)
-    if rows * cols * frames * samples > MAX_PIXELS:
-        raise refuse(PixelCode.TOO_LARGE, columns=cols, rows=rows, frames=frames, max_pixels=MAX_PIXELS)
+    if rows * cols * frames * samples > max_pixels:
+        raise refuse(PixelCode.TOO_LARGE, columns=cols, rows=rows, frames=frames, max_pixels=max_pixels)
     if not transfer_syntax(ds).is_compressed:
         expected = (rows * cols * frames * samples * bits + 7) // 8
         if len(ds.PixelData) < expected:
             raise refuse(PixelCode.TRUNCATED, actual_bytes=len(ds.PixelData), expected_bytes=expected)
 
 
-def decode_pixels(ds: Dataset) -> np.ndarray:
+def decode_pixels(ds: Dataset, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode the single frame with the fastest available plugin, or refuse."""
-    check_decodable(ds)
+    check_decodable(ds, max_pixels=max_pixels)
     ts = transfer_syntax(ds)
     try:
         decoder = get_decoder(ts)
@@ -200,10 +200,10 @@ def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     return None
 
 
-def prepare(ds: Dataset, spec: InputSpec) -> PreparedImage:
+def prepare(ds: Dataset, spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
     """Decode and preprocess one dataset for a model, or raise `Refused`."""
     t0 = time.perf_counter()
-    arr = decode_pixels(ds)
+    arr = decode_pixels(ds, max_pixels=max_pixels)
     t1 = time.perf_counter()
     display = display_image(ds, arr)
     tensor, geometry = fit_to_input(display.pixels, spec)

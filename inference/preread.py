@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 
 from inference.draft import build_draft
 from inference.model_spec import ModelSpec, OutputSpec
-from inference.preprocess import Geometry, PreparedImage, prepare, read_dataset
+from inference.preprocess import DEFAULT_MAX_PIXELS, Geometry, PreparedImage, prepare, read_dataset
 from inference.quality import QualityFinding, assess_image
 from inference.reasons import Reason, Refused
 from inference.registry import ModelPackage, ModelRegistry
@@ -93,18 +93,25 @@ def select_model(
 
 
 def run_preread(
-    src: str | Path | bytes | Dataset, registry: ModelRegistry, *, model_name: str | None = None
+    src: str | Path | bytes | Dataset,
+    registry: ModelRegistry,
+    *,
+    model_name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> PreReadResult:
-    """Pre-read one DICOM image (path, bytes or Dataset) with the registry's matching model."""
+    """Pre-read one DICOM image (path, bytes or Dataset) with the registry's matching model.
+
+    `max_pixels` bounds the decoded size (checked before decoding); sessions use
+    `registry.threads` onnxruntime threads."""
     t0 = time.perf_counter()
     result = PreReadResult(status="refused")
     try:
         ds = read_dataset(src)
         package, result.warnings = select_model(ds, registry, model_name)
-        manifest = package.spec
-        result.model_name, result.model_version = manifest.name, manifest.version
-        result.model_sha256, result.demo = manifest.sha256, manifest.demo
-        prepared = prepare(ds, manifest.input)
+        spec = package.spec
+        result.model_name, result.model_version = spec.name, spec.version
+        result.model_sha256, result.demo = spec.sha256, spec.demo
+        prepared = prepare(ds, spec.input, max_pixels=max_pixels)
         result.timings_ms.update(decode=prepared.decode_ms, preprocess=prepared.preprocess_ms)
         result.pixel_spacing_mm = prepared.pixel_spacing_mm
         result.quality = assess_image(ds, prepared.stored, prepared.display)
@@ -118,11 +125,11 @@ def run_preread(
 
     t1 = time.perf_counter()
     try:
-        session = get_session(package.model_path, manifest.sha256)
+        session = get_session(package.model_path, spec.sha256, threads=registry.threads)
         names = [o.name for o in session.get_outputs()]
-        raw = dict(zip(names, session.run(None, {manifest.input.name: prepared.tensor}), strict=True))
+        raw = dict(zip(names, session.run(None, {spec.input.name: prepared.tensor}), strict=True))
         result.timings_ms["inference"] = (time.perf_counter() - t1) * 1000
-        _read_outputs(result, manifest, raw, prepared)
+        _read_outputs(result, spec, raw, prepared)
     except Refused as exc:
         result.status, result.reason = "failed", exc.reason
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
@@ -133,12 +140,12 @@ def run_preread(
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return result
 
-    urgency = score_urgency(result.outputs, manifest.labels, manifest.critical_urgency_floor)
+    urgency = score_urgency(result.outputs, spec.labels, spec.critical_urgency_floor)
     result.urgency = urgency.score
     result.critical_flags = urgency.critical_flags
     result.positive_labels = urgency.positive_labels
     result.draft_fr, result.draft_en = build_draft(
-        manifest,
+        spec,
         result.outputs,
         urgency.positive_labels,
         regression={k: v["value"] for k, v in result.regression.items()},
@@ -151,11 +158,11 @@ def run_preread(
 
 def _read_outputs(
     result: PreReadResult,
-    manifest: ModelSpec,
+    spec: ModelSpec,
     raw: dict[str, np.ndarray],
     prepared: PreparedImage,
 ) -> None:
-    for out in manifest.outputs:
+    for out in spec.outputs:
         if out.name not in raw:
             raise ValueError(f"model has no output {out.name!r}")
         value = np.asarray(raw[out.name], dtype=np.float64)
@@ -164,7 +171,7 @@ def _read_outputs(
         elif out.kind == "boxes":
             result.boxes.extend(_boxes(out, value, prepared.geometry))
         elif out.kind == "heatmap":
-            result.heatmap = _heatmap(out, value, prepared.geometry, manifest)
+            result.heatmap = _heatmap(out, value, prepared.geometry, spec)
         else:
             result.regression[out.name] = {
                 "value": float(value.ravel()[0]) * out.scale + out.offset,
@@ -211,14 +218,14 @@ def _boxes(out: OutputSpec, value: np.ndarray, geometry: Geometry) -> list[dict[
 
 
 def _heatmap(
-    out: OutputSpec, value: np.ndarray, geometry: Geometry, manifest: ModelSpec
+    out: OutputSpec, value: np.ndarray, geometry: Geometry, spec: ModelSpec
 ) -> dict[str, Any]:
     """A small greyscale PNG covering the whole original image (letterbox padding cropped)."""
     grid = value.reshape(value.shape[-2], value.shape[-1]).astype(np.float32)
     lo, hi = float(grid.min()), float(grid.max())
     if lo < 0.0 or hi > 1.0:
         grid = (grid - lo) / (hi - lo) if hi > lo else np.zeros_like(grid)
-    size = (manifest.input.width, manifest.input.height)
+    size = (spec.input.width, spec.input.height)
     full = np.asarray(Image.fromarray(grid, mode="F").resize(size, Image.BILINEAR))
     x0, y0 = int(geometry.ox), int(geometry.oy)
     x1 = x0 + max(1, round(geometry.columns * geometry.sx))

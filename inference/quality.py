@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from inference.preprocess import GREY, decode_pixels, display_image, read_dataset
+from inference.preprocess import DEFAULT_MAX_PIXELS, GREY, decode_pixels, display_image, read_dataset
 from inference.reasons import Param, Reason, Refused
 from inference.windowing import Rendering
 
@@ -42,11 +42,13 @@ class QualityFinding:
         return {"code": self.code, "severity": self.severity, "params": dict(self.params)}
 
 
-def check_quality(dataset_or_path: Dataset | str | Path | bytes) -> list[QualityFinding]:
+def check_quality(
+    dataset_or_path: Dataset | str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[QualityFinding]:
     """Return quality findings for one image; never raises for a bad file."""
     try:
         ds = read_dataset(dataset_or_path)
-        arr = decode_pixels(ds)
+        arr = decode_pixels(ds, max_pixels=max_pixels)
     except Refused as exc:
         return [QualityFinding(exc.reason.code, "error", exc.reason.params)]
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from inference.model_spec import MODEL_FILE, SPEC_FILE, ModelSpec, ModelSpecError, sha256_of
 from inference.reasons import Reason
+from inference.sessions import DEFAULT_THREADS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RefusedPackage:
 class ModelRegistry:
     models: list[ModelPackage] = field(default_factory=list)
     refused: list[RefusedPackage] = field(default_factory=list)
+    threads: int = DEFAULT_THREADS  # onnxruntime intra-op threads of each model's session
 
     @classmethod
     def from_directory(
@@ -41,6 +43,7 @@ class ModelRegistry:
         *,
         enabled: Iterable[str] | None = None,
         allow_unknown_age: Iterable[str] = frozenset(),
+        threads: int = DEFAULT_THREADS,
     ) -> ModelRegistry:
         """Load every sub-directory holding manifest.json + model.onnx (sorted by name).
 
@@ -50,8 +53,11 @@ class ModelRegistry:
 
         `allow_unknown_age` names the age-restricted models that may score an image carrying no
         age (with an age_unknown warning); every other age-restricted model refuses such images.
+        `threads` is the onnxruntime intra-op thread count of the sessions the pre-read opens.
         """
-        registry = cls()
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
+        registry = cls(threads=threads)
         root = Path(path)
         wanted = None if enabled is None else set(enabled)
         if isinstance(allow_unknown_age, str):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import sys
@@ -25,7 +24,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("JOLIBA_ORT_THREADS", "2")
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
@@ -147,9 +145,9 @@ def main() -> int:
 
         if torch is not None:
             tensor = prepare(pydicom.dcmread(HIP_JPEGLS), spec).tensor
-            fp32_reg = ModelRegistry.from_directory(tmp_path / "fp32")
+            fp32_reg = ModelRegistry.from_directory(tmp_path / "fp32", threads=2)
             pkg = fp32_reg.models[0]
-            session = get_session(pkg.model_path, pkg.spec.sha256)
+            session = get_session(pkg.model_path, pkg.spec.sha256, threads=2)
             session.run(None, {"image": tensor})
             fp32 = timed(lambda: session.run(None, {"image": tensor}), runs)
 
