@@ -65,8 +65,8 @@ def export(
     out_dir: str | Path, *, weights: str = "densenet121-res224-all", random_weights: bool = False
 ) -> Path:
     """Write `<out_dir>/xrv-<weights>/` and return it."""
-    import torch
-    import torchxrayvision as xrv
+    import torch  # type: ignore[import-not-found, unused-ignore]
+    import torchxrayvision as xrv  # type: ignore[import-not-found, unused-ignore]
 
     model = xrv.models.DenseNet(weights=None if random_weights else weights)
     model.eval()

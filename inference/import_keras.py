@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from inference.model_spec import write_model_spec
 
@@ -35,18 +36,19 @@ def import_pneumonia_model(out_dir: str | Path, *, check_samples: int = 4) -> Pa
     """
     import importlib.resources
 
-    import keras
+    import keras  # type: ignore[import-not-found, unused-ignore]
     import numpy as np
-    import onnxruntime as ort
-    import tensorflow as tf
-    import tf2onnx
+    import onnxruntime as ort  # type: ignore[import-untyped]
+    import tensorflow as tf  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    import tf2onnx  # type: ignore[import-not-found, unused-ignore]
 
     weights = importlib.resources.files(PACKAGE) / WEIGHTS
     model = keras.saving.load_model(str(weights), compile=False)
     spec = (tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32, name="image"),)
 
-    @tf.function(input_signature=spec)
-    def logits_of(image):  # from_function: tf2onnx's from_keras does not handle Keras 3 models
+    # from_function: tf2onnx's from_keras does not handle Keras 3 models
+    @tf.function(input_signature=spec)  # type: ignore[untyped-decorator, unused-ignore]
+    def logits_of(image: Any) -> dict[str, Any]:
         return {"logits": model(image, training=False)}
 
     package = Path(out_dir) / NAME
@@ -68,7 +70,7 @@ def import_pneumonia_model(out_dir: str | Path, *, check_samples: int = 4) -> Pa
     return package
 
 
-def pneumonia_manifest(onnx_keras_delta: float) -> dict:
+def pneumonia_manifest(onnx_keras_delta: float) -> dict[str, Any]:
     return {
         "name": NAME,
         "version": "0.3.0",

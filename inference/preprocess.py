@@ -17,7 +17,7 @@ import pydicom
 from numpy.typing import NDArray
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -171,7 +171,7 @@ def fit_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Geomet
     then normalise with the manifest's mean/std and lay out as NCHW or NHWC."""
     rows, cols = image.shape
     width, height = spec.width, spec.height
-    resample = Image.NEAREST if spec.interpolation == "nearest" else Image.BILINEAR
+    resample = Image.Resampling.NEAREST if spec.interpolation == "nearest" else Image.Resampling.BILINEAR
     if spec.resize == "stretch":
         new_w, new_h, ox, oy = width, height, 0, 0
     else:

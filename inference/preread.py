@@ -226,11 +226,11 @@ def _heatmap(
     if lo < 0.0 or hi > 1.0:
         grid = (grid - lo) / (hi - lo) if hi > lo else np.zeros_like(grid)
     size = (spec.input.width, spec.input.height)
-    full = np.asarray(Image.fromarray(grid, mode="F").resize(size, Image.BILINEAR))
+    full = np.asarray(Image.fromarray(grid, mode="F").resize(size, Image.Resampling.BILINEAR))
     x0, y0 = int(geometry.ox), int(geometry.oy)
     x1 = x0 + max(1, round(geometry.columns * geometry.sx))
     y1 = y0 + max(1, round(geometry.rows * geometry.sy))
-    crop = Image.fromarray(full[y0:y1, x0:x1], mode="F").resize(out.size, Image.BILINEAR)
+    crop = Image.fromarray(full[y0:y1, x0:x1], mode="F").resize(out.size, Image.Resampling.BILINEAR)
     pixels = np.clip(np.asarray(crop) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG", optimize=True)

@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def providers() -> list[str]:
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
 
     available = ort.get_available_providers()
     wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -47,7 +47,7 @@ def make_preview(src: Path, out: Path) -> Path:
                     "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
                     "InstitutionName"):
         if keyword in ds:
-            setattr(pv, keyword, ds.data_element(keyword).value)
+            setattr(pv, keyword, ds[keyword].value)
     # Deterministic UIDs: queueing the same series again gives the same preview, stored once.
     pv.SeriesInstanceUID = generate_uid(entropy_srcs=[str(ds.SeriesInstanceUID), "joliba-preview"])
     pv.SOPInstanceUID = generate_uid(entropy_srcs=[str(ds.SOPInstanceUID), "joliba-preview"])
