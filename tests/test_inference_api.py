@@ -58,3 +58,31 @@ def test_the_framework_free_libraries_type_check_strictly(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+def test_the_public_signatures_are_those_the_readme_gives():
+    import inspect
+
+    from inference.preread import run_preread
+    from inference.quality import check_quality
+    from inference.registry import ModelRegistry
+    from inference.sessions import get_session
+    from inference.windowing import display_float, display_pixels, render, window_covers
+
+    def keywords(fn):
+        return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    assert keywords(ModelRegistry.from_directory) == {
+        "enabled": None, "allow_unknown_age": frozenset(), "threads": 2}
+    assert keywords(run_preread) == {"model_name": None, "max_pixels": 36_000_000}
+    assert keywords(check_quality) == {"max_pixels": 36_000_000}
+    assert keywords(get_session) == {"threads": 2}
+    for fn in (display_pixels, display_float, render):
+        assert list(inspect.signature(fn).parameters) == ["ds", "arr", "frame"]
+        assert keywords(fn) == {"frame": 0}
+    assert keywords(window_covers) == {"function": "LINEAR"}
+    readme = (REPO / "inference" / "README.md").read_text(encoding="utf-8")
+    for text in ("allow_unknown_age", "threads=2", "max_pixels=36_000_000",
+                 "display_pixels(ds, arr=None, *, frame=0)"):
+        assert text in readme

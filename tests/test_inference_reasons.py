@@ -136,3 +136,13 @@ def test_quality_findings_of_a_truncated_real_file_are_codes(tmp_path):
     assert finding.code == PixelCode.TRUNCATED and finding.severity == "error"
     assert set(finding.params) == {"actual_bytes", "expected_bytes"}
     assert finding.params["expected_bytes"] == 1760 * 1760 * 2
+
+
+def test_the_readme_lists_every_code_with_its_parameters():
+    readme = (LIBRARY / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\w+) \| ([^|]*) \|", readme, flags=re.MULTILINE)
+    documented = {code: set() if params.strip() == "—" else {p.strip() for p in params.split(",")}
+                  for code, params in rows if code != "code"}
+    assert set(documented) == set(MESSAGES_EN)
+    for code, params in documented.items():
+        assert params == set(PLACEHOLDER.findall(MESSAGES_EN[code])), code
