@@ -51,7 +51,7 @@ def keras_python() -> str:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     if not PAEDIATRIC.is_dir():
-        pytest.skip(f"shared test data not found at {TESTDATA}")
+        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
     python = keras_python()
     out = tmp_path_factory.mktemp("models")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}

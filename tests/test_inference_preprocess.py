@@ -22,7 +22,7 @@ from tests.inference_helpers import (
 )
 
 if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
+    pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA", allow_module_level=True)
 
 
 def linear_window(x: np.ndarray, centre: float, width: float) -> np.ndarray:

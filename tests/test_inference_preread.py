@@ -20,7 +20,7 @@ from inference.urgency import score_urgency
 from tests.inference_helpers import CXR_1024, CXR_MONO1_10BIT, TESTDATA, build_constant_model
 
 if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
+    pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA", allow_module_level=True)
 
 
 def registry_with(tmp_path, **kwargs) -> ModelRegistry:
