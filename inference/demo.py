@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from inference.manifest import write_manifest
+from inference.model_spec import write_model_spec
 
 DEMO_LABELS: tuple[dict[str, Any], ...] = (
     {
         "name": "pneumothorax",
+        "display_fr": "Pneumothorax",
+        "display_en": "Pneumothorax",
         "threshold": 0.5,
         "critical_threshold": 0.8,
         "urgency_weight": 1.0,
@@ -28,6 +30,8 @@ DEMO_LABELS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "pleural_effusion",
+        "display_fr": "Épanchement pleural",
+        "display_en": "Pleural effusion",
         "threshold": 0.5,
         "urgency_weight": 0.6,
         "sentence_fr": "Épanchement pleural possible.",
@@ -35,6 +39,8 @@ DEMO_LABELS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "consolidation",
+        "display_fr": "Condensation alvéolaire",
+        "display_en": "Consolidation",
         "threshold": 0.5,
         "urgency_weight": 0.5,
         "sentence_fr": "Opacité alvéolaire (consolidation) possible.",
@@ -42,6 +48,8 @@ DEMO_LABELS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "cardiomegaly",
+        "display_fr": "Cardiomégalie",
+        "display_en": "Cardiomegaly",
         "threshold": 0.5,
         "urgency_weight": 0.3,
         "sentence_fr": "Silhouette cardiaque élargie.",
@@ -49,6 +57,8 @@ DEMO_LABELS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "nodule",
+        "display_fr": "Nodule pulmonaire",
+        "display_en": "Pulmonary nodule",
         "threshold": 0.5,
         "urgency_weight": 0.4,
         "sentence_fr": "Nodule pulmonaire possible.",
@@ -175,7 +185,9 @@ def build_demo_model(
                 "name": "boxes",
                 "kind": "boxes",
                 "min_score": 0.3,
-                "labels": [{"name": lab["name"]} for lab in DEMO_LABELS],
+                "labels": [
+                    {k: lab[k] for k in ("name", "display_fr", "display_en")} for lab in DEMO_LABELS
+                ],
             },
             {"name": "heatmap", "kind": "heatmap", "size": [32, 32]},
         ],
@@ -185,11 +197,13 @@ def build_demo_model(
             {
                 "name": "age_months",
                 "kind": "regression",
-                "unit": "mois",
+                "unit": "mo",
+                "unit_fr": "mois",
+                "unit_en": "months",
                 "label_fr": "Âge osseux estimé",
                 "label_en": "Estimated bone age",
             }
         )
     manifest.update(manifest_overrides or {})
-    write_manifest(package, manifest)
+    write_model_spec(package, manifest)
     return package

@@ -15,8 +15,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from inference.manifest import write_manifest
+from inference.model_spec import write_model_spec
 
 # Labels whose positive finding should reach a radiologist first (weights 0..1), and the ones
 # worth a critical flag. Others still appear in the draft when above threshold.
@@ -37,28 +38,26 @@ URGENCY = {
     "Infiltration": 0.3,
 }
 CRITICAL = {"Pneumothorax": 0.8}
-SENTENCES = {
-    "Atelectasis": ("Atélectasie possible.", "Possible atelectasis."),
-    "Consolidation": ("Consolidation possible.", "Possible consolidation."),
-    "Infiltration": ("Infiltrat possible.", "Possible infiltrate."),
-    "Pneumothorax": ("Aspect évocateur de pneumothorax.", "Appearance suggestive of pneumothorax."),
-    "Edema": ("Œdème pulmonaire possible.", "Possible pulmonary oedema."),
-    "Emphysema": ("Emphysème possible.", "Possible emphysema."),
-    "Fibrosis": ("Fibrose possible.", "Possible fibrosis."),
-    "Effusion": ("Épanchement pleural possible.", "Possible pleural effusion."),
-    "Pneumonia": ("Aspect compatible avec une pneumonie.", "Appearance compatible with pneumonia."),
-    "Pleural_Thickening": ("Épaississement pleural possible.", "Possible pleural thickening."),
-    "Cardiomegaly": ("Cardiomégalie possible.", "Possible cardiomegaly."),
-    "Nodule": ("Nodule possible.", "Possible nodule."),
-    "Mass": ("Masse possible.", "Possible mass."),
-    "Hernia": ("Hernie possible.", "Possible hernia."),
-    "Lung Lesion": ("Lésion pulmonaire possible.", "Possible lung lesion."),
-    "Fracture": ("Fracture possible.", "Possible fracture."),
-    "Lung Opacity": ("Opacité pulmonaire possible.", "Possible lung opacity."),
-    "Enlarged Cardiomediastinum": (
-        "Élargissement du médiastin possible.",
-        "Possible enlarged cardiomediastinum.",
-    ),
+# Display names (fr, en) of the 18 torchxrayvision pathologies, as the draft and overlays show them.
+LABELS = {
+    "Atelectasis": ("Atélectasie", "Atelectasis"),
+    "Consolidation": ("Condensation alvéolaire", "Consolidation"),
+    "Infiltration": ("Infiltrat", "Infiltration"),
+    "Pneumothorax": ("Pneumothorax", "Pneumothorax"),
+    "Edema": ("Œdème pulmonaire", "Pulmonary oedema"),
+    "Emphysema": ("Emphysème", "Emphysema"),
+    "Fibrosis": ("Fibrose", "Fibrosis"),
+    "Effusion": ("Épanchement pleural", "Pleural effusion"),
+    "Pneumonia": ("Pneumonie", "Pneumonia"),
+    "Pleural_Thickening": ("Épaississement pleural", "Pleural thickening"),
+    "Cardiomegaly": ("Cardiomégalie", "Cardiomegaly"),
+    "Nodule": ("Nodule", "Nodule"),
+    "Mass": ("Masse", "Mass"),
+    "Hernia": ("Hernie", "Hernia"),
+    "Lung Lesion": ("Lésion pulmonaire", "Lung lesion"),
+    "Fracture": ("Fracture", "Fracture"),
+    "Lung Opacity": ("Opacité pulmonaire", "Lung opacity"),
+    "Enlarged Cardiomediastinum": ("Élargissement du médiastin", "Enlarged cardiomediastinum"),
 }
 
 
@@ -66,8 +65,8 @@ def export(
     out_dir: str | Path, *, weights: str = "densenet121-res224-all", random_weights: bool = False
 ) -> Path:
     """Write `<out_dir>/xrv-<weights>/` and return it."""
-    import torch
-    import torchxrayvision as xrv
+    import torch  # type: ignore[import-not-found, unused-ignore]
+    import torchxrayvision as xrv  # type: ignore[import-not-found, unused-ignore]
 
     model = xrv.models.DenseNet(weights=None if random_weights else weights)
     model.eval()
@@ -86,9 +85,42 @@ def export(
         opset_version=17,
         dynamo=False,
     )
-    manifest = {
+    spec = xrv_spec(
+        name,
+        version=getattr(xrv, "__version__", "unknown"),
+        labels=[label for label in labels if label],
+        calibrated=calibrated,
+        weights=None if random_weights else weights,
+    )
+    write_model_spec(package, spec)
+    return package
+
+
+def xrv_spec(
+    name: str, *, version: str, labels: list[str], calibrated: bool, weights: str | None
+) -> dict[str, Any]:
+    """The model specification of an exported torchxrayvision DenseNet (no torch needed);
+    `weights` None means random weights (a demo package)."""
+    unknown = [label for label in labels if label not in LABELS]
+    if unknown:
+        raise KeyError(f"no display names for {unknown}: add them to LABELS")
+    random_weights = weights is None
+    evidence = (
+        {
+            "fr": "Aucune : poids aléatoires (test du chemin d'export).",
+            "en": "None: random weights (export path test).",
+        }
+        if random_weights
+        else {
+            "fr": f"torchxrayvision {weights} (Cohen et al., MIDL 2022), entraîné sur des jeux "
+            "publics (NIH, CheXpert, MIMIC, PadChest...). Non validé localement.",
+            "en": f"torchxrayvision {weights} (Cohen et al., MIDL 2022), trained on public sets "
+            "(NIH, CheXpert, MIMIC, PadChest...). Not validated locally.",
+        }
+    )
+    return {
         "name": name,
-        "version": getattr(xrv, "__version__", "unknown"),
+        "version": version,
         "demo": random_weights,
         "intended_use": {
             "fr": "Tri des radiographies thoraciques de face d'adulte (18 signes). Aide à la "
@@ -96,19 +128,7 @@ def export(
             "en": "Triage of adult frontal chest radiographs (18 findings). A prioritisation "
             "aid, not a replacement for a radiologist's reading.",
         },
-        "evidence": (
-            {
-                "fr": "Aucune : poids aléatoires (test du chemin d'export).",
-                "en": "None: random weights (export path test).",
-            }
-            if random_weights
-            else {
-                "fr": f"torchxrayvision {weights} (Cohen et al., MIDL 2022), entraîné sur des jeux "
-                "publics (NIH, CheXpert, MIMIC, PadChest...). Non validé localement.",
-                "en": f"torchxrayvision {weights} (Cohen et al., MIDL 2022), trained on public sets "
-                "(NIH, CheXpert, MIMIC, PadChest...). Not validated locally.",
-            }
-        ),
+        "evidence": evidence,
         "scope": {
             "modalities": ["CR", "DX"],
             "body_parts": ["CHEST"],
@@ -143,17 +163,15 @@ def export(
                         "threshold": 0.5,
                         "critical_threshold": CRITICAL.get(label),
                         "urgency_weight": URGENCY.get(label, 0.2),
-                        "sentence_fr": SENTENCES.get(label, (label, label))[0],
-                        "sentence_en": SENTENCES.get(label, (label, label))[1],
+                        "display_fr": LABELS[label][0],
+                        "display_en": LABELS[label][1],
                     }
                     for label in labels
-                    if label
                 ],
             }
         ],
     }
-    write_manifest(package, manifest)
-    return package
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,9 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from inference.manifest import write_manifest
+from inference.model_spec import write_model_spec
 
 PACKAGE = "pneumonia_model_package"
 WEIGHTS = "trained_models/pneumonia_xception_model_val-acc_0.861.keras"
@@ -35,18 +36,19 @@ def import_pneumonia_model(out_dir: str | Path, *, check_samples: int = 4) -> Pa
     """
     import importlib.resources
 
-    import keras
+    import keras  # type: ignore[import-not-found, unused-ignore]
     import numpy as np
-    import onnxruntime as ort
-    import tensorflow as tf
-    import tf2onnx
+    import onnxruntime as ort  # type: ignore[import-untyped]
+    import tensorflow as tf  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    import tf2onnx  # type: ignore[import-not-found, unused-ignore]
 
     weights = importlib.resources.files(PACKAGE) / WEIGHTS
     model = keras.saving.load_model(str(weights), compile=False)
     spec = (tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32, name="image"),)
 
-    @tf.function(input_signature=spec)
-    def logits_of(image):  # from_function: tf2onnx's from_keras does not handle Keras 3 models
+    # from_function: tf2onnx's from_keras does not handle Keras 3 models
+    @tf.function(input_signature=spec)  # type: ignore[untyped-decorator, unused-ignore]
+    def logits_of(image: Any) -> dict[str, Any]:
         return {"logits": model(image, training=False)}
 
     package = Path(out_dir) / NAME
@@ -64,11 +66,11 @@ def import_pneumonia_model(out_dir: str | Path, *, check_samples: int = 4) -> Pa
     if delta > 1e-3:
         raise RuntimeError(f"ONNX output differs from Keras by {delta}")
 
-    write_manifest(package, pneumonia_manifest(delta))
+    write_model_spec(package, pneumonia_manifest(delta))
     return package
 
 
-def pneumonia_manifest(onnx_keras_delta: float) -> dict:
+def pneumonia_manifest(onnx_keras_delta: float) -> dict[str, Any]:
     return {
         "name": NAME,
         "version": "0.3.0",
@@ -124,6 +126,8 @@ def pneumonia_manifest(onnx_keras_delta: float) -> dict:
                 "labels": [
                     {
                         "name": "NORMAL",
+                        "display_fr": "Aspect normal",
+                        "display_en": "Normal appearance",
                         "threshold": 0.5,
                         "urgency_weight": 0.0,
                         "sentence_fr": "Pas d'argument pour une pneumonie selon le modèle.",
@@ -131,6 +135,8 @@ def pneumonia_manifest(onnx_keras_delta: float) -> dict:
                     },
                     {
                         "name": "PNEUMONIA",
+                        "display_fr": "Pneumonie",
+                        "display_en": "Pneumonia",
                         "threshold": 0.5,
                         "critical_threshold": None,
                         "urgency_weight": 0.7,

@@ -1,22 +1,23 @@
 """DICOM → model tensor: safe reading, bounded decoding, LUTs, inversion and aspect-preserving resize.
 
-Every way an input can be unusable ends in `Refused` (a reason in French and English), raised
-before any large allocation: the decoded size is checked against a limit before decoding.
+Every way an input can be unusable ends in `Refused` (a code and its parameters), raised before
+any large allocation: the decoded size is checked against a limit before decoding.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
+from numpy.typing import NDArray
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -24,12 +25,15 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from inference.manifest import InputSpec
+from inference.model_spec import InputSpec
+from inference.pixel_codes import PixelCode
 from inference.reasons import refuse
+from inference.windowing import Rendering, render
 
-# Decoded pixels allowed before we refuse (frames × rows × columns × samples). 36 M covers a
-# 6000×6000 detector; a Rows=Columns=65535 header would ask for 8 GB and is refused instead.
-MAX_PIXELS = int(os.environ.get("JOLIBA_MAX_PIXELS", 36_000_000))
+# Decoded pixels allowed before we refuse (frames × rows × columns × samples), unless the caller
+# passes its own `max_pixels`. 36 M covers a 6000×6000 detector; a Rows=Columns=65535 header
+# would ask for 8 GB and is refused instead.
+DEFAULT_MAX_PIXELS = 36_000_000
 
 # Fastest decoder we measured for each codec (2 cores): pyjpegls for JPEG-LS, pylibjpeg for
 # JPEG 2000 (133 ms vs Pillow's 172 ms on a 1760² CR), Pillow for baseline JPEG.
@@ -66,7 +70,7 @@ class Geometry:
 class PreparedImage:
     tensor: np.ndarray  # float32, batch of one, layout as the manifest says
     stored: np.ndarray  # decoded stored values, as in the file
-    display: np.ndarray  # float32 0..1, full resolution, as a radiologist would see it
+    display: Rendering  # .pixels: float32 0..1, full resolution, as a radiologist would see it
     geometry: Geometry
     pixel_spacing_mm: tuple[float, float] | None  # (row, column) of the original image
     decode_ms: float
@@ -80,18 +84,9 @@ def read_dataset(src: str | Path | bytes | Dataset) -> Dataset:
     try:
         fp = io.BytesIO(src) if isinstance(src, bytes | bytearray) else str(src)
         return pydicom.dcmread(fp, force=True)
-    except RecursionError:
-        raise refuse(
-            "unreadable",
-            "Fichier DICOM illisible (structure imbriquée anormalement profonde).",
-            "Unreadable DICOM file (abnormally deep nesting).",
-        ) from None
-    except Exception as exc:  # any parser failure on untrusted bytes is a verdict, not a crash
-        raise refuse(
-            "unreadable",
-            f"Fichier DICOM illisible ({type(exc).__name__}).",
-            f"Unreadable DICOM file ({type(exc).__name__}).",
-        ) from None
+    except Exception as exc:  # any parser failure on untrusted bytes (RecursionError on a deeply
+        # nested sequence included) is a verdict, not a crash
+        raise refuse("unreadable", error=type(exc).__name__) from None
 
 
 def transfer_syntax(ds: Dataset) -> UID:
@@ -105,160 +100,70 @@ def transfer_syntax(ds: Dataset) -> UID:
     return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
 
 
-def check_decodable(ds: Dataset) -> None:
+def check_decodable(ds: Dataset, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """Refuse what cannot or must not be decoded, before allocating anything large."""
     if "PixelData" not in ds or not ds.PixelData:
-        raise refuse(
-            "no_pixel_data",
-            "Le fichier ne contient pas d'image (pas de données de pixels, ou transfert "
-            "interrompu). Renvoyez l'examen.",
-            "The file holds no image (no pixel data, or an interrupted transfer). Send the study again.",
-        )
+        # As the ingest validator says it: an image header without pixels is an interrupted
+        # image; no image header at all is not an image (a report, a plan). A dataset with no
+        # element at all is a file cut short (pydicom gives up silently on a truncated
+        # encapsulated image): interrupted too.
+        interrupted = "Rows" in ds or "Columns" in ds or len(ds) == 0
+        raise refuse(PixelCode.NO_PIXELS if interrupted else PixelCode.NOT_IMAGE)
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         bits = int(ds.BitsAllocated)
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
-        raise refuse(
-            "bad_pixel_description",
-            "Description de l'image incomplète ou invalide (lignes, colonnes, bits).",
-            "Incomplete or invalid image description (rows, columns, bits).",
-        ) from None
+        raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION) from None
     if rows <= 0 or cols <= 0 or bits not in (1, 8, 16, 32) or samples not in (1, 3):
-        raise refuse(
-            "bad_pixel_description",
-            "Description de l'image invalide (dimensions ou bits alloués).",
-            "Invalid image description (dimensions or bits allocated).",
-        )
+        raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION)
     if frames > 1:
-        raise refuse(
-            "multi_frame",
-            f"Image multi-trame ({frames} trames) : ce n'est pas une radiographie simple.",
-            f"Multi-frame image ({frames} frames): not a plain radiograph.",
-        )
-    if rows * cols * frames * samples > MAX_PIXELS:
-        raise refuse(
-            "too_large",
-            f"Image trop grande ({cols}×{rows}) : refusée sans être décodée.",
-            f"Image too large ({cols}×{rows}): refused without decoding.",
-        )
+        raise refuse(PixelCode.MULTI_FRAME, frames=frames)
+    if rows * cols * frames * samples > max_pixels:
+        raise refuse(PixelCode.TOO_LARGE, columns=cols, rows=rows, frames=frames, max_pixels=max_pixels)
     if not transfer_syntax(ds).is_compressed:
         expected = (rows * cols * frames * samples * bits + 7) // 8
         if len(ds.PixelData) < expected:
-            raise refuse(
-                "truncated_pixel_data",
-                f"Données d'image tronquées ({len(ds.PixelData)} octets sur {expected}) : "
-                "transfert interrompu ? Renvoyez l'examen.",
-                f"Truncated pixel data ({len(ds.PixelData)} of {expected} bytes): interrupted "
-                "transfer? Send the study again.",
-            )
+            raise refuse(PixelCode.TRUNCATED, actual_bytes=len(ds.PixelData), expected_bytes=expected)
 
 
-def decode_pixels(ds: Dataset) -> np.ndarray:
+def decode_pixels(ds: Dataset, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode the single frame with the fastest available plugin, or refuse."""
-    check_decodable(ds)
+    check_decodable(ds, max_pixels=max_pixels)
     ts = transfer_syntax(ds)
     try:
         decoder = get_decoder(ts)
     except NotImplementedError:
         decoder = None
     if decoder is None or not decoder.is_available:
-        raise refuse(
-            "unsupported_codec",
-            f"Compression non prise en charge ({ts.name}).",
-            f"Unsupported compression ({ts.name}).",
-        )
+        raise refuse(PixelCode.UNSUPPORTED_CODEC, transfer_syntax=ts.name)
     plugin = PREFERRED_PLUGINS.get(str(ts), "")
     if plugin not in decoder.available_plugins:
         plugin = ""
     try:
         arr, _ = decoder.as_array(ds, decoding_plugin=plugin, index=0)
     except Exception as exc:  # codec libraries raise anything on a broken codestream
-        raise refuse(
-            "decode_failed",
-            f"L'image n'a pas pu être décodée ({type(exc).__name__}) : fichier abîmé ?",
-            f"The image could not be decoded ({type(exc).__name__}): damaged file?",
-        ) from None
+        raise refuse(PixelCode.UNDECODABLE, transfer_syntax=ts.name, error=type(exc).__name__) from None
     return arr
 
 
-def _window(x: np.ndarray, ds: Dataset) -> np.ndarray | None:
-    """Window to 0..1 (PS3.3 C.11.2.1.2), in float32: pydicom's apply_voi_lut computes in float64
-    and took 67 ms of our 150 ms budget on a 2140×1760 CR; this takes a fraction of that."""
-    try:
-        centre = ds.WindowCenter
-        width = ds.WindowWidth
-        centre = float(centre[0] if isinstance(centre, pydicom.multival.MultiValue) else centre)
-        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return None
-    function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-    if function == "SIGMOID" and width > 0:
-        return (1.0 / (1.0 + np.exp(-4.0 * (x - centre) / width))).astype(np.float32)
-    if function == "LINEAR_EXACT" and width > 0:
-        y = (x - np.float32(centre)) / np.float32(width) + np.float32(0.5)
-    elif width >= 1:
-        if width == 1:  # the standard's threshold case
-            return (x >= centre - 0.5).astype(np.float32)
-        y = (x - np.float32(centre - 0.5)) / np.float32(width - 1) + np.float32(0.5)
-    else:
-        return None
-    return np.clip(y, 0.0, 1.0, out=y)
-
-
-def display_image(ds: Dataset, arr: np.ndarray) -> np.ndarray:
-    """Stored values → what a radiologist sees, as float32 0..1 (1 = white).
-
-    Modality LUT (rescale or LUT sequence), then VOI LUT sequence or window, else the full stored
-    range for ≤8-bit images or the min..max of the image; MONOCHROME1 is inverted last.
-    Colour images (a photographed film) are reduced to luminance.
-    """
+def display_image(ds: Dataset, arr: NDArray[Any]) -> Rendering:
+    """Stored values → what a radiologist sees, float32 0..1 (1 = white), by
+    `inference.windowing.render` (modality LUT, VOI LUT or header window — a window that misses
+    the pixels is replaced by a percentile stretch —, MONOCHROME1 inverted). A colour image (a
+    photographed film) is reduced to its luminance; anything else that is not grey is refused."""
     pi = str(ds.get("PhotometricInterpretation", "")).upper()
     if pi in COLOUR:
         if arr.ndim != 3:
-            raise refuse(
-                "bad_pixel_description", "Image couleur mal décrite.", "Badly described colour image."
-            )
-        rgb = arr.astype(np.float32)
+            raise refuse(PixelCode.BAD_PIXEL_DESCRIPTION)
+        rendering = render(ds, arr)
+        rgb = rendering.pixels
         luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-        top = float(2 ** int(ds.get("BitsStored", ds.BitsAllocated)) - 1)
-        return np.clip(luma / top, 0.0, 1.0).astype(np.float32)
+        return replace(rendering, pixels=np.clip(luma, 0.0, 1.0).astype(np.float32))
     if pi not in GREY or arr.ndim != 2:
-        raise refuse(
-            "not_greyscale",
-            f"Interprétation photométrique {pi or 'absente'} : ce n'est pas une radiographie en "
-            "niveaux de gris.",
-            f"Photometric interpretation {pi or 'missing'}: not a grey-level radiograph.",
-        )
-
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    has_lut = "ModalityLUTSequence" in ds
-    if has_lut or slope != 1 or intercept != 0:
-        x = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
-    else:
-        x = arr.astype(np.float32)  # identity modality LUT: skip pydicom's float64 pass
-
-    y = None
-    if ds.get("VOILUTSequence"):
-        lut_out = np.asarray(apply_voi_lut(x, ds, prefer_lut=True), dtype=np.float32)
-        item = ds.VOILUTSequence[0]
-        top = float(2 ** int(item.LUTDescriptor[2]) - 1)
-        top = max(top, float(np.max(item.LUTData)) if "LUTData" in item else top)
-        y = np.clip(lut_out / top, 0.0, 1.0)
-    if y is None:
-        y = _window(x, ds)
-    if y is None:
-        bits = int(ds.get("BitsStored", ds.BitsAllocated))
-        if bits <= 8 and not has_lut and slope == 1 and intercept == 0 and x.min() >= 0:
-            y = x / np.float32(2**bits - 1)
-        else:
-            lo, hi = float(x.min()), float(x.max())
-            y = (x - np.float32(lo)) / np.float32(hi - lo) if hi > lo else np.zeros_like(x)
-    if pi == "MONOCHROME1":
-        y = np.float32(1.0) - y
-    return y.astype(np.float32, copy=False)
+        raise refuse(PixelCode.NOT_GREYSCALE, photometric=pi)
+    return render(ds, arr)
 
 
 def fit_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Geometry]:
@@ -266,7 +171,7 @@ def fit_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Geomet
     then normalise with the manifest's mean/std and lay out as NCHW or NHWC."""
     rows, cols = image.shape
     width, height = spec.width, spec.height
-    resample = Image.NEAREST if spec.interpolation == "nearest" else Image.BILINEAR
+    resample = Image.Resampling.NEAREST if spec.interpolation == "nearest" else Image.Resampling.BILINEAR
     if spec.resize == "stretch":
         new_w, new_h, ox, oy = width, height, 0, 0
     else:
@@ -295,13 +200,13 @@ def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     return None
 
 
-def prepare(ds: Dataset, spec: InputSpec) -> PreparedImage:
+def prepare(ds: Dataset, spec: InputSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
     """Decode and preprocess one dataset for a model, or raise `Refused`."""
     t0 = time.perf_counter()
-    arr = decode_pixels(ds)
+    arr = decode_pixels(ds, max_pixels=max_pixels)
     t1 = time.perf_counter()
     display = display_image(ds, arr)
-    tensor, geometry = fit_to_input(display, spec)
+    tensor, geometry = fit_to_input(display.pixels, spec)
     t2 = time.perf_counter()
     return PreparedImage(
         tensor=tensor,

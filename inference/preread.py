@@ -15,8 +15,8 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from inference.draft import build_draft
-from inference.manifest import ModelManifest, OutputSpec
-from inference.preprocess import Geometry, PreparedImage, prepare, read_dataset
+from inference.model_spec import ModelSpec, OutputSpec
+from inference.preprocess import DEFAULT_MAX_PIXELS, Geometry, PreparedImage, prepare, read_dataset
 from inference.quality import QualityFinding, assess_image
 from inference.reasons import Reason, Refused
 from inference.registry import ModelPackage, ModelRegistry
@@ -78,20 +78,14 @@ def select_model(
     """The first enabled model whose scope accepts this image (or the named one), with warnings.
     Raises `Refused` with the first candidate's reason when none accepts it."""
     candidates = (
-        list(registry) if model_name is None else [m for m in registry if m.manifest.name == model_name]
+        list(registry) if model_name is None else [m for m in registry if m.spec.name == model_name]
     )
     if not candidates:
-        raise Refused(
-            Reason(
-                "no_model",
-                "Aucun modèle d'IA activé pour cet examen.",
-                "No AI model is enabled for this study.",
-            )
-        )
+        raise Refused(Reason("no_model"))
     first: Refused | None = None
     for package in candidates:
         try:
-            return package, check_scope(ds, package.manifest.scope)
+            return package, check_scope(ds, package.spec, allow_unknown_age=package.allow_unknown_age)
         except Refused as exc:
             first = first or exc
     assert first is not None
@@ -99,24 +93,31 @@ def select_model(
 
 
 def run_preread(
-    src: str | Path | bytes | Dataset, registry: ModelRegistry, *, model_name: str | None = None
+    src: str | Path | bytes | Dataset,
+    registry: ModelRegistry,
+    *,
+    model_name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> PreReadResult:
-    """Pre-read one DICOM image (path, bytes or Dataset) with the registry's matching model."""
+    """Pre-read one DICOM image (path, bytes or Dataset) with the registry's matching model.
+
+    `max_pixels` bounds the decoded size (checked before decoding); sessions use
+    `registry.threads` onnxruntime threads."""
     t0 = time.perf_counter()
     result = PreReadResult(status="refused")
     try:
         ds = read_dataset(src)
         package, result.warnings = select_model(ds, registry, model_name)
-        manifest = package.manifest
-        result.model_name, result.model_version = manifest.name, manifest.version
-        result.model_sha256, result.demo = manifest.sha256, manifest.demo
-        prepared = prepare(ds, manifest.input)
+        spec = package.spec
+        result.model_name, result.model_version = spec.name, spec.version
+        result.model_sha256, result.demo = spec.sha256, spec.demo
+        prepared = prepare(ds, spec.input, max_pixels=max_pixels)
         result.timings_ms.update(decode=prepared.decode_ms, preprocess=prepared.preprocess_ms)
         result.pixel_spacing_mm = prepared.pixel_spacing_mm
         result.quality = assess_image(ds, prepared.stored, prepared.display)
         errors = [f for f in result.quality if f.severity == "error"]
         if errors:
-            raise Refused(Reason(errors[0].code, errors[0].fr, errors[0].en))
+            raise Refused(errors[0].reason)
     except Refused as exc:
         result.reason = exc.reason
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
@@ -124,36 +125,31 @@ def run_preread(
 
     t1 = time.perf_counter()
     try:
-        session = get_session(package.model_path, manifest.sha256)
+        session = get_session(package.model_path, spec.sha256, threads=registry.threads)
         names = [o.name for o in session.get_outputs()]
-        raw = dict(zip(names, session.run(None, {manifest.input.name: prepared.tensor}), strict=True))
+        raw = dict(zip(names, session.run(None, {spec.input.name: prepared.tensor}), strict=True))
         result.timings_ms["inference"] = (time.perf_counter() - t1) * 1000
-        _read_outputs(result, manifest, raw, prepared)
+        _read_outputs(result, spec, raw, prepared)
     except Refused as exc:
         result.status, result.reason = "failed", exc.reason
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return result
     except Exception as exc:  # a broken model must not take the worker down with it
         result.status = "failed"
-        result.reason = Reason(
-            "model_failed",
-            f"Le modèle n'a pas pu analyser l'image ({type(exc).__name__}).",
-            f"The model could not analyse the image ({type(exc).__name__}).",
-        )
+        result.reason = Reason("model_failed", {"error": type(exc).__name__})
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return result
 
-    urgency = score_urgency(result.outputs, manifest.labels, manifest.critical_urgency_floor)
+    urgency = score_urgency(result.outputs, spec.labels, spec.critical_urgency_floor)
     result.urgency = urgency.score
     result.critical_flags = urgency.critical_flags
     result.positive_labels = urgency.positive_labels
     result.draft_fr, result.draft_en = build_draft(
-        manifest,
+        spec,
         result.outputs,
         urgency.positive_labels,
         regression={k: v["value"] for k, v in result.regression.items()},
         box_count=len(result.boxes),
-        warnings=result.warnings,
     )
     result.status = "scored"
     result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
@@ -162,11 +158,11 @@ def run_preread(
 
 def _read_outputs(
     result: PreReadResult,
-    manifest: ModelManifest,
+    spec: ModelSpec,
     raw: dict[str, np.ndarray],
     prepared: PreparedImage,
 ) -> None:
-    for out in manifest.outputs:
+    for out in spec.outputs:
         if out.name not in raw:
             raise ValueError(f"model has no output {out.name!r}")
         value = np.asarray(raw[out.name], dtype=np.float64)
@@ -175,7 +171,7 @@ def _read_outputs(
         elif out.kind == "boxes":
             result.boxes.extend(_boxes(out, value, prepared.geometry))
         elif out.kind == "heatmap":
-            result.heatmap = _heatmap(out, value, prepared.geometry, manifest)
+            result.heatmap = _heatmap(out, value, prepared.geometry, spec)
         else:
             result.regression[out.name] = {
                 "value": float(value.ravel()[0]) * out.scale + out.offset,
@@ -205,9 +201,12 @@ def _boxes(out: OutputSpec, value: np.ndarray, geometry: Geometry) -> list[dict[
             continue
         ox0, oy0 = geometry.to_original(x0, y0)
         ox1, oy1 = geometry.to_original(x1, y1)
+        label = out.labels[int(cls)]
         boxes.append(
             {
-                "label": out.labels[int(cls)].name,
+                "label": label.name,
+                "display_fr": label.display_fr,  # what the overlay shows, from the package
+                "display_en": label.display_en,
                 "score": round(float(score), 4),
                 "x0": round(float(ox0), 1),
                 "y0": round(float(oy0), 1),
@@ -219,19 +218,19 @@ def _boxes(out: OutputSpec, value: np.ndarray, geometry: Geometry) -> list[dict[
 
 
 def _heatmap(
-    out: OutputSpec, value: np.ndarray, geometry: Geometry, manifest: ModelManifest
+    out: OutputSpec, value: np.ndarray, geometry: Geometry, spec: ModelSpec
 ) -> dict[str, Any]:
     """A small greyscale PNG covering the whole original image (letterbox padding cropped)."""
     grid = value.reshape(value.shape[-2], value.shape[-1]).astype(np.float32)
     lo, hi = float(grid.min()), float(grid.max())
     if lo < 0.0 or hi > 1.0:
         grid = (grid - lo) / (hi - lo) if hi > lo else np.zeros_like(grid)
-    size = (manifest.input.width, manifest.input.height)
-    full = np.asarray(Image.fromarray(grid, mode="F").resize(size, Image.BILINEAR))
+    size = (spec.input.width, spec.input.height)
+    full = np.asarray(Image.fromarray(grid, mode="F").resize(size, Image.Resampling.BILINEAR))
     x0, y0 = int(geometry.ox), int(geometry.oy)
     x1 = x0 + max(1, round(geometry.columns * geometry.sx))
     y1 = y0 + max(1, round(geometry.rows * geometry.sy))
-    crop = Image.fromarray(full[y0:y1, x0:x1], mode="F").resize(out.size, Image.BILINEAR)
+    crop = Image.fromarray(full[y0:y1, x0:x1], mode="F").resize(out.size, Image.Resampling.BILINEAR)
     pixels = np.clip(np.asarray(crop) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG", optimize=True)

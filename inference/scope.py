@@ -1,7 +1,10 @@
 """Is this image what the model was made for? Modality, body part, view and patient population.
 
-Missing header values do not refuse (many real CRs lack BodyPartExamined or PatientAge): they
-add a warning instead, so the radiologist knows the model could not check.
+Missing modality or body part do not refuse (many real CRs lack BodyPartExamined): they add a
+warning, so the radiologist knows the model could not check. A missing age does refuse when the
+model is restricted to an age group (a paediatric model must not score an adult it cannot tell
+from a child), unless the deployment opted in for that model (`allow_unknown_age`); then it is
+scored with an age_unknown warning.
 """
 
 from __future__ import annotations
@@ -10,65 +13,35 @@ from datetime import date
 
 from pydicom.dataset import Dataset
 
-from inference.manifest import Population, Scope
+from inference.model_spec import ModelSpec, Population
 from inference.reasons import Reason, Refused, refuse
 
-RADIOGRAPHY = ("CR", "DX", "RG", "DR")
 
-
-def check_scope(ds: Dataset, scope: Scope) -> list[Reason]:
+def check_scope(ds: Dataset, spec: ModelSpec, *, allow_unknown_age: bool = False) -> list[Reason]:
     """Raise `Refused` if the image is outside the model's scope; return warnings otherwise."""
+    scope = spec.scope
     warnings: list[Reason] = []
     species = str(ds.get("PatientSpeciesDescription", "") or "").strip()
     if species and species.lower() not in ("human", "homo sapiens", "humain"):
-        raise refuse(
-            "not_human",
-            f"Examen vétérinaire ({species}) : le modèle est prévu pour des patients humains.",
-            f"Veterinary study ({species}): the model is meant for human patients.",
-        )
+        raise refuse("not_human", species=species)
     modality = str(ds.get("Modality", "") or "").upper()
     if not modality:
-        warnings.append(
-            Reason(
-                "modality_unknown",
-                "Modalité non renseignée dans l'en-tête.",
-                "Modality missing from the header.",
-            )
-        )
+        warnings.append(Reason("modality_unknown"))
     elif modality not in scope.modalities:
-        kind = "radiographie" if modality in RADIOGRAPHY else "pas une radiographie"
-        kind_en = "radiograph" if modality in RADIOGRAPHY else "not a radiograph"
-        raise refuse(
-            "wrong_modality",
-            f"Modalité {modality} ({kind}) hors du champ du modèle ({', '.join(scope.modalities)}).",
-            f"Modality {modality} ({kind_en}) is outside the model's scope ({', '.join(scope.modalities)}).",
-        )
+        raise refuse("wrong_modality", modality=modality, allowed=", ".join(scope.modalities))
     if scope.body_parts:
         part = str(ds.get("BodyPartExamined", "") or "").upper()
         if not part:
-            warnings.append(
-                Reason(
-                    "body_part_unknown",
-                    "Région anatomique non renseignée : vérifiez qu'il s'agit bien d'un "
-                    f"{'/'.join(scope.body_parts).lower()}.",
-                    f"Body part not stated: check that this is a {'/'.join(scope.body_parts).lower()}.",
-                )
-            )
+            warnings.append(Reason("body_part_unknown", {"allowed": ", ".join(scope.body_parts)}))
         elif part not in scope.body_parts:
-            raise refuse(
-                "wrong_body_part",
-                f"Région {part} hors du champ du modèle ({', '.join(scope.body_parts)}).",
-                f"Body part {part} is outside the model's scope ({', '.join(scope.body_parts)}).",
-            )
+            raise refuse("wrong_body_part", body_part=part, allowed=", ".join(scope.body_parts))
     if scope.views:
         view = str(ds.get("ViewPosition", "") or "").upper()
         if view and view not in scope.views:
-            raise refuse(
-                "wrong_view",
-                f"Incidence {view} hors du champ du modèle ({', '.join(scope.views)}).",
-                f"View {view} is outside the model's scope ({', '.join(scope.views)}).",
-            )
-    warnings.extend(check_population(ds, scope.population))
+            raise refuse("wrong_view", view=view, allowed=", ".join(scope.views))
+    warnings.extend(
+        check_population(ds, scope.population, model=spec.name, allow_unknown_age=allow_unknown_age)
+    )
     return warnings
 
 
@@ -85,28 +58,27 @@ def patient_age_years(ds: Dataset) -> float | None:
     return None
 
 
-def check_population(ds: Dataset, population: Population) -> list[Reason]:
-    if population.min_age_years is None and population.max_age_years is None:
+def check_population(
+    ds: Dataset, population: Population, *, model: str, allow_unknown_age: bool = False
+) -> list[Reason]:
+    """Refuse (or warn, as the model says) outside the age range; refuse an unknown age unless
+    the deployment allowed it for this model. Applies to every age-restricted model, whether it
+    refuses or only warns outside its range: an unknown age is the deployment's call, not the
+    model's."""
+    if not population.restricted:
         return []
-    who_fr = population.description_fr or "la population prévue"
-    who_en = population.description_en or "the intended population"
     age = patient_age_years(ds)
     if age is None:
-        return [
-            Reason(
-                "age_unknown",
-                f"Âge du patient inconnu : le modèle est prévu pour {who_fr} ; résultat à "
-                "interpréter avec prudence.",
-                f"Patient age unknown: the model is meant for {who_en}; interpret with care.",
-            )
-        ]
+        reason = Reason("age_unknown", {"model": model, "age_range": population.age_range})
+        if not allow_unknown_age:
+            raise Refused(reason)
+        return [reason]
     low = population.min_age_years
     high = population.max_age_years
     if (low is not None and age < low) or (high is not None and age > high):
         reason = Reason(
             "outside_population",
-            f"Patient de {age:.1f} ans, hors de la population prévue du modèle ({who_fr}).",
-            f"Patient aged {age:.1f} years, outside the model's intended population ({who_en}).",
+            {"model": model, "age_years": round(age, 1), "age_range": population.age_range},
         )
         if population.outside == "refuse":
             raise Refused(reason)

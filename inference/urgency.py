@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference.manifest import LabelSpec
+from inference.model_spec import LabelSpec
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ library can be swapped without touching callers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import requests
 from apiron.client import Timeout
-from orthanc_rest_client import Orthanc
+from orthanc_rest_client import Orthanc  # type: ignore[import-untyped]
 from requests.auth import HTTPBasicAuth
 
 QUICK = Timeout(connection_timeout=3, read_timeout=15)
@@ -67,15 +68,15 @@ class OrthancClient:
             base = getattr(self._api, name)
             setattr(self._api, name, type(base.__name__, (base,), {"domain": self.url}))
 
-    def _call(self, method, *args, timeout: Timeout = QUICK, **kwargs):
+    def _call(self, method: Callable[..., Any], *args: Any, timeout: Timeout = QUICK, **kwargs: Any) -> Any:
         try:
             return method(*args, session=self._session, timeout_spec=timeout, **kwargs)
         except requests.RequestException as exc:
             status = exc.response.status_code if exc.response is not None else None
             raise OrthancError(f"Orthanc: {exc.__class__.__name__}: {exc}", status) from exc
 
-    def system(self) -> dict:
-        return self._call(self._api.get_system)
+    def system(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call(self._api.get_system))
 
     def store_instance(self, data: bytes) -> StoredInstance:
         """Store one DICOM file; storing the same SOP instance twice is not an error."""
@@ -92,24 +93,25 @@ class OrthancClient:
             already_stored=answer.get("Status") == "AlreadyStored",
         )
 
-    def study(self, study_id: str) -> dict:
-        return self._call(self._api.get_study, study_id)
+    def study(self, study_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call(self._api.get_study, study_id))
 
-    def study_instances(self, study_id: str) -> list[dict]:
-        return self._call(self._api.get_study_instances, study_id)
+    def study_instances(self, study_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._call(self._api.get_study_instances, study_id))
 
-    def study_series(self, study_id: str) -> list[dict]:
-        return self._call(self._api.get_study_series, study_id)
+    def study_series(self, study_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._call(self._api.get_study_series, study_id))
 
-    def instance_metadata(self, instance_id: str) -> dict:
+    def instance_metadata(self, instance_id: str) -> dict[str, Any]:
         """Orthanc's own metadata of an instance (RemoteAET, ReceptionDate, Origin...)."""
-        return self._call(
-            self._api.instances.list_metadata, id_=instance_id, params={"expand": ""}
+        return cast(
+            dict[str, Any],
+            self._call(self._api.instances.list_metadata, id_=instance_id, params={"expand": ""}),
         )
 
-    def instance_tags(self, instance_id: str) -> dict:
+    def instance_tags(self, instance_id: str) -> dict[str, Any]:
         """Simplified tags (name → value) of one instance."""
-        return self._call(self._api.get_instance_simplified_tags, instance_id)
+        return cast(dict[str, Any], self._call(self._api.get_instance_simplified_tags, instance_id))
 
     def instance_file(self, instance_id: str) -> bytes:
         return b"".join(self._call(self._api.get_instance_file, instance_id, timeout=SLOW))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 PLUGIN_DIR = Path("/usr/share/orthanc/plugins")
 PLUGINS = ("libOrthancDicomWeb.so", "libOrthancGdcm.so")
@@ -25,7 +26,7 @@ def archive_config(
     aet: str = "JOLIBA",
     plugin_dir: Path = PLUGIN_DIR,
     modalities: dict[str, tuple[str, str, int]] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Return the Orthanc configuration of the central archive as a dict.
 
     `modalities` maps a name to (AE title, host, port) of each modality or gateway allowed to
@@ -82,7 +83,7 @@ def archive_config(
     }
 
 
-def write_config(path: Path, config: dict) -> Path:
+def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2))
     path.chmod(0o600)  # holds the Orthanc password

@@ -22,7 +22,8 @@ from .config import archive_config, write_config
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def orthanc_binary() -> str:
@@ -55,7 +56,7 @@ class OrthancProcess:
         self.log_path = self.workdir / "orthanc.log"
         self.stable_age_s = stable_age_s
         self.modalities = modalities or {}
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, TextIO
 
 from .compression import SitePolicy
 from .manifest import enqueue
@@ -34,7 +35,9 @@ def _default_state_dir() -> Path:
     return Path(os.environ.get("JOLIBA_PUSH_STATE", Path(base) / "joliba-push"))
 
 
-def _lock(path: Path, blocking: bool):
+def _lock(path: Path, blocking: bool) -> TextIO | None:
+    """An exclusive lock on `path`, held while the returned file stays open; None if another
+    agent holds it and `blocking` is False."""
     handle = path.open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -56,7 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=2 * 1024**2)
     p.add_argument("--max-time", type=float, default=None, help="abandonner après N secondes")
     p.add_argument("--wait", type=float, default=300, help="attente de la confirmation du centre (s)")
-    p.add_argument("--retry-base", type=float, default=0.5, help=argparse.SUPPRESS)
+    p.add_argument("--retry-base", type=float, default=0.5,
+                   help="premier délai (s) avant un nouvel essai quand la liaison tombe ; doublé à "
+                   "chaque échec, 30 s au plus")
     p.add_argument("paths", nargs="*", type=Path)
     args = p.parse_args(argv)
     if not args.token:
@@ -72,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     open_before = set(queue.open_manifests()) | {
         r[0] for r in queue.db.execute("SELECT id FROM manifests WHERE posted<1")}
     if args.paths:
-        with _lock(args.state_dir / "enqueue.lock", blocking=True):
+        enqueue_lock = _lock(args.state_dir / "enqueue.lock", blocking=True)
+        assert enqueue_lock is not None  # a blocking lock waits instead of failing
+        with enqueue_lock:
             found = enqueue(queue, args.paths, policy=SitePolicy(mode=args.policy), priority=args.priority,
                             indication=args.indication, say=_say)
         if found["skipped"]:
@@ -116,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _confirm(queue: Queue, client: TusClient, manifest_ids: list[str], started: float,
-             args: argparse.Namespace, deadline: float | None) -> list[dict]:
+             args: argparse.Namespace, deadline: float | None) -> list[dict[str, Any]]:
     """Ask the centre until each study is confirmed complete (every instance acknowledged)."""
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     until = time.monotonic() + args.wait
     backoff = Backoff(base=args.retry_base)
     pending = list(manifest_ids)

@@ -11,6 +11,11 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from pydicom.dataset import Dataset
 
 UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 
@@ -25,8 +30,8 @@ LOSSY_RATIOS = {"CR": 10.0, "DX": 10.0, "MG": 15.0, "CT": 8.0, "CT_BRAIN": 5.0}
 @dataclass(frozen=True)
 class SitePolicy:
     mode: str = "lossless"  # or "lossy"
-    lossless_codecs: dict = field(default_factory=lambda: dict(LOSSLESS_CODECS))
-    lossy_ratios: dict = field(default_factory=lambda: dict(LOSSY_RATIOS))
+    lossless_codecs: dict[str, str] = field(default_factory=lambda: dict(LOSSLESS_CODECS))
+    lossy_ratios: dict[str, float] = field(default_factory=lambda: dict(LOSSY_RATIOS))
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Compressed:
     lossy_ratio: float | None = None
 
 
-def _write_durably(ds, out: Path) -> None:
+def _write_durably(ds: Dataset, out: Path) -> None:
     tmp = out.with_suffix(".tmp")
     ds.save_as(tmp, enforce_file_format=True)
     with tmp.open("rb+") as f:
@@ -55,7 +60,7 @@ def _copy_durably(src: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def _encode(src: Path, codec: str, reference):
+def _encode(src: Path, codec: str, reference: NDArray[Any]) -> Dataset:
     """Encode losslessly and prove it: decoded pixels must equal the original's, bit for bit."""
     import numpy as np
     import pydicom
@@ -72,7 +77,7 @@ def _encode(src: Path, codec: str, reference):
     return ds
 
 
-def _to_bytes(ds) -> bytes:
+def _to_bytes(ds: Dataset) -> bytes:
     from io import BytesIO
 
     buf = BytesIO()
@@ -108,7 +113,7 @@ def compress_losslessly(src: Path, out: Path, codec: str = "best") -> Compressed
     return Compressed(out, name, raw_size, out.stat().st_size, sop)
 
 
-def lossy_target(ds, ratios: dict) -> float | None:
+def lossy_target(ds: Dataset, ratios: dict[str, float]) -> float | None:
     modality = str(ds.get("Modality", ""))
     if modality == "CT":
         where = " ".join(str(ds.get(k, "")) for k in ("BodyPartExamined", "StudyDescription")).upper()
@@ -171,7 +176,7 @@ def compress_for_link(src: Path, out: Path, policy: SitePolicy | None = None) ->
     return compress_losslessly(src, out, policy.lossless_codecs.get(modality, "jpegls"))
 
 
-def image_error(original: Path, compressed: Path) -> dict:
+def image_error(original: Path, compressed: Path) -> dict[str, float]:
     """Max absolute error and PSNR (against the stored bit depth) of a transcoded image."""
     import numpy as np
     import pydicom

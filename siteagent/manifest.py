@@ -13,10 +13,11 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypedDict
 
 from .compression import SitePolicy, compress_for_link
 from .preview import make_preview
-from .queue import Queue
+from .queue import Queue, QueuedInstance
 
 BUNDLE_MEMBER_MAX = 512 * 1024  # instances smaller than this travel in bundles
 BUNDLE_TARGET = 2 * 1024**2
@@ -42,7 +43,14 @@ def find_files(paths: Iterable[Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def _identify(path: Path) -> dict | None:
+class Identity(TypedDict):
+    study: str
+    series: str
+    sop: str
+    number: int
+
+
+def _identify(path: Path) -> Identity | None:
     import pydicom
 
     try:
@@ -61,11 +69,11 @@ def _source_key(path: Path, policy: SitePolicy) -> str:
 def enqueue(
     queue: Queue, paths: Iterable[Path], *, policy: SitePolicy, priority: str = "routine",
     indication: str = "", say: Callable[[str], None] = print,
-) -> dict:
+) -> dict[str, Any]:
     """Compress and queue what is not queued yet. Safe to run again after a crash."""
     queue.recover_half_queued()
     files = find_files(paths)
-    studies: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
+    studies: dict[str, list[tuple[Path, Identity]]] = defaultdict(list)
     skipped = []
     for path in files:
         if queue.known_source(_source_key(path, policy)):
@@ -79,11 +87,11 @@ def enqueue(
         manifest_id = queue.add_manifest(study_uid=study_uid, priority=priority, indication=indication)
         say(f"Examen {manifest_id[:8]} : {len(members)} fichier(s), compression…")
         _queue_previews(queue, manifest_id, members)
-        small: list[dict] = []
+        small: list[QueuedInstance] = []
         for path, _ident in sorted(members, key=lambda m: (m[1]["series"], m[1]["number"], str(m[0]))):
             out = queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.dcm"
             done = compress_for_link(path, out, policy)
-            inst = {"source_key": _source_key(path, policy), "sop_uid": done.sop_instance_uid,
+            inst: QueuedInstance = {"source_key": _source_key(path, policy), "sop_uid": done.sop_instance_uid,
                     "sha256": sha256_of(done.path), "size": done.size, "raw_size": done.raw_size,
                     "codec": done.codec, "lossy_ratio": done.lossy_ratio, "path": done.path}
             if done.size < BUNDLE_MEMBER_MAX:
@@ -105,8 +113,8 @@ def enqueue(
     return {"studies": len(studies), "files": sum(len(m) for m in studies.values()), "skipped": skipped}
 
 
-def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, dict]]) -> None:
-    series: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
+def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Identity]]) -> None:
+    series: dict[str, list[tuple[Path, Identity]]] = defaultdict(list)
     for path, ident in members:
         series[ident["series"]].append((path, ident))
     for _uid, items in sorted(series.items(), key=lambda s: -len(s[1]))[:MAX_PREVIEWS_PER_STUDY]:
@@ -121,7 +129,7 @@ def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, di
                        sha256=sha256_of(out), size=out.stat().st_size, raw_size=0, instances=[])
 
 
-def _queue_bundle(queue: Queue, manifest_id: str, members: list[dict]) -> None:
+def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance]) -> None:
     out = queue.outbox / f"{manifest_id[:8]}-bundle-{members[0]['sha256'][:16]}.zip"
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as bundle:

@@ -6,29 +6,24 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+    from pydicom.dataset import Dataset
 
 PREVIEW_PX = 384
 
 
-def _eight_bit(ds):
-    import numpy as np
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+def _eight_bit(ds: Dataset) -> tuple[NDArray[np.uint8], str]:
+    """The middle frame as the radiologist would see it (inference.windowing: header window,
+    or a percentile stretch when that window misses the pixels), 8-bit grey or RGB."""
+    from inference.windowing import display_pixels  # numpy: loaded only when a preview is made
 
-    arr = ds.pixel_array
     frames = int(ds.get("NumberOfFrames") or 1)
-    if frames > 1:
-        arr = arr[frames // 2]
-    if int(ds.get("SamplesPerPixel") or 1) == 1:
-        arr = apply_modality_lut(arr, ds)
-        if "WindowCenter" in ds or "VOILUTSequence" in ds:
-            arr = apply_voi_lut(arr, ds)
-        arr = arr.astype(np.float64)
-        lo, hi = np.percentile(arr, (0.5, 99.5))
-        arr = np.clip((arr - lo) / max(hi - lo, 1e-6) * 255, 0, 255)
-        if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-            arr = 255 - arr
-        return arr.astype(np.uint8), "L"
-    return arr.astype(np.uint8), "RGB"
+    pixels = display_pixels(ds, frame=frames // 2)
+    return pixels, ("L" if pixels.ndim == 2 else "RGB")
 
 
 def make_preview(src: Path, out: Path) -> Path:
@@ -52,7 +47,7 @@ def make_preview(src: Path, out: Path) -> Path:
                     "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
                     "InstitutionName"):
         if keyword in ds:
-            setattr(pv, keyword, ds.data_element(keyword).value)
+            setattr(pv, keyword, ds[keyword].value)
     # Deterministic UIDs: queueing the same series again gives the same preview, stored once.
     pv.SeriesInstanceUID = generate_uid(entropy_srcs=[str(ds.SeriesInstanceUID), "joliba-preview"])
     pv.SOPInstanceUID = generate_uid(entropy_srcs=[str(ds.SOPInstanceUID), "joliba-preview"])

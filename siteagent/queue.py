@@ -11,6 +11,7 @@ import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
 PRIORITY_RANK = {"stat": 0, "urgent": 1, "routine": 2}
 
@@ -33,6 +34,19 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
 """
+
+
+class QueuedInstance(TypedDict):
+    """One DICOM instance as queued: where it came from, what travels for it."""
+
+    source_key: str
+    sop_uid: str
+    sha256: str
+    size: int
+    raw_size: int
+    codec: str
+    lossy_ratio: float | None
+    path: Path
 
 
 @dataclass
@@ -85,7 +99,7 @@ class Queue:
         self.db.execute("UPDATE manifests SET posted=0 WHERE posted=-1")
 
     def add_item(self, *, manifest_id: str, kind: str, path: Path, name: str, sha256: str, size: int,
-                 raw_size: int, instances: list[dict]) -> int:
+                 raw_size: int, instances: list[QueuedInstance]) -> int:
         with self.db:
             self.db.execute("BEGIN")
             cur = self.db.execute(
@@ -94,16 +108,17 @@ class Queue:
                 (manifest_id, kind, str(path), name, sha256, size, raw_size),
             )
             item_id = cur.lastrowid
+            assert item_id is not None  # an INSERT always sets it
             for inst in instances:
                 self.db.execute(
                     "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?)",
                     (inst["source_key"], inst["sop_uid"], manifest_id, item_id, inst["sha256"],
-                     inst["size"], inst["raw_size"], inst["codec"], inst.get("lossy_ratio")),
+                     inst["size"], inst["raw_size"], inst["codec"], inst["lossy_ratio"]),
                 )
         return item_id
 
     # --- sending -----------------------------------------------------------------------
-    def manifests_to_post(self) -> list[dict]:
+    def manifests_to_post(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, study_uid, priority, indication FROM manifests WHERE posted=0 ORDER BY rank, created"
         ).fetchall()
@@ -143,7 +158,7 @@ class Queue:
                         (outcome, code, item_id))
 
     def pending_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0]
+        return int(self.db.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0])
 
     def open_manifests(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM manifests WHERE complete=0 AND posted=1")]
@@ -151,8 +166,9 @@ class Queue:
     def mark_complete(self, manifest_id: str) -> None:
         self.db.execute("UPDATE manifests SET complete=1 WHERE id=?", (manifest_id,))
 
-    def totals(self, manifest_ids: list[str] | None = None) -> dict:
-        where, args = "", ()
+    def totals(self, manifest_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        where = ""
+        args: tuple[str, ...] = ()
         if manifest_ids is not None:
             where = f"WHERE manifest_id IN ({','.join('?' * len(manifest_ids))})"
             args = tuple(manifest_ids)

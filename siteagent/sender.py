@@ -21,7 +21,7 @@ class Backoff:
     failures: int = 0
 
     def wait(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        delay = min(self.cap, self.base * 2**self.failures) * random.uniform(0.7, 1.0)
+        delay = min(self.cap, self.base * 2.0**self.failures) * random.uniform(0.7, 1.0)
         self.failures += 1
         sleep(delay)
         return delay
@@ -33,7 +33,7 @@ class Backoff:
 @dataclass
 class SendStats:
     items: int = 0
-    refused: list = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
     link_errors: int = 0
 
 

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 TUS_VERSION = "1.0.0"
@@ -23,6 +24,8 @@ SEND_BLOCK = 16 * 1024
 # A send buffer a little above a VSAT link's bandwidth-delay product (2 Mbit/s x 600 ms):
 # big enough not to throttle, small enough that "sent" means "on its way over the link".
 SNDBUF = 64 * 1024  # the kernel doubles it
+
+Stream = Callable[[http.client.HTTPConnection], None]  # writes a request body to the connection
 
 
 class LinkDown(ConnectionError):
@@ -88,9 +91,11 @@ class TusClient:
     # --- plumbing ------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = _HTTPS if self.scheme == "https" else _HTTP
-            kwargs = {"context": ssl.create_default_context()} if self.scheme == "https" else {}
-            self._conn = cls(self.netloc, timeout=self.timeout, **kwargs)
+            if self.scheme == "https":
+                context = ssl.create_default_context()
+                self._conn = _HTTPS(self.netloc, timeout=self.timeout, context=context)
+            else:
+                self._conn = _HTTP(self.netloc, timeout=self.timeout)
         return self._conn
 
     def close(self) -> None:
@@ -102,11 +107,11 @@ class TusClient:
         parts = urlsplit(url_or_path)
         return parts.path if parts.scheme else url_or_path
 
-    def _headers(self, extra: dict | None = None) -> dict:
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {"Tus-Resumable": TUS_VERSION, "Authorization": f"Token {self.token}", **(extra or {})}
 
-    def _request(self, method: str, path: str, headers: dict, body: bytes | None = None,
-                 stream: Callable[[http.client.HTTPConnection], None] | None = None):
+    def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None,
+                 stream: Stream | None = None) -> tuple[http.client.HTTPResponse, bytes]:
         reused = self._conn is not None
         try:
             return self._request_once(method, path, headers, body, stream)
@@ -117,7 +122,8 @@ class TusClient:
                 return self._request_once(method, path, headers, body, stream)
             raise
 
-    def _request_once(self, method, path, headers, body, stream):
+    def _request_once(self, method: str, path: str, headers: dict[str, str], body: bytes | None,
+                      stream: Stream | None) -> tuple[http.client.HTTPResponse, bytes]:
         conn = self._connection()
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
@@ -140,7 +146,7 @@ class TusClient:
         return response, data
 
     @staticmethod
-    def _refusal(response, data: bytes) -> Refused:
+    def _refusal(response: http.client.HTTPResponse, data: bytes) -> Refused:
         try:
             info = json.loads(data or b"{}")
         except ValueError:
@@ -148,7 +154,7 @@ class TusClient:
         return Refused(response.status, info.get("code", str(response.status)), info.get("reason", ""))
 
     # --- Joliba extensions -----------------------------------------------------------------
-    def post_manifest(self, manifest: dict) -> dict:
+    def post_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(manifest).encode()
         response, data = self._request(
             "POST", f"{self.base_path}/api/v1/uploads/manifests/",
@@ -156,20 +162,14 @@ class TusClient:
         )
         if response.status not in (200, 201):
             raise self._refusal(response, data)
-        return json.loads(data)
+        return _json_object(data)
 
-    def manifest_status(self, manifest_id: str) -> dict:
+    def manifest_status(self, manifest_id: str) -> dict[str, Any]:
         response, data = self._request(
             "GET", f"{self.base_path}/api/v1/uploads/manifests/?id={manifest_id}", self._headers())
         if response.status != 200:
             raise self._refusal(response, data)
-        return json.loads(data)
-
-    def status(self, url: str) -> dict:
-        response, data = self._request("GET", self._path(url), self._headers())
-        if response.status != 200:
-            raise self._refusal(response, data)
-        return json.loads(data)
+        return _json_object(data)
 
     # --- tus ---------------------------------------------------------------------------------
     def create(self, length: int, metadata: dict[str, str]) -> str:
@@ -182,13 +182,16 @@ class TusClient:
         )
         if response.status != 201:
             raise self._refusal(response, data)
-        return response.getheader("Location")
+        location = response.getheader("Location")
+        if not location:
+            raise Refused(response.status, "no_location", "upload created without a Location header")
+        return location
 
     def offset(self, url: str) -> int:
         response, data = self._request("HEAD", self._path(url), self._headers())
         if response.status != 200:
             raise self._refusal(response, data)
-        return int(response.getheader("Upload-Offset"))
+        return _upload_offset(response)
 
     def patch(self, url: str, path: Path, offset: int, length: int,
               progress: Callable[[int], None] | None = None) -> PatchResult:
@@ -217,5 +220,19 @@ class TusClient:
         )
         if response.status != 204:
             raise self._refusal(response, data)
-        return PatchResult(int(response.getheader("Upload-Offset")),
+        return PatchResult(_upload_offset(response),
                            response.getheader("Joliba-Outcome", ""), response.getheader("Joliba-Code", ""))
+
+
+def _upload_offset(response: http.client.HTTPResponse) -> int:
+    try:
+        return int(response.getheader("Upload-Offset") or "")
+    except ValueError:
+        raise Refused(response.status, "no_offset", "answer without a valid Upload-Offset header") from None
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise Refused(200, "bad_answer", "the centre answered with something else than a JSON object")
+    return value

@@ -42,6 +42,47 @@ def build_constant_model(directory: str | Path, probabilities: Mapping[str, floa
     return build_demo_model(directory, probabilities=probabilities, **kwargs)
 
 
+def build_spec_model(
+    directory: str | Path, spec: dict[str, Any], logits: Mapping[str, float], *, default: float = -4.0
+) -> Path:
+    """A package with any specification whose single probabilities output returns constant
+    logits (`logits` by label name, `default` for the others): a multi-label model's labels,
+    display names and thresholds through the real pipeline, without its weights."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from inference.model_spec import write_model_spec
+
+    out = next(o for o in spec["outputs"] if o["kind"] == "probabilities")
+    values = np.asarray([[logits.get(lab["name"], default) for lab in out["labels"]]], np.float32)
+    width, height = spec["input"]["size"]
+    channels = spec["input"].get("channels", 1)
+    shape = [1, channels, height, width] if spec["input"].get("layout", "NCHW") == "NCHW" else [
+        1, height, width, channels]
+    name = spec["input"]["name"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", [name], ["mean"], keepdims=0),
+            helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+            helper.make_node("Add", ["values", "nothing"], [out["name"]]),
+        ],
+        "constant",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(out["name"], TensorProto.FLOAT, list(values.shape))],
+        initializer=[
+            numpy_helper.from_array(values, "values"),
+            numpy_helper.from_array(np.asarray(0.0, np.float32), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    package = Path(directory) / spec["name"]
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "model.onnx").write_bytes(model.SerializeToString())
+    write_model_spec(package, spec)
+    return package
+
+
 def wrap_jpeg_as_dicom(jpeg: str | Path, **tags: Any) -> bytes:
     """The JPEG bytes, untouched, as a DICOM Secondary Capture (as a digitised or photographed
     film arrives from a site): JPEG Baseline transfer syntax, a chest CR by default."""

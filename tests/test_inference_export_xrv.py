@@ -18,10 +18,10 @@ def test_it_exports_18_labels_that_the_preread_scores(tmp_path):
     package = export(tmp_path, random_weights=True)
     registry = ModelRegistry.from_directory(tmp_path)
     assert [m.directory for m in registry] == [package]
-    manifest = registry.models[0].manifest
+    manifest = registry.models[0].spec
     assert len(manifest.labels) == 18 and manifest.demo
     if not CXR_1024.is_file():
-        pytest.skip(f"shared test data not found at {TESTDATA}")
+        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
     result = run_preread(CXR_1024, registry)
     assert result.status == "scored", result.reason
     assert len(result.outputs) == 18

@@ -20,6 +20,7 @@ from inference.registry import ModelRegistry
 from tests.inference_helpers import PAEDIATRIC, REPO, TESTDATA, wrap_jpeg_as_dicom
 
 EXTRA = ("tensorflow", "tf2onnx", "pneumonia_model_package")
+NAME = "pneumonia-xception-kermany"
 
 # Measured with this pipeline (identical to Keras to 1e-6): 7 of 8 right; the missed pneumonia
 # is person1949_bacteria_4880 at P(pneumonia) = 0.452.
@@ -50,7 +51,7 @@ def keras_python() -> str:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     if not PAEDIATRIC.is_dir():
-        pytest.skip(f"shared test data not found at {TESTDATA}")
+        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
     python = keras_python()
     out = tmp_path_factory.mktemp("models")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -64,7 +65,7 @@ def registry(tmp_path_factory):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     registry = ModelRegistry.from_directory(out)
-    assert [m.manifest.name for m in registry] == ["pneumonia-xception-kermany"]
+    assert [m.spec.name for m in registry] == [NAME]
     return registry
 
 
@@ -85,15 +86,24 @@ def test_it_labels_the_paediatric_films_as_measured(registry):
     assert correct == 7
 
 
-def test_it_refuses_an_adult_and_warns_when_age_is_unknown(registry):
+def test_it_refuses_an_adult_and_an_unknown_age_unless_the_deployment_opts_in(registry):
     jpeg = PAEDIATRIC / "pneumonia/person1946_bacteria_4874.jpeg"
     adult = run_preread(wrap_jpeg_as_dicom(jpeg, PatientAge="045Y"), registry)
     assert adult.status == "refused" and adult.reason.code == "outside_population"
+    assert adult.reason.params == {"model": NAME, "age_years": 45.0, "age_range": "0–17"}
     by_birth = run_preread(
         wrap_jpeg_as_dicom(jpeg, PatientBirthDate="19800101", StudyDate="20250101"), registry
     )
     assert by_birth.reason.code == "outside_population"
+
     unknown = run_preread(wrap_jpeg_as_dicom(jpeg), registry)
-    assert unknown.status == "scored"
-    assert [w.code for w in unknown.warnings] == ["age_unknown"]
-    assert "Âge du patient inconnu" in unknown.draft_fr
+    assert unknown.status == "refused" and unknown.outputs == {}
+    assert unknown.reason.to_dict() == {"code": "age_unknown", "params": {"model": NAME, "age_range": "0–17"}}
+    assert "meant for patients aged 0–17 years" in unknown.reason.en
+
+    opted_in = ModelRegistry.from_directory(registry.models[0].directory.parent, allow_unknown_age={NAME})
+    scored = run_preread(wrap_jpeg_as_dicom(jpeg), opted_in)
+    assert scored.status == "scored" and scored.outputs["PNEUMONIA"] == pytest.approx(0.9995, abs=1e-4)
+    assert [w.code for w in scored.warnings] == ["age_unknown"]
+    assert scored.draft_fr.splitlines()[1].startswith("- Pneumonie, probabilité 1,00.")
+    assert run_preread(wrap_jpeg_as_dicom(jpeg, PatientAge="045Y"), opted_in).status == "refused"

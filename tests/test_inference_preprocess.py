@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from inference.manifest import InputSpec
+from inference.model_spec import InputSpec
 from inference.preprocess import decode_pixels, display_image, fit_to_input, prepare
 from tests.inference_helpers import (
     CT_RLE_16BIT,
@@ -22,7 +22,7 @@ from tests.inference_helpers import (
 )
 
 if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
+    pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA", allow_module_level=True)
 
 
 def linear_window(x: np.ndarray, centre: float, width: float) -> np.ndarray:
@@ -35,7 +35,7 @@ def linear_window(x: np.ndarray, centre: float, width: float) -> np.ndarray:
 
 def library_display(path) -> tuple[pydicom.Dataset, np.ndarray]:
     ds = pydicom.dcmread(path, force=True)
-    return ds, display_image(ds, decode_pixels(ds))
+    return ds, display_image(ds, decode_pixels(ds)).pixels
 
 
 @pytest.mark.parametrize(
