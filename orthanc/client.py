@@ -116,14 +116,6 @@ class OrthancClient:
     def instance_file(self, instance_id: str) -> bytes:
         return b"".join(self._call(self._api.get_instance_file, instance_id, timeout=SLOW))
 
-    def instance_preview_png(self, instance_id: str) -> bytes:
-        """An 8-bit PNG rendering of the first frame, windowed by Orthanc."""
-        chunks = self._call(
-            self._api.get_instance_preview, instance_id, headers={"Accept": "image/png"},
-            timeout=SLOW,
-        )
-        return b"".join(chunks)
-
     def changes(self, since: int, limit: int = 100) -> ChangesPage:
         page = self._call(self._api.get_changes, since=since, limit=limit)
         return ChangesPage(

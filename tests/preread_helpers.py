@@ -63,7 +63,7 @@ def build_slow_model(directory: Path, *, matmuls: int = 400, side: int = 1024, *
     import onnx
     from onnx import helper, numpy_helper
 
-    from inference.manifest import write_manifest
+    from inference.model_spec import write_model_spec
 
     package = build_constant_model(directory, size=side, **kwargs)
     path = package / "model.onnx"
@@ -93,5 +93,5 @@ def build_slow_model(directory: Path, *, matmuls: int = 400, side: int = 1024, *
     import json
 
     manifest = json.loads((package / "manifest.json").read_text())
-    write_manifest(package, manifest)  # sha256 recomputed from the new model file
+    write_model_spec(package, manifest)  # sha256 recomputed from the new model file
     return package

@@ -47,8 +47,8 @@ def test_it_carries_a_study_from_site_to_signed_report(
     listed = dr.get(reverse("api_studies")).json()["results"]
     assert [s["id"] for s in listed] == [study.pk]
     instance = study.instances.first()
-    png = dr.get(reverse("api_preview", args=[study.pk, instance.pk]))
-    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    preview = dr.get(reverse("api_preview", args=[study.pk, instance.pk]))
+    assert preview.status_code == 200 and preview.content[8:12] == b"WEBP"
 
     assert dr.post(reverse("api_claim", args=[study.pk])).status_code == 200
     signed = dr.put(

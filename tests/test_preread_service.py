@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from preread.models import ImageResult, PreRead
 from preread.services import prepare_study_for_reading
@@ -54,7 +55,7 @@ def test_it_scores_a_chest_radiograph_stores_the_result_and_queues_it(models_dir
     assert image.boxes and image.columns == 1024 and image.rows == 1024
     assert bytes(image.heatmap_png)[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(image.timings_ms) >= {"decode", "preprocess", "inference", "total"}
-    assert image.result["model"]["sha256"] == run.model_sha256
+    assert image.model_sha256 == run.model_sha256 and image.details["pixel_spacing_mm"] is not None
 
 
 def test_the_same_models_never_score_a_study_twice(models_dir, tech_a, tmp_path):
@@ -82,8 +83,8 @@ def test_a_ct_is_refused_with_a_reason_without_fetching_its_images(models_dir, t
     prepare_study_for_reading(study.pk)
     study.refresh_from_db()
     run = PreRead.objects.get(study=study)
-    assert run.status == "refused" and run.reason_code == "wrong_modality"
-    assert "CT" in run.reason_fr and run.urgency is None and run.images_total == 0
+    assert run.status == "refused" and run.reason_code == "no_model_for_study"
+    assert "CT" in run.reason and run.urgency is None and run.images_total == 0
     assert study.status == "queued" and not PreRead.objects.filter(study=study, status="scored").exists()
 
 
@@ -94,7 +95,10 @@ def test_an_image_outside_the_models_scope_is_refused_not_scored(models_dir, tec
     image = ImageResult.objects.get(preread__study=study)
     assert image.status == "refused" and image.reason_code == "wrong_body_part"
     assert image.urgency is None and image.outputs == {}
-    assert image.reason_fr and image.reason_en
+    with translation.override("fr"):
+        assert image.reason.startswith("Région HAND hors du champ du modèle")
+    with translation.override("en"):
+        assert image.reason.startswith("Body part HAND is outside the model's scope")
     run = PreRead.objects.get(study=study)
     assert run.status == "refused" and run.reason_code == "wrong_body_part"
     assert Study.objects.get(pk=study.pk).status == "queued"
@@ -116,7 +120,7 @@ def test_a_broken_image_is_refused_with_a_reason(models_dir, tech_a, tmp_path):
     study = send_files(tech_a, [path])
     prepare_study_for_reading(study.pk)
     image = ImageResult.objects.get(preread__study=study)
-    assert image.status == "refused" and image.reason_code == "blank_image", image.reason_en
+    assert image.status == "refused" and image.reason_code == "blank_image", image.reason
     assert not PreRead.objects.filter(study=study, status="scored").exists()
 
 
@@ -209,7 +213,7 @@ def test_the_study_page_shows_ai_badges_to_radiologists(models_dir, tech_a, radi
     prepare_study_for_reading(study.pk)
     client.force_login(radiologist)
     page = client.get(reverse("study_detail", args=[study.pk])).content.decode()
-    assert "⚠ pneumothorax" in page and "IA 0,95" in page
+    assert "⚠ Pneumothorax" in page and "IA 0,95" in page  # the label's display name, not its code
     assert "modèle de démonstration, pas pour usage clinique" in page
 
 

@@ -76,7 +76,7 @@ def test_the_worker_pre_reads_and_the_worklist_reorders(worker_models, tech_a, r
     page = client.get("/worklist/").content.decode()
     rows = page.split('class="case"')[1:]
     assert [int(r.split('data-study="')[1].split('"')[0]) for r in rows] == order(radiologist)
-    assert "⚠ pneumothorax" in rows[0] and "IA 0.95 (!)" in rows[0] and "score" in rows[0]
+    assert "⚠ Pneumothorax" in rows[0] and "IA 0.95 (!)" in rows[0] and "score" in rows[0]
     assert "IA —" in rows[2] and "priorité Urgent" in rows[2]
     assert "modèle de démonstration, pas pour usage clinique" in page
 

@@ -15,5 +15,5 @@ urlpatterns = [
     path("studies/<int:pk>/reassign/", studies_api.reassign, name="api_reassign"),
     path("studies/<int:pk>/report/", reports_api.report, name="api_report"),
     path("studies/<int:pk>/report.pdf", reports_api.report_pdf, name="api_report_pdf"),
-    path("studies/<int:pk>/images/<int:instance_pk>.png", studies_api.preview, name="api_preview"),
+    path("studies/<int:pk>/images/<int:instance_pk>/preview.webp", studies_api.preview, name="api_preview"),
 ]

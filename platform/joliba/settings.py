@@ -213,6 +213,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # AI pre-read: every package (manifest.json + model.onnx) under this folder is enabled.
 JOLIBA_MODELS_DIR = Path(env("JOLIBA_MODELS_DIR", str(DATA_DIR / "models")))
+# An age-restricted model refuses images without an age unless named here (comma-separated
+# model names): a deliberate, per-model decision of the deployment.
+JOLIBA_MODELS_ALLOW_UNKNOWN_AGE = [m for m in env("JOLIBA_MODELS_ALLOW_UNKNOWN_AGE", "").split(",") if m]
+JOLIBA_ORT_THREADS = int(env("JOLIBA_ORT_THREADS", "2"))  # onnxruntime threads per worker process
+PREREAD_MAX_PIXELS = int(env("PREREAD_MAX_PIXELS", "36000000"))  # decoded size bound, checked first
 
 # Worklist order: JSON objects merged over the defaults in worklist/ranking.py (their one home).
 WORKLIST_SLA_MINUTES = json.loads(env("WORKLIST_SLA_MINUTES", "{}"))

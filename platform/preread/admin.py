@@ -10,7 +10,8 @@ class ImageResultInline(admin.TabularInline):
     model = ImageResult
     extra = 0
     can_delete = False
-    fields = ["instance", "status", "urgency", "critical_flags", "model_name", "model_version", "reason_fr"]
+    fields = ["instance", "status", "urgency", "critical_flags", "model_name", "model_version",
+              "reason_code", "reason_params"]
     readonly_fields = fields
 
 

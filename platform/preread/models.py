@@ -6,7 +6,10 @@ model version makes a new run and the old ones stay as history (only one is curr
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+
+from .reasons import render as render_reason
 
 
 class Outcome(models.TextChoices):
@@ -26,12 +29,14 @@ class ModelFacts(models.Model):
     model_sha256 = models.CharField(max_length=64, blank=True)
     demo = models.BooleanField(default=False)
     urgency = models.FloatField(null=True, blank=True)
-    critical_flags = models.JSONField(default=list, blank=True)
+    critical_flags = models.JSONField(default=list, blank=True)  # the model's label names
+    # The display names of those labels, {name: {"fr": ..., "en": ...}}, from the model's spec.
+    flag_names = models.JSONField(default=dict, blank=True)
     draft_fr = models.TextField(blank=True)
     draft_en = models.TextField(blank=True)
+    # Why it did not score: a code and its parameters; the sentence is rendered when shown.
     reason_code = models.CharField(max_length=40, blank=True)
-    reason_fr = models.TextField(blank=True)
-    reason_en = models.TextField(blank=True)
+    reason_params = models.JSONField(default=dict, blank=True)
 
     class Meta:
         abstract = True
@@ -47,6 +52,16 @@ class ModelFacts(models.Model):
     @property
     def is_failed(self) -> bool:
         return self.status == Outcome.FAILED
+
+    @property
+    def critical_findings(self) -> list[str]:
+        """The critical flags as a radiologist reads them, in the active language."""
+        lang = "en" if (get_language() or "fr").startswith("en") else "fr"
+        return [self.flag_names.get(f, {}).get(lang) or f for f in self.critical_flags]
+
+    @property
+    def reason(self) -> str:
+        return render_reason(self.reason_code, self.reason_params) if self.reason_code else ""
 
     @property
     def model_label(self) -> str:
@@ -107,7 +122,9 @@ class ImageResult(ModelFacts):
     heatmap_png = models.BinaryField(null=True, blank=True)
     columns = models.PositiveIntegerField(null=True, blank=True)
     rows = models.PositiveIntegerField(null=True, blank=True)
-    result = models.JSONField(default=dict, blank=True)  # the library's to_dict(), heatmap bytes aside
+    # What the library said that has no column of its own: warnings and quality findings (codes
+    # with parameters), regression values, positive labels, pixel spacing, what the heatmap covers.
+    details = models.JSONField(default=dict, blank=True)
     timings_ms = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -119,7 +136,13 @@ class ImageResult(ModelFacts):
 
     @property
     def has_heatmap(self) -> bool:
-        return bool(self.result.get("heatmap"))
+        return bool(self.details.get("heatmap"))
+
+    @property
+    def notes(self) -> list[str]:
+        """Warnings and quality findings, as sentences in the reader's language."""
+        found = [*self.details.get("warnings", []), *self.details.get("quality", [])]
+        return [render_reason(f["code"], f.get("params")) for f in found]
 
     def box_percentages(self) -> list[dict]:
         """Boxes as percentages of the image, for CSS overlays on a preview of any size."""

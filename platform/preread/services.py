@@ -54,9 +54,12 @@ def enabled_registry() -> ModelRegistry:
     from inference.registry import ModelRegistry
 
     root = Path(settings.JOLIBA_MODELS_DIR)
-    fingerprint = _fingerprint(root)
+    allow = frozenset(settings.JOLIBA_MODELS_ALLOW_UNKNOWN_AGE)
+    fingerprint = (_fingerprint(root), allow, settings.JOLIBA_ORT_THREADS)
     if _registry_cache["fingerprint"] != fingerprint:
-        registry = ModelRegistry.from_directory(root)
+        registry = ModelRegistry.from_directory(
+            root, allow_unknown_age=allow, threads=settings.JOLIBA_ORT_THREADS
+        )
         for refused in registry.refused:
             log.error("model package %s refused: %s", refused.directory.name, refused.reason.en)
         _registry_cache.update(fingerprint=fingerprint, registry=registry)
@@ -64,13 +67,13 @@ def enabled_registry() -> ModelRegistry:
 
 
 def models_key(registry: ModelRegistry) -> str:
-    hashes = sorted(m.manifest.sha256 for m in registry)
+    hashes = sorted(m.spec.sha256 for m in registry)
     return hashlib.sha256(",".join(hashes).encode()).hexdigest()
 
 
 def _candidates(study: Study, registry: ModelRegistry) -> list[Instance]:
     """The images a model may accept, by modality, up to the cap (unknown modality: let it say)."""
-    modalities = {m for package in registry for m in package.manifest.scope.modalities}
+    modalities = {m for package in registry for m in package.spec.scope.modalities}
     instances = [i for i in study.instances.all() if not i.modality or i.modality.upper() in modalities]
     return instances[:MAX_IMAGES_PER_STUDY]
 
@@ -113,19 +116,20 @@ def _score_instance(*, run: PreRead, instance: Instance, registry: ModelRegistry
         data = get_archive().instance_file(instance.orthanc_id)
     except OrthancError as exc:
         log.warning("pre-read: instance %s not readable from the archive: %s", instance.pk, exc)
-        _store(run, instance, status=Outcome.FAILED, reason_code="archive_unavailable",
-               reason_fr="Image non disponible dans l'archive.",
-               reason_en="Image not available from the archive.")
+        _store(run, instance, status=Outcome.FAILED, reason_code="archive_unavailable")
         return
     try:
-        result = run_preread(data, registry)
+        result = run_preread(data, registry, max_pixels=settings.PREREAD_MAX_PIXELS)
     except Exception as exc:  # the library promises not to raise; if it does, the study still moves on
         log.exception("pre-read crashed on instance %s", instance.pk)
         _store(run, instance, status=Outcome.FAILED, reason_code="internal_error",
-               reason_fr=f"Erreur interne de la pré-lecture ({type(exc).__name__}).",
-               reason_en=f"Internal pre-read error ({type(exc).__name__}).")
+               reason_params={"error": type(exc).__name__})
         return
-    _store(run, instance, **_fields_from(result, data))
+    package = registry.get(result.model_name) if result.model_name else None
+    names = {lab.name: {"fr": lab.display_fr, "en": lab.display_en} for lab in package.spec.labels} \
+        if package is not None else {}
+    _store(run, instance, **_fields_from(result, data),
+           flag_names={f: names[f] for f in result.critical_flags if f in names})
 
 
 def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
@@ -134,7 +138,6 @@ def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
     columns = rows = None
     if heatmap:
         columns, rows = heatmap["covers"][2], heatmap["covers"][3]
-        as_dict["heatmap"] = {k: v for k, v in heatmap.items() if k != "png_base64"}
     elif result.boxes:
         import pydicom
 
@@ -147,11 +150,17 @@ def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
         "model_sha256": result.model_sha256 or "", "demo": result.demo,
         "urgency": result.urgency, "critical_flags": list(result.critical_flags),
         "draft_fr": result.draft_fr, "draft_en": result.draft_en,
-        "reason_code": reason.code if reason else "", "reason_fr": reason.fr if reason else "",
-        "reason_en": reason.en if reason else "",
+        "reason_code": reason.code if reason else "",
+        "reason_params": dict(reason.params) if reason else {},
         "outputs": dict(result.outputs), "boxes": list(result.boxes),
         "heatmap_png": result.heatmap_png(), "columns": columns, "rows": rows,
-        "result": as_dict, "timings_ms": as_dict["timings_ms"],
+        "timings_ms": as_dict["timings_ms"],
+        "details": {
+            "warnings": as_dict["warnings"], "quality": as_dict["quality"],
+            "regression": as_dict["regression"], "positive_labels": as_dict["positive_labels"],
+            "pixel_spacing_mm": as_dict["pixel_spacing_mm"],
+            "heatmap": {k: v for k, v in heatmap.items() if k != "png_base64"} if heatmap else None,
+        },
     }
 
 
@@ -178,7 +187,8 @@ def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -
             _copy_facts(best, locked)
             locked.urgency = best.urgency
             locked.critical_flags = sorted({f for i in scored for f in i.critical_flags})
-            locked.reason_code = locked.reason_fr = locked.reason_en = ""
+            locked.flag_names = {k: v for i in scored for k, v in i.flag_names.items()}
+            locked.reason_code, locked.reason_params = "", {}
         else:
             failed = [i for i in images if i.status == Outcome.FAILED]
             first = (failed or images or [None])[0]
@@ -186,11 +196,8 @@ def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -
             if first is not None:
                 _copy_facts(first, locked)
             else:
-                locked.reason_code = "wrong_modality"
-                locked.reason_fr = (
-                    f"Aucun modèle d'IA pour cet examen ({study.modality or 'modalité inconnue'})."
-                )
-                locked.reason_en = f"No AI model for this study ({study.modality or 'unknown modality'})."
+                locked.reason_code = "no_model_for_study"
+                locked.reason_params = {"modality": study.modality or "?"}
         locked.images_total, locked.images_scored = candidates, len(scored)
         locked.finished_at = timezone.now()
         locked.total_ms = round(elapsed_ms, 1)
@@ -202,7 +209,7 @@ def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -
 
 def _copy_facts(image: ImageResult, run: PreRead) -> None:
     for name in ("model_name", "model_version", "model_sha256", "demo", "draft_fr", "draft_en",
-                 "reason_code", "reason_fr", "reason_en"):
+                 "reason_code", "reason_params"):
         setattr(run, name, getattr(image, name))
 
 

@@ -15,6 +15,7 @@ from . import access, lifecycle
 from .archive import get_archive
 from .lifecycle import Transition
 from .models import Instance, Study
+from .renditions import preview_webp
 
 
 class InstanceSerializer(serializers.ModelSerializer):
@@ -110,13 +111,12 @@ def reassign(request: Request, pk: int) -> Response:
     return _move(request, pk, Transition.REASSIGN)
 
 
-@extend_schema(responses={(200, "image/png"): bytes})
+@extend_schema(responses={(200, "image/webp"): bytes})
 @api_view(["GET"])
 def preview(request: Request, pk: int, instance_pk: int) -> HttpResponse:
     study = access.get_study_for_user(request.user, pk)
     try:
-        instance = study.instances.get(pk=instance_pk)
-        png = get_archive().instance_preview_png(instance.orthanc_id)
+        data = get_archive().instance_file(study.instances.get(pk=instance_pk).orthanc_id)
     except (Instance.DoesNotExist, OrthancError):
         raise Http404 from None
-    return HttpResponse(png, content_type="image/png")
+    return HttpResponse(preview_webp(data), content_type="image/webp")

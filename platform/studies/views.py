@@ -9,6 +9,7 @@ from orthanc.client import OrthancError
 from . import access
 from .archive import get_archive
 from .models import Instance
+from .renditions import preview_webp
 
 
 @login_required
@@ -50,11 +51,15 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @cache_control(private=True, max_age=86400)
 def instance_preview(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponse:
-    """A rendered image, fetched from the archive by the platform (never a direct Orthanc URL)."""
+    """A preview rendered by the platform from the archived file (never a direct Orthanc URL)."""
     study = access.get_study_for_user(request.user, pk)
     instance = get_object_or_404(Instance, pk=instance_pk, study=study)
+    return _preview_response(instance)
+
+
+def _preview_response(instance: Instance) -> HttpResponse:
     try:
-        png = get_archive().instance_preview_png(instance.orthanc_id)
+        data = get_archive().instance_file(instance.orthanc_id)
     except OrthancError:
         raise Http404 from None
-    return HttpResponse(png, content_type="image/png")
+    return HttpResponse(preview_webp(data), content_type="image/webp")
