@@ -18,10 +18,7 @@ from inference.quantize import quantize_package
 from inference.registry import ModelRegistry
 from inference.sessions import get_session
 from inference.urgency import score_urgency
-from tests.inference_helpers import CXR_1024, CXR_MONO1_10BIT, TESTDATA, build_constant_model
-
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
+from tests.helpers import CXR_1024, CXR_MONO1_10BIT, build_constant_model
 
 
 def registry_with(tmp_path, **kwargs) -> ModelRegistry:

@@ -14,7 +14,7 @@ import pytest
 from inference.preread import run_preread
 from inference.quality import check_quality
 from inference.registry import ModelRegistry
-from tests.inference_helpers import (
+from tests.helpers import (
     CXR_1024,
     CXR_MONO1_10BIT,
     HIP_JPEGLS,
@@ -22,9 +22,6 @@ from tests.inference_helpers import (
     TIBIA_UNCOMPRESSED,
     build_constant_model,
 )
-
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
 
 EDGE = TESTDATA / "edge_cases"
 OTHER = TESTDATA / "real_other"

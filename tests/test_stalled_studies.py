@@ -8,7 +8,7 @@ from pydicom.uid import generate_uid
 
 from studies.models import Status, Study
 from studies.services import requeue_stalled_studies
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

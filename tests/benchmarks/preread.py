@@ -34,7 +34,7 @@ from inference.preread import run_preread  # noqa: E402
 from inference.quantize import quantize_package  # noqa: E402
 from inference.registry import ModelRegistry  # noqa: E402
 from inference.sessions import get_session  # noqa: E402
-from tests.inference_helpers import HIP_JPEGLS  # noqa: E402
+from tests.helpers import HIP_JPEGLS  # noqa: E402
 
 LABELS = list(SENTENCES)  # the 18 torchxrayvision pathologies
 
