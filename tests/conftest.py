@@ -104,6 +104,7 @@ def pytest_runtest_makereport(item, call):
             "images; mark it @pytest.mark.testdata (tests/paths.py explains).")))
 
 
+@pytest.hookimpl(trylast=True)  # after the coverage table, just above the per-test reasons
 def pytest_terminal_summary(terminalreporter):
     if HAVE_SHARED_TESTDATA:
         return
