@@ -1,4 +1,5 @@
-# Joliba: `make run` starts the platform on embedded defaults, `make test` runs the whole suite.
+# Joliba: `make run` starts the platform on embedded defaults, `make test` runs every check and the
+# whole suite, `make unit` the tests that need no service (seconds).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ export DJANGO_SETTINGS_MODULE := joliba.settings
 
 KERAS_VENV := .venv-keras
 
-.PHONY: run test lint system-deps venv static keras-extra
+.PHONY: run test unit lint hooks system-deps venv static messages keras-extra
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -28,9 +29,16 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-static: venv
-	sh scripts/build_static.sh
+# The .mo files are built, never committed; rebuilt when a .po file changes.
+PO_FILES := $(shell find platform -path '*/locale/*' -name '*.po' 2>/dev/null)
+$(VENV)/.messages: $(VENV)/.installed $(PO_FILES)
 	$(PY) manage.py compilemessages --ignore=.venv -v0
+	touch $@
+
+messages: $(VENV)/.messages
+
+static: venv messages
+	sh scripts/build_static.sh
 	$(PY) manage.py collectstatic --noinput -v0
 
 run: system-deps venv static
@@ -46,12 +54,37 @@ $(KERAS_VENV)/.installed:
 
 keras-extra: $(KERAS_VENV)/.installed
 
-test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
-test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
+# The services the suite uses; CI has them, and so does a developer's machine (README).
+TEST_SERVICES = DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0}"
+# Tests that need no Orthanc, no Celery worker, no browser and no TensorFlow (the PostgreSQL test
+# database they may use is created in seconds).
+UNIT_MARKERS := not orthanc and not worker and not browser and not slow
+
+# Every check runs even when one fails (one CI run says everything); pytest runs last, so that its
+# summary line closes the output (coverage total just above it); make fails if any check failed.
 test: export JOLIBA_KERAS_PYTHON ?= $(CURDIR)/$(KERAS_VENV)/bin/python
 test: system-deps venv static keras-extra
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@failed=""; \
+	$(VENV)/bin/ruff check . || failed="$$failed ruff-check"; \
+	$(VENV)/bin/ruff format --check . || failed="$$failed ruff-format"; \
+	$(VENV)/bin/mypy || failed="$$failed mypy"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed (the tests run anyway)"; fi; \
+	$(TEST_SERVICES) $(VENV)/bin/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS) \
+	  || failed="$$failed pytest"; \
+	test -z "$$failed"
+
+unit: venv messages
+	$(TEST_SERVICES) $(VENV)/bin/pytest -q -m "$(UNIT_MARKERS)" $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check .
+	@failed=""; \
+	$(VENV)/bin/ruff check . || failed="$$failed ruff-check"; \
+	$(VENV)/bin/ruff format --check . || failed="$$failed ruff-format"; \
+	$(VENV)/bin/mypy || failed="$$failed mypy"; \
+	if [ -n "$$failed" ]; then echo "make lint: failed:$$failed"; exit 1; fi
+
+# Git hooks (.pre-commit-config.yaml): ruff check, ruff format and mypy from .venv, nothing fetched.
+hooks: venv
+	$(PIP) install -q "pre-commit>=3.5"
+	$(VENV)/bin/pre-commit install

@@ -1,4 +1,20 @@
-"""Real components for the whole session: one Orthanc, one Celery worker on Redis, PostgreSQL."""
+"""Fixtures and hooks of the whole suite: real components, started only for the tests that need them.
+
+- `orthanc_server` (session): one real Orthanc. A test gets it, and settings pointing at it, by
+  asking for the fixture or by the `orthanc` marker; every other test's settings point at a closed
+  port, so one that talks to the archive without saying so fails fast instead of passing by luck.
+- `celery_worker` (session): one real `celery worker` process on the machine's broker (implies
+  Orthanc). Tests that use it are marked `worker` automatically.
+- Test images (tests/paths.py): without the shared folder, tests run on a portable set. A test
+  that names a shared image the portable set lacks (a parameter, or a module constant its body
+  uses) is skipped with that file named; one that reaches such an image another way carries the
+  `testdata` marker (or calls testdata_file()). The session then ends with one line saying how
+  many were skipped and where the images are expected.
+- Personas: site_a, site_b, tech_a, tech_b, radiologist, radiologist_2, admin_user.
+
+`make unit` runs what needs no service: `-m "not orthanc and not worker and not browser and not slow"`
+(the test PostgreSQL is still used: creating it takes a few seconds).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +28,90 @@ from pathlib import Path
 import pytest
 
 from orthanc.server import OrthancProcess
-from tests.paths import REPO
+from tests.helpers import api_client, clear_models, database_url, dicom_copy, wait_for  # noqa: F401
+from tests.paths import (
+    HAVE_SHARED_TESTDATA,
+    NOT_FOUND,
+    PORTABLE_TESTDATA,
+    REPO,
+    WHERE_THEY_GO,
+    build_portable_testdata,
+)
+
+_database_url = database_url  # deprecated name, kept for branches in flight
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still work.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+NO_ARCHIVE = "http://127.0.0.1:9"  # discard port: refused at once
+
+
+def pytest_configure(config):
+    if not HAVE_SHARED_TESTDATA:
+        build_portable_testdata()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "orthanc_server" in names:
+            item.add_marker("orthanc")
+        if "celery_worker" in names:
+            item.add_marker("worker")
+        if HAVE_SHARED_TESTDATA:
+            continue  # a shared file missing then is a failure, never a skip
+        if item.get_closest_marker("testdata"):
+            item.add_marker(pytest.mark.skip(reason=f"needs the shared test images ({NOT_FOUND})"))
+        elif missing := _missing_images(item):
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs {missing[0].relative_to(PORTABLE_TESTDATA)} ({NOT_FOUND})"))
+
+
+def _missing_images(item) -> list[Path]:
+    """Images the portable set lacks that the test names itself: as a parameter, or as a module-level
+    constant its body uses. (One reached through a helper or built inside the test is not seen:
+    such a test says so with @pytest.mark.testdata or testdata_file().)"""
+    values = list(getattr(getattr(item, "callspec", None), "params", {}).values())
+    function = getattr(item, "function", None)
+    if function is not None:
+        names = _global_names(function.__code__)
+        values += [function.__globals__[n] for n in names if n in function.__globals__]
+    paths = []
+    for value in values:
+        for candidate in value if isinstance(value, list | tuple | set) else (value,):
+            if isinstance(candidate, Path) and candidate.is_relative_to(PORTABLE_TESTDATA):
+                paths.append(candidate)
+    return [p for p in paths if not p.exists()]
+
+
+def _global_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:  # lambdas and comprehensions are code objects of their own
+        if hasattr(const, "co_names"):
+            names |= _global_names(const)
+    return names
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    excinfo = call.excinfo
+    if (report.failed and excinfo is not None and excinfo.errisinstance(FileNotFoundError)
+            and str(PORTABLE_TESTDATA) in str(getattr(excinfo.value, "filename", ""))):
+        report.sections.append(("joliba test data", (
+            f"{excinfo.value.filename} is not in the portable set: this test needs the shared test "
+            "images; mark it @pytest.mark.testdata (tests/paths.py explains).")))
+
+
+@pytest.hookimpl(trylast=True)  # after the coverage table, just above the per-test reasons
+def pytest_terminal_summary(terminalreporter):
+    if HAVE_SHARED_TESTDATA:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NOT_FOUND in str(r.longrepr)]
+    terminalreporter.write_line(
+        f"joliba: {len(skipped)} tests skipped, {NOT_FOUND}: {WHERE_THEY_GO}. The other tests ran on "
+        f"the portable set ({PORTABLE_TESTDATA.relative_to(REPO)}/MANIFEST.md).", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +123,16 @@ def orthanc_server(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _use_session_orthanc(orthanc_server, settings, tmp_path):
-    settings.ORTHANC_URL = orthanc_server.url
-    settings.ORTHANC_USERNAME = orthanc_server.username
-    settings.ORTHANC_PASSWORD = orthanc_server.password
+def _test_settings(request, settings, tmp_path):
+    """Each test's own spool; the session's Orthanc only for tests that use it (fixture or marker)."""
     settings.INGEST_SPOOL_DIR = tmp_path / "spool"
-
-
-def _database_url(db: dict) -> str:
-    user = db.get("USER") or ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+    if request.node.get_closest_marker("orthanc") or "orthanc_server" in request.fixturenames:
+        server = request.getfixturevalue("orthanc_server")
+        settings.ORTHANC_URL = server.url
+        settings.ORTHANC_USERNAME = server.username
+        settings.ORTHANC_PASSWORD = server.password
+    else:
+        settings.ORTHANC_URL = NO_ARCHIVE
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +146,14 @@ def worker_spool_dir(tmp_path_factory) -> Path:
 def worker_models_dir(tmp_path_factory) -> Path:
     """JOLIBA_MODELS_DIR of the session worker: empty (no AI) unless a test puts a model there."""
     return tmp_path_factory.mktemp("worker-models")
+
+
+@pytest.fixture
+def worker_models(celery_worker, worker_models_dir, settings):
+    """The session worker's model folder; emptied afterwards so other tests see no AI."""
+    settings.JOLIBA_MODELS_DIR = worker_models_dir
+    yield worker_models_dir
+    clear_models(worker_models_dir)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +172,7 @@ def celery_worker(
     app.conf.task_default_queue = queue
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "ORTHANC_URL": orthanc_server.url,
         "ORTHANC_USERNAME": orthanc_server.username,
         "ORTHANC_PASSWORD": orthanc_server.password,
@@ -99,17 +201,6 @@ def celery_worker(
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def wait_for(predicate, timeout: float = 20, interval: float = 0.2):
-    """Poll until predicate() is truthy; return its value or fail with the timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 # Personas, named for who they are.
@@ -158,24 +249,3 @@ def radiologist_2(db):
 @pytest.fixture
 def admin_user(db):
     return _user("admin_a", "admin")
-
-
-def api_client(user):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-def dicom_copy(src: Path, dst: Path, **changes) -> Path:
-    """A copy of a real DICOM with some tags changed (new UIDs make a new study)."""
-    import pydicom
-
-    ds = pydicom.dcmread(src)
-    for key, value in changes.items():
-        setattr(ds, key, value)
-    ds.save_as(dst)
-    return dst

@@ -18,9 +18,9 @@ from reports.services import save_report
 from studies import lifecycle
 from studies.lifecycle import Transition
 from studies.models import Status, Study
-from tests.conftest import api_client
+from tests.helpers import api_client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
 
 

@@ -4,7 +4,7 @@ the site sees the report. Screenshots are kept as test artefacts."""
 import pytest
 
 from studies.models import Study
-from tests.browser import chromium, log_in
+from tests.helpers import chromium, log_in
 from tests.paths import ARTIFACTS, CT_HEAD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ from ingest.changes_feed import follow_changes
 from ingest.models import ChangesCursor
 from ingest.tasks import follow_orthanc_changes
 from studies.models import Study
-from tests.conftest import dicom_copy, wait_for
+from tests.helpers import dicom_copy, wait_for
 from tests.paths import CT_HEAD
 
 pytestmark = pytest.mark.django_db(transaction=True)

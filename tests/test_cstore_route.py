@@ -10,7 +10,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from ingest.changes_feed import follow_changes
 from studies.models import Study
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.paths import CT_HEAD
 
 pytestmark = pytest.mark.django_db(transaction=True)

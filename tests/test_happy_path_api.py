@@ -4,10 +4,10 @@ import pytest
 from django.urls import reverse
 
 from studies.models import Study
-from tests.conftest import api_client, wait_for
+from tests.helpers import api_client, wait_for
 from tests.paths import CT_HEAD
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.orthanc]
 
 
 def _send_ct(client, n=3, priority="urgent"):

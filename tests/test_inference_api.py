@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.inference_helpers import REPO
+from tests.helpers import REPO
 
 
 def test_there_is_no_int8_quantisation_path():

@@ -18,7 +18,7 @@ from inference.import_keras import pneumonia_manifest
 from inference.model_spec import ModelSpec, ModelSpecError
 from inference.preread import run_preread
 from inference.registry import ModelRegistry
-from tests.inference_helpers import CXR_1024, TESTDATA, build_constant_model, build_spec_model
+from tests.helpers import CXR_1024, TESTDATA, build_constant_model, build_spec_model
 
 # Words that would betray English (or a raw DICOM term) inside the French draft.
 ENGLISH_WORDS = re.compile(

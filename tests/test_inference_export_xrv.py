@@ -6,7 +6,7 @@ import pytest
 
 from inference.preread import run_preread
 from inference.registry import ModelRegistry
-from tests.inference_helpers import CXR_1024, TESTDATA
+from tests.helpers import CXR_1024
 
 pytest.importorskip("torch", reason="optional extra: pip install torch torchxrayvision")
 pytest.importorskip("torchxrayvision", reason="optional extra: pip install torchxrayvision")
@@ -20,8 +20,6 @@ def test_it_exports_18_labels_that_the_preread_scores(tmp_path):
     assert [m.directory for m in registry] == [package]
     manifest = registry.models[0].spec
     assert len(manifest.labels) == 18 and manifest.demo
-    if not CXR_1024.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
     result = run_preread(CXR_1024, registry)
     assert result.status == "scored", result.reason
     assert len(result.outputs) == 18

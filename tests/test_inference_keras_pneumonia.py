@@ -17,8 +17,10 @@ import pytest
 
 from inference.preread import run_preread
 from inference.registry import ModelRegistry
-from tests.inference_helpers import PAEDIATRIC, REPO, TESTDATA, wrap_jpeg_as_dicom
+from tests.helpers import PAEDIATRIC, REPO, wrap_jpeg_as_dicom
+from tests.paths import testdata_file
 
+pytestmark = pytest.mark.slow  # converts the model in TensorFlow: minutes
 EXTRA = ("tensorflow", "tf2onnx", "pneumonia_model_package")
 NAME = "pneumonia-xception-kermany"
 
@@ -50,8 +52,7 @@ def keras_python() -> str:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    if not PAEDIATRIC.is_dir():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
+    testdata_file("real_cxr/pediatric_labelled")
     python = keras_python()
     out = tmp_path_factory.mktemp("models")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -8,7 +8,7 @@ import pytest
 
 from inference.preread import run_preread
 from inference.registry import ModelRegistry
-from tests.inference_helpers import PAEDIATRIC, TESTDATA, build_constant_model, wrap_jpeg_as_dicom
+from tests.helpers import PAEDIATRIC, TESTDATA, build_constant_model, wrap_jpeg_as_dicom
 
 FILM = PAEDIATRIC / "normal/NORMAL2-IM-1427-0001.jpeg"
 CHILDREN = {"min_age_years": 0, "max_age_years": 17, "outside": "refuse",

@@ -9,20 +9,16 @@ import pytest
 
 from inference.model_spec import InputSpec
 from inference.preprocess import decode_pixels, display_image, fit_to_input, prepare
-from tests.inference_helpers import (
+from tests.helpers import (
     CT_RLE_16BIT,
     CXR_1024,
     CXR_MONO1_10BIT,
     HAND_12BIT_J2K,
     HIP_JPEGLS,
     PANORAMIC_MODALITY_LUT,
-    TESTDATA,
     TIBIA_J2K,
     TIBIA_UNCOMPRESSED,
 )
-
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA", allow_module_level=True)
 
 
 def linear_window(x: np.ndarray, centre: float, width: float) -> np.ndarray:

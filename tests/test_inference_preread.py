@@ -17,10 +17,7 @@ from inference.preread import run_preread
 from inference.registry import ModelRegistry
 from inference.sessions import get_session
 from inference.urgency import score_urgency
-from tests.inference_helpers import CXR_1024, CXR_MONO1_10BIT, TESTDATA, build_constant_model
-
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA", allow_module_level=True)
+from tests.helpers import CXR_1024, CXR_MONO1_10BIT, build_constant_model
 
 
 def registry_with(tmp_path, **kwargs) -> ModelRegistry:

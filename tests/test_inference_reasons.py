@@ -16,7 +16,7 @@ from inference.preread import run_preread
 from inference.quality import QualityFinding, check_quality
 from inference.reasons import MESSAGES_EN, Reason, refuse
 from inference.registry import ModelRegistry
-from tests.inference_helpers import REPO, build_constant_model
+from tests.helpers import REPO, build_constant_model
 
 LIBRARY = REPO / "inference"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -109,7 +109,7 @@ def test_an_unknown_code_or_missing_parameter_still_renders_something():
 
 
 def test_a_stored_preread_result_carries_codes_and_parameters_not_sentences(tmp_path):
-    from tests.inference_helpers import CXR_1024, TESTDATA
+    from tests.helpers import CXR_1024, TESTDATA
 
     if not CXR_1024.is_file():
         pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
@@ -127,7 +127,7 @@ def test_a_stored_preread_result_carries_codes_and_parameters_not_sentences(tmp_
 
 
 def test_quality_findings_of_a_truncated_real_file_are_codes(tmp_path):
-    from tests.inference_helpers import TESTDATA, TIBIA_UNCOMPRESSED
+    from tests.helpers import TESTDATA, TIBIA_UNCOMPRESSED
 
     if not TIBIA_UNCOMPRESSED.is_file():
         pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")

@@ -15,7 +15,7 @@ from inference.preread import run_preread
 from inference.quality import check_quality
 from inference.reasons import MESSAGES_EN
 from inference.registry import ModelRegistry
-from tests.inference_helpers import (
+from tests.helpers import (
     CXR_1024,
     CXR_MONO1_10BIT,
     HIP_JPEGLS,
@@ -23,9 +23,6 @@ from tests.inference_helpers import (
     TIBIA_UNCOMPRESSED,
     build_constant_model,
 )
-
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA", allow_module_level=True)
 
 EDGE = TESTDATA / "edge_cases"
 OTHER = TESTDATA / "real_other"

@@ -12,7 +12,7 @@ from inference.preread import run_preread
 from inference.quality import check_quality
 from inference.registry import ModelRegistry
 from inference.sessions import get_session
-from tests.inference_helpers import CXR_1024, REPO, TESTDATA, build_constant_model
+from tests.helpers import CXR_1024, REPO, TESTDATA, build_constant_model
 
 # Command-line entry points may read flags and the environment; libraries may not.
 ENTRY_POINTS = {"siteagent/cli.py"}

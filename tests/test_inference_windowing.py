@@ -18,7 +18,7 @@ from inference.windowing import (
     render,
     window_covers,
 )
-from tests.inference_helpers import CXR_MONO1_10BIT, TESTDATA, build_constant_model
+from tests.helpers import CXR_MONO1_10BIT, TESTDATA, build_constant_model
 
 
 def overlay_mr() -> pydicom.Dataset:

@@ -15,6 +15,12 @@ def test_platform_folder_never_shadows_the_standard_library():
     assert not out.stdout.startswith(str(REPO))
 
 
+def test_tests_is_a_package_so_no_test_folder_can_shadow_a_real_one():
+    """tests/inference/ or tests/orthanc/ must never be importable as `inference` or `orthanc`."""
+    assert (REPO / "tests" / "__init__.py").exists()
+    assert not (REPO / "platform" / "__init__.py").exists()  # and platform/ stays a plain folder
+
+
 def test_framework_free_packages_do_not_import_django():
     code = (
         "import sys, orthanc.client, orthanc.server, orthanc.config, ingest.dicom_check;"

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from siteagent.compression import LOSSY_RATIOS, compress_lossy, image_error
 from studies.models import Instance, Study
-from tests.conftest import api_client
+from tests.helpers import api_client
 from tests.paths import REAL_OTHER
 
 TIBIA = REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_UNCR.dcm"  # 10 bits stored in 16
@@ -31,6 +31,7 @@ def test_it_compresses_a_radiograph_at_the_cr_ratio_against_the_16_bit_container
 
 
 @pytest.mark.django_db
+@pytest.mark.orthanc
 def test_the_radiologist_sees_that_an_image_was_compressed_with_loss(tech_a, radiologist, client, tmp_path):
     result = compress_lossy(TIBIA, tmp_path / "lossy.dcm", 10)
     with result.path.open("rb") as f:

@@ -15,14 +15,11 @@ from preread.services import prepare_study_for_reading
 from studies import lifecycle
 from studies.lifecycle import Transition
 from studies.models import Study
-from tests.inference_helpers import TESTDATA, build_constant_model
+from tests.helpers import build_constant_model, send_chest, send_ct
 from tests.paths import REPO
-from tests.preread_helpers import send_chest, send_ct
 
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
-
-pytestmark = pytest.mark.django_db  # not transactional: nothing is enqueued, the test runs the service
+# Not transactional: nothing is enqueued, the test runs the service.
+pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 
 
 @pytest.fixture
@@ -109,7 +106,7 @@ def test_a_broken_image_is_refused_with_a_reason(models_dir, tech_a, tmp_path):
     import numpy as np
     import pydicom
 
-    from tests.preread_helpers import new_chest, send_files
+    from tests.helpers import new_chest, send_files
 
     path = new_chest(tmp_path, "blank")
     ds = pydicom.dcmread(path)

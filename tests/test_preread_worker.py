@@ -1,40 +1,31 @@
 """The pre-read with the real Celery worker: uploads are scored and the worklist re-orders; a worker
-killed mid-inference still leaves exactly one result; latency from complete study to re-ordered."""
+killed mid-inference still leaves exactly one result. Latency: tests/benchmarks/test_preread_latency.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
 import uuid
 
 import pytest
-from django.utils import timezone
 
 from preread.models import ImageResult, PreRead
 from studies.models import Study
-from tests.conftest import _database_url, wait_for
-from tests.inference_helpers import TESTDATA, build_constant_model
+from tests.helpers import (
+    build_constant_model,
+    build_slow_model,
+    database_url,
+    send_chest,
+    send_ct,
+    wait_for,
+)
 from tests.paths import REPO
-from tests.preread_helpers import build_slow_model, clear_models, send_chest, send_ct
 from worklist.selectors import worklist_for
 
-if not TESTDATA.is_dir():
-    pytest.skip(f"shared test data not found at {TESTDATA}", allow_module_level=True)
-
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def worker_models(celery_worker, worker_models_dir, settings):
-    """The session worker's model folder; emptied afterwards so other tests see no AI."""
-    settings.JOLIBA_MODELS_DIR = worker_models_dir
-    yield worker_models_dir
-    clear_models(worker_models_dir)
 
 
 def order(user) -> list[int]:
@@ -97,7 +88,7 @@ def own_worker(django_db_setup, orthanc_server, tmp_path):
     app.conf.task_default_queue = queue
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "ORTHANC_URL": orthanc_server.url, "ORTHANC_USERNAME": orthanc_server.username,
         "ORTHANC_PASSWORD": orthanc_server.password, "CELERY_TASK_DEFAULT_QUEUE": queue,
         "INGEST_SPOOL_DIR": str(tmp_path / "spool"), "JOLIBA_MODELS_DIR": str(models),
@@ -149,49 +140,3 @@ def test_a_worker_killed_mid_inference_leaves_exactly_one_result(own_worker, tec
     assert run.status == "scored" and run.is_current and run.attempts == 2
     assert ImageResult.objects.filter(preread__study=study).count() == 1
     assert PreRead.objects.get(study=study).critical_flags
-
-
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
-
-
-def test_latency_from_complete_study_to_reordered_worklist(worker_models, tech_a, radiologist, tmp_path):
-    """Study complete (upload answered, received_at stamped) → scored and above an urgent CT in the
-    worklist, with the real worker. Peer in the same run: the same path with no model enabled."""
-    ct = send_ct(tech_a, tmp_path, n=1, priority="urgent")
-    wait_for(lambda: Study.objects.get(pk=ct.pk).status == "queued")
-
-    def measure(label: str, placed) -> list[float]:
-        seconds = []
-        for i in range(10):
-            study = send_chest(tech_a, tmp_path, f"{label}{i}")
-            wait_for(lambda s=study: placed(s), timeout=30, interval=0.02)
-            # From the moment the study counted as complete (stamped in the request, before the
-            # task was enqueued), not from the upload's answer: the worker may start before it.
-            done = timezone.now()
-            seconds.append((done - Study.objects.get(pk=study.pk).received_at).total_seconds())
-        return seconds
-
-    def queued(study: Study) -> bool:
-        return Study.objects.filter(pk=study.pk, status="queued").exists()
-
-    def scored_and_above_the_ct(study: Study) -> bool:
-        ids = order(radiologist)
-        return study.pk in ids and ids.index(study.pk) < ids.index(ct.pk) and queued(study)
-
-    peer = measure("noai", queued)
-    build_constant_model(worker_models, probabilities={"pneumothorax": 0.95})
-    with_ai = measure("ai", scored_and_above_the_ct)
-    server_ms = [r.total_ms for r in PreRead.objects.filter(status="scored")]
-    summary = {
-        "benchmark": "study complete → scored and re-ordered in the worklist (real worker)",
-        "n": len(with_ai),
-        "with_ai_s": {"p50": round(statistics.median(with_ai), 3), "p95": round(_p95(with_ai), 3)},
-        "no_model_peer_s": {"p50": round(statistics.median(peer), 3), "p95": round(_p95(peer), 3)},
-        "preread_service_ms_p50": round(statistics.median(server_ms), 1),
-    }
-    print(json.dumps(summary))
-    print(f"latency p95 {summary['with_ai_s']['p95']} s with AI vs {summary['no_model_peer_s']['p95']} s "
-          f"without (peer), n={len(with_ai)}")
-    assert len(server_ms) == 10
-    assert _p95(with_ai) < 10.0

@@ -15,10 +15,10 @@ from pydicom import examples
 from pydicom.uid import generate_uid
 
 from studies.models import Instance
-from tests.conftest import api_client
-from tests.inference_helpers import CXR_1024
+from tests.helpers import api_client
+from tests.helpers import CXR_1024
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 
 
 def _with_missed_window(ds: pydicom.Dataset, path) -> bytes:

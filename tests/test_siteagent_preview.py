@@ -12,7 +12,7 @@ from PIL import Image
 
 from inference.windowing import display_pixels
 from siteagent.preview import PREVIEW_PX, make_preview
-from tests.inference_helpers import CXR_MONO1_10BIT, TESTDATA
+from tests.helpers import CXR_MONO1_10BIT, TESTDATA
 
 
 def preview_of(ds: pydicom.Dataset, tmp_path: Path) -> np.ndarray:

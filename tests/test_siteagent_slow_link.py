@@ -13,7 +13,7 @@ import pydicom
 import pytest
 
 from studies.models import Instance, Study
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.paths import CT_HEAD, REAL_OTHER, REPO
 from tests.slowlink import SlowLink
 from uploads.models import Manifest

@@ -9,7 +9,7 @@ from pydicom.uid import generate_uid
 from preread.services import requeue_stalled_studies
 from studies.lifecycle import Transition
 from studies.models import Status, Study, StudyEvent
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

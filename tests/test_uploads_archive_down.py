@@ -5,7 +5,7 @@ from pydicom.uid import generate_uid
 
 from ingest.models import FileVerdict
 from studies.models import Instance
-from tests.conftest import api_client, dicom_copy
+from tests.helpers import api_client, dicom_copy
 from tests.paths import CT_HEAD
 from tests.test_uploads_tus import _create, _patch
 from uploads import services, spool

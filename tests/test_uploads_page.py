@@ -11,14 +11,14 @@ import time
 import pytest
 
 from studies.models import Instance, Study
-from tests.browser import chromium, log_in
-from tests.paths import ARTIFACTS, CT_HEAD, REAL_CXR, REPO
+from tests.helpers import chromium, log_in
+from tests.paths import ARTIFACTS, CT_HEAD, REPO
+from tests.paths import FILM_PHOTO as FILM
 from uploads.models import TusUpload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 VENDOR_JS = REPO / "platform" / "uploads" / "static" / "uploads" / "vendor" / "tus.min.js"
-FILM = REAL_CXR / "pediatric_labelled" / "normal" / "NORMAL2-IM-1427-0001.jpeg"
 FIRST_LOAD_BUDGET = 60_000
 # A slow link (bytes/s) so that "mid-upload" lasts long enough to cut it, as on a site's 3G.
 SLOW_LINK = {"offline": False, "latency": 80, "downloadThroughput": 200_000, "uploadThroughput": 180_000}

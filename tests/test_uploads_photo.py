@@ -6,10 +6,9 @@ import pytest
 from PIL import Image
 
 from ingest.validation import check_files
-from tests.paths import REAL_CXR
+from tests.paths import FILM_PHOTO as FILM
 from uploads.photo import PhotoRefused, wrap_photo
 
-FILM = REAL_CXR / "pediatric_labelled" / "normal" / "NORMAL2-IM-1427-0001.jpeg"
 FACTS = {"patient_name": "DIARRA^Awa", "patient_id": "KY-0042", "patient_sex": "f",
          "patient_birth_date": "20190301", "modality": "cr", "body_part": "chest"}
 

@@ -28,7 +28,7 @@ from pydicom.uid import generate_uid
 from ingest.models import FileVerdict
 from orthanc.server import free_port
 from studies.models import Instance
-from tests.conftest import _database_url, dicom_copy, wait_for
+from tests.helpers import database_url, dicom_copy, wait_for
 from tests.paths import CT_HEAD, REAL_OTHER, REPO
 from uploads import services, spool
 from uploads.models import TusUpload
@@ -86,7 +86,7 @@ def server(celery_worker, worker_spool_dir, orthanc_server, settings, tmp_path):
     settings.INGEST_SPOOL_DIR = worker_spool_dir
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "ORTHANC_URL": orthanc_server.url,
         "ORTHANC_USERNAME": orthanc_server.username,
         "ORTHANC_PASSWORD": orthanc_server.password,

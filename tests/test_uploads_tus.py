@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from studies.models import Instance, Study
-from tests.conftest import api_client
+from tests.helpers import api_client
 from tests.paths import CT_HEAD
 from uploads import services, spool
 from uploads.models import TusUpload
@@ -49,6 +49,7 @@ def test_it_refuses_strangers_and_wrong_versions(client, tech_a, radiologist):
     assert _create(api_client(radiologist), data).status_code == 403
 
 
+@pytest.mark.orthanc
 def test_it_receives_a_file_in_chunks_and_resumes_from_its_offset(
     tech_a, tech_b, django_capture_on_commit_callbacks
 ):
@@ -101,6 +102,7 @@ def test_a_file_whose_sha256_differs_is_refused_with_a_reason(tech_a):
     assert Instance.objects.count() == 0
 
 
+@pytest.mark.orthanc
 def test_the_same_instance_twice_is_stored_once_and_called_a_duplicate(tech_a):
     data = (CT_HEAD / "03.dcm").read_bytes()
     tech = api_client(tech_a)
@@ -143,6 +145,7 @@ def test_termination_and_expiry_reclaim_the_disk(tech_a):
     assert _patch(tech, url, 50, b"z" * 50).status_code == 410
 
 
+@pytest.mark.orthanc
 def test_a_study_is_received_only_when_its_manifest_is_complete(tech_a):
     tech = api_client(tech_a)
     files = [(CT_HEAD / f"{i:02d}.dcm").read_bytes() for i in (4, 5)]

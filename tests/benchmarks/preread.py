@@ -34,7 +34,7 @@ from inference.preprocess import prepare  # noqa: E402
 from inference.preread import run_preread  # noqa: E402
 from inference.registry import ModelRegistry  # noqa: E402
 from inference.sessions import get_session  # noqa: E402
-from tests.inference_helpers import HIP_JPEGLS  # noqa: E402
+from tests.helpers import HIP_JPEGLS  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
