@@ -38,7 +38,7 @@ def import_pneumonia_model(out_dir: str | Path, *, check_samples: int = 4) -> Pa
 
     import keras  # type: ignore[import-not-found, unused-ignore]
     import numpy as np
-    import onnxruntime as ort  # type: ignore[import-untyped]
+    import onnxruntime as ort
     import tensorflow as tf  # type: ignore[import-untyped, import-not-found, unused-ignore]
     import tf2onnx  # type: ignore[import-not-found, unused-ignore]
 

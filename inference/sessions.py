@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def providers() -> list[str]:
-    import onnxruntime as ort  # type: ignore[import-untyped]
+    import onnxruntime as ort
 
     available = ort.get_available_providers()
     wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]

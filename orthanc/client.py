@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import requests
 from apiron.client import Timeout
-from orthanc_rest_client import Orthanc  # type: ignore[import-untyped]
+from orthanc_rest_client import Orthanc
 from requests.auth import HTTPBasicAuth
 
 QUICK = Timeout(connection_timeout=3, read_timeout=15)

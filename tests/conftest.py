@@ -122,10 +122,21 @@ def orthanc_server(tmp_path_factory):
         yield server
 
 
+UNCONSUMED_QUEUE = f"joliba-test-unconsumed-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(request, settings, tmp_path):
-    """Each test's own spool; the session's Orthanc only for tests that use it (fixture or marker)."""
+    """Each test's own spool; the session's Orthanc only for tests that use it (fixture or marker);
+    the session's worker only sees the tasks of tests that use it: another test's tasks (enqueued
+    on commit) go to a queue nobody reads, so a worker never writes while a test's tables are
+    being flushed."""
+    from joliba.celery import app
+
     settings.INGEST_SPOOL_DIR = tmp_path / "spool"
+    queue = app.conf.task_default_queue
+    if "celery_worker" not in request.fixturenames:
+        app.conf.task_default_queue = UNCONSUMED_QUEUE
     if request.node.get_closest_marker("orthanc") or "orthanc_server" in request.fixturenames:
         server = request.getfixturevalue("orthanc_server")
         settings.ORTHANC_URL = server.url
@@ -133,6 +144,8 @@ def _test_settings(request, settings, tmp_path):
         settings.ORTHANC_PASSWORD = server.password
     else:
         settings.ORTHANC_URL = NO_ARCHIVE
+    yield
+    app.conf.task_default_queue = queue
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,7 @@ from pydicom import examples
 from pydicom.uid import generate_uid
 
 from studies.models import Instance
-from tests.helpers import api_client
-from tests.helpers import CXR_1024
+from tests.helpers import CXR_1024, api_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 
