@@ -21,7 +21,7 @@ from studies.models import Instance
 from tests.conftest import api_client, dicom_copy
 from tests.paths import CT_HEAD, EDGE_CASES
 from tests.test_edge_cases import EXPECTED
-from uploads.models import TusUpload
+from uploads.models import Transfer
 
 pytestmark = pytest.mark.django_db
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -64,7 +64,7 @@ def test_it_gives_every_edge_case_file_sent_through_tus_the_direct_paths_verdict
     elapsed = time.monotonic() - started
     assert got == EXPECTED, {n: (got[n], EXPECTED[n]) for n in EXPECTED if got[n] != EXPECTED[n]}
     # One verdict per file, none dropped; accepted files are in the archive, each once.
-    assert TusUpload.objects.filter(state="finalised").count() == len(EXPECTED)
+    assert Transfer.objects.filter(state="finalised").count() == len(EXPECTED)
     assert FileVerdict.objects.count() == len(EXPECTED)
     archive = orthanc_server.client()
     for row in FileVerdict.objects.exclude(outcome="refused"):
