@@ -31,6 +31,13 @@ def ct_slices(tmp_path, count: int) -> list[bytes]:
                        SOPInstanceUID=generate_uid()).read_bytes() for i in range(count)]
 
 
+def queued_tasks() -> int:
+    from joliba.celery import app
+
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.llen(app.conf.task_default_queue)
+
+
 def in_a_thread(work):
     """Run `work` on its own database connection, as another request of the web server would."""
     def run(*args):
@@ -96,7 +103,8 @@ def test_a_finalisation_that_finds_its_transfer_held_is_tried_again_soon(
     holder.start()
     assert holding.wait(10)
     tasks.finalise_transfer.delay(str(transfer.pk))  # the worker finds the row held: busy
-    time.sleep(2)
+    wait_for(lambda: queued_tasks() == 0, timeout=20)  # the worker has taken it...
+    time.sleep(1)  # ...and tried (milliseconds: a skip_locked SELECT)
     release.set()
     holder.join(10)
     assert Transfer.objects.get(pk=transfer.pk).state == "complete"  # the first try was skipped...
