@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from django.db import DatabaseError
 from PIL import Image
+from pydicom.uid import generate_uid
 
-from tests.conftest import api_client
+from tests.conftest import api_client, dicom_copy
 from tests.paths import CT_HEAD
 from tests.test_uploads_tus import TUS, _create, _patch
 from uploads import finalisation, tasks
@@ -76,10 +77,16 @@ def test_wrapping_refuses_what_pillow_or_pydicom_cannot_take(tmp_path):
         assert refused.value.code == code
 
 
+def fresh_slice(tmp_path, number: int) -> bytes:
+    """A CT slice of a study of its own: the session's archive is shared with other tests."""
+    return dicom_copy(CT_HEAD / f"{number:02d}.dcm", tmp_path / f"{number:02d}.dcm",
+                      StudyInstanceUID=generate_uid(), SOPInstanceUID=generate_uid()).read_bytes()
+
+
 def test_an_input_nothing_foresaw_is_refused_as_unprocessable_not_retried_for_ever(
-    tech_a, no_worker, monkeypatch
+    tech_a, no_worker, monkeypatch, tmp_path
 ):
-    data = (CT_HEAD / "20.dcm").read_bytes()
+    data = fresh_slice(tmp_path, 20)
     tech = api_client(tech_a)
     url = _create(tech, data)["Location"]
     _patch(tech, url, 0, data)
@@ -94,13 +101,15 @@ def test_an_input_nothing_foresaw_is_refused_as_unprocessable_not_retried_for_ev
     assert Transfer.objects.get().state == "finalised"
 
 
-def test_the_sweep_finishes_every_transfer_even_behind_ones_that_fail(tech_a, no_worker, monkeypatch):
+def test_the_sweep_finishes_every_transfer_even_behind_ones_that_fail(
+    tech_a, no_worker, monkeypatch, tmp_path
+):
     tech = api_client(tech_a)
     stuck_url = _create(tech, b"\0" * 200, filename="stuck.dcm")["Location"]  # first in line
     _patch(tech, stuck_url, 0, b"\0" * 200)
     queue_photo(tech, wide_png(), "large.png")
     queue_photo(tech, fuzzed_tiff(), "scan.tif")
-    ct = (CT_HEAD / "21.dcm").read_bytes()
+    ct = fresh_slice(tmp_path, 21)
     url = _create(tech, ct, filename="21.dcm")["Location"]
     _patch(tech, url, 0, ct)
     stuck = Transfer.objects.get(filename="stuck.dcm")
