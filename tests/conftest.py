@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from orthanc.server import OrthancProcess
-from tests.helpers import api_client, clear_models, database_url, dicom_copy, wait_for  # noqa: F401
+from tests.helpers import clear_models, database_url
 from tests.paths import (
     HAVE_SHARED_TESTDATA,
     NOT_FOUND,
@@ -37,8 +37,6 @@ from tests.paths import (
     WHERE_THEY_GO,
     build_portable_testdata,
 )
-
-_database_url = database_url  # deprecated name, kept for branches in flight
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still work.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

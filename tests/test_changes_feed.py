@@ -5,8 +5,9 @@ import pytest
 from pydicom.uid import generate_uid
 
 from ingest.changes_feed import follow_changes
-from ingest.models import ChangesCursor
+from ingest.models import ArrivingArchiveStudy, ChangesCursor
 from ingest.tasks import follow_orthanc_changes
+from orthanc.server import OrthancProcess
 from studies.models import Study
 from tests.helpers import dicom_copy, wait_for
 from tests.paths import CT_HEAD
@@ -88,3 +89,30 @@ def test_the_worker_follows_the_feed_into_the_reading_queue(
     assert study.instances.count() == 2
     # It then goes on to the reading queue like any other study.
     wait_for(lambda: Study.objects.get(pk=study.pk).status == "queued", timeout=30)
+
+
+def test_instances_stored_just_before_an_orthanc_restart_are_recorded_and_completed(tmp_path, site_a):
+    """Orthanc announces StableStudy from memory: restarted within its stability delay, it never
+    does. The feed records each instance as it comes (NewInstance, study arriving) and completes
+    the study when Orthanc says it is stable (IsStable), announcement or not."""
+    archive = OrthancProcess(tmp_path / "orthanc", stable_age_s=600).start()  # ours: we restart it
+    try:
+        client = archive.client()
+        [seen_before] = _push_studies_straight_to_orthanc(client, tmp_path, 1)
+        follow_changes(client)
+        study = Study.objects.get(study_instance_uid=seen_before)
+        assert study.status == "arriving" and study.instances.count() == 2  # recorded as they came
+        assert study.source == "archive" and study.site is None  # a peer's push: no modality AE
+
+        [unseen] = _push_studies_straight_to_orthanc(client, tmp_path, 1)  # the platform is down
+        archive.stop()
+        archive.start()
+        follow_changes(client)
+        for uid in (seen_before, unseen):
+            study = Study.objects.get(study_instance_uid=uid)
+            assert study.instances.count() == 2
+            assert study.status == "received", uid
+        assert not [c for c in client.iter_changes(0) if c.change_type == "StableStudy"]
+        assert not ArrivingArchiveStudy.objects.exists()  # nothing left to watch
+    finally:
+        archive.stop()

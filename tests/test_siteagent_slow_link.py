@@ -16,7 +16,7 @@ from studies.models import Instance, Study
 from tests.helpers import wait_for
 from tests.paths import CT_HEAD, REAL_OTHER, REPO
 from tests.slowlink import SlowLink
-from uploads.models import Manifest
+from uploads.models import StudyManifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TIBIA = REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_UNCR.dcm"
@@ -123,6 +123,6 @@ def test_a_stat_study_overtakes_routine_ones_already_waiting(
         assert summary_of(stat)["queued"] is True  # the running sender takes it, by urgency
         summary = summary_of(routine)
     assert all(s["complete"] for s in summary["studies"]), summary
-    stat_done = Manifest.objects.get(upload__priority="stat").completed_at
-    routine_done = Manifest.objects.get(upload__priority="routine").completed_at
+    stat_done = StudyManifest.objects.get(submission__priority="stat").submission.settled_at
+    routine_done = StudyManifest.objects.get(submission__priority="routine").submission.settled_at
     assert stat_done < routine_done

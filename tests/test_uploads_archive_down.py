@@ -8,8 +8,8 @@ from studies.models import Instance
 from tests.helpers import api_client, dicom_copy
 from tests.paths import CT_HEAD
 from tests.test_uploads_tus import _create, _patch
-from uploads import services, spool
-from uploads.models import TusUpload
+from uploads import finalisation, spool
+from uploads.models import Transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -25,16 +25,16 @@ def test_it_keeps_a_complete_upload_while_the_archive_is_down_and_stores_it_once
     url = created["Location"]
     settings.ORTHANC_URL = "http://127.0.0.1:9"  # the archive is unreachable
     assert _patch(tech, url, 0, data).status_code == 204  # every byte acknowledged
-    upload = TusUpload.objects.get()
-    assert services.finalise_upload(upload.pk) is None
+    upload = Transfer.objects.get()
+    assert finalisation.finalise_transfer(upload.pk) == finalisation.Finalised.ARCHIVE_DOWN
     upload.refresh_from_db()
-    assert upload.state == TusUpload.State.COMPLETE  # not refused, not finalised
+    assert upload.state == Transfer.State.COMPLETE  # not refused, not finalised
     assert spool.part_path(upload.pk).exists()  # the acknowledged bytes are kept
     assert not FileVerdict.objects.exists()
 
     settings.ORTHANC_URL = orthanc_server.url  # back up: the sweep's retry stores it, once
-    assert services.finalise_waiting() == 1
+    assert finalisation.finalise_waiting() == 1
     upload.refresh_from_db()
-    assert upload.state == TusUpload.State.FINALISED and upload.outcome == "stored"
+    assert upload.state == Transfer.State.FINALISED and upload.outcome == "stored"
     assert Instance.objects.count() == 1
     assert FileVerdict.objects.get().outcome == "stored"

@@ -21,7 +21,7 @@ from studies.models import Instance
 from tests.helpers import api_client, dicom_copy
 from tests.paths import CT_HEAD, EDGE_CASES, available
 from tests.test_edge_cases import EXPECTED
-from uploads.models import TusUpload
+from uploads.models import Transfer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -66,7 +66,7 @@ def test_it_gives_every_edge_case_file_sent_through_tus_the_direct_paths_verdict
     want = {n: EXPECTED[n] for n in names}
     assert got == want, {n: (got[n], want[n]) for n in names if got[n] != want[n]}
     # One verdict per file, none dropped; accepted files are in the archive, each once.
-    assert TusUpload.objects.filter(state="finalised").count() == len(names)
+    assert Transfer.objects.filter(state="finalised").count() == len(names)
     assert FileVerdict.objects.count() == len(names)
     archive = orthanc_server.client()
     for row in FileVerdict.objects.exclude(outcome="refused"):

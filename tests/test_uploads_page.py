@@ -14,7 +14,7 @@ from studies.models import Instance, Study
 from tests.helpers import chromium, log_in
 from tests.paths import ARTIFACTS, CT_HEAD, REPO
 from tests.paths import FILM_PHOTO as FILM
-from uploads.models import TusUpload
+from uploads.models import Transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -53,7 +53,7 @@ def _until(page, predicate, timeout: float = 30):
 
 
 def _mid_upload(filename: str):
-    row = TusUpload.objects.filter(filename=filename).first()
+    row = Transfer.objects.filter(filename=filename).first()
     return row if row is not None and 0 < row.offset < row.length else None
 
 
@@ -97,7 +97,7 @@ def test_it_resumes_a_study_after_a_dropped_link_and_a_reload(
         # 2. The page is reloaded in the middle of the second file.
         second = _until(page, lambda: _mid_upload("02.dcm"))
         first.refresh_from_db()
-        assert first.state != TusUpload.State.RECEIVING  # file 1 finished on its first upload
+        assert first.state != Transfer.State.RECEIVING  # file 1 finished on its first upload
         page.reload()
         page.wait_for_selector("#pending:not([hidden])")
         assert "3" in page.locator("#pending-list").inner_text()
@@ -120,9 +120,9 @@ def test_it_resumes_a_study_after_a_dropped_link_and_a_reload(
     # The resumed file went on from the server's offset, on the same upload: nothing restarted from 0.
     resumed = [offset for patch_url, offset in patches if str(second.pk) in patch_url]
     assert resumed and resumed[0] >= kept > 0, (resumed, kept)
-    assert TusUpload.objects.filter(filename="02.dcm").count() == 1
-    assert TusUpload.objects.count() == 3
-    assert set(TusUpload.objects.values_list("outcome", flat=True)) == {"stored"}
+    assert Transfer.objects.filter(filename="02.dcm").count() == 1
+    assert Transfer.objects.count() == 3
+    assert set(Transfer.objects.values_list("outcome", flat=True)) == {"stored"}
     study = Study.objects.get()
     assert Instance.objects.filter(study=study).count() == 3
     assert study.priority == "urgent" and study.received_at is not None
@@ -160,8 +160,8 @@ def test_it_sends_a_photo_of_a_film_as_a_secondary_capture(
     assert study.patient_birth_date == "20190301" and study.received_at is not None
     instance = Instance.objects.get(study=study)
     assert instance.modality == "CR"
-    sent = TusUpload.objects.get()
-    assert sent.kind == TusUpload.Kind.PHOTO and sent.sha256 == ""  # sent, unhashed, still checked
+    sent = Transfer.objects.get()
+    assert sent.kind == Transfer.Kind.PHOTO and sent.sha256 == ""  # sent, unhashed, still checked
 
 
 def test_first_load_is_small_and_works_without_javascript(tus_bundle, live_server, tech_a):

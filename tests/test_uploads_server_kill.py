@@ -27,11 +27,11 @@ from pydicom.uid import generate_uid
 
 from ingest.models import FileVerdict
 from orthanc.server import free_port
-from studies.models import Instance
+from studies.models import Instance, Study
 from tests.helpers import database_url, dicom_copy, wait_for
 from tests.paths import CT_HEAD, REAL_OTHER, REPO
-from uploads import services, spool
-from uploads.models import TusUpload
+from uploads import finalisation, spool
+from uploads.models import Transfer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TIBIA = REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_UNCR.dcm"  # 6 MB, uncompressed
@@ -187,10 +187,11 @@ def fresh_instance(src: Path, dst: Path) -> Path:
                       SOPInstanceUID=generate_uid())
 
 
-def create(srv: Server, token: str, data: bytes, name: str) -> str:
+def create(srv: Server, token: str, data: bytes, name: str, **meta: str) -> str:
     answer = requests.post(f"{srv.url}/api/v1/uploads/", timeout=10, headers=_headers(
         token, **{"Upload-Length": str(len(data)),
-                  "Upload-Metadata": _meta(filename=name, sha256=hashlib.sha256(data).hexdigest())}))
+                  "Upload-Metadata": _meta(filename=name, sha256=hashlib.sha256(data).hexdigest(),
+                                           **meta)}))
     assert answer.status_code == 201, answer.text
     return "/api/v1/uploads/" + answer.headers["Location"].rstrip("/").rsplit("/", 1)[1] + "/"
 
@@ -253,13 +254,13 @@ def test_it_resumes_a_patch_cut_by_a_killed_server_from_an_acknowledged_offset(
     offset = head_offset(server, token, path)
     assert acknowledged <= offset <= sent
     assert part.read_bytes()[:offset] == data[:offset]  # everything acknowledged survived the kill
-    assert TusUpload.objects.get(pk=upload_id).state == "receiving"
+    assert Transfer.objects.get(pk=upload_id).state == "receiving"
     done = patch(server, token, path, offset, data[offset:])
     assert done.status_code == 204, done.text
     assert int(done.headers["Upload-Offset"]) == len(data)
 
-    upload = wait_for(lambda: TusUpload.objects.filter(pk=upload_id, state="finalised").first(), timeout=60)
-    assert upload.outcome == "stored", (upload.code, upload.reason)  # the whole-file SHA-256 matched
+    upload = wait_for(lambda: Transfer.objects.filter(pk=upload_id, state="finalised").first(), timeout=60)
+    assert upload.outcome == "stored", (upload.code, upload.params)  # the whole-file SHA-256 matched
     assert_stored_once(orthanc_server, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID))
     stored = orthanc_server.client().instance_file(Instance.objects.get().orthanc_id)
     original = pydicom.dcmread(source).PixelData
@@ -285,7 +286,7 @@ def test_it_finishes_an_upload_whose_server_died_right_after_the_last_acknowledg
     done = patch(server, token, path, 0, data)
     assert done.status_code == 204 and int(done.headers["Upload-Offset"]) == len(data)
     server.kill()
-    assert TusUpload.objects.get(pk=upload_id).state == "complete"  # received, not yet processed
+    assert Transfer.objects.get(pk=upload_id).state == "complete"  # received, not yet processed
     assert spool.part_path(upload_id).stat().st_size == len(data)
     assert not Instance.objects.exists()
 
@@ -294,7 +295,8 @@ def test_it_finishes_an_upload_whose_server_died_right_after_the_last_acknowledg
     assert status.status_code == 200
     assert status.json()["state"] == "finalised" and status.json()["outcome"] == "stored", status.json()
     assert_stored_once(orthanc_server, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID))
-    assert services.finalise_upload(upload_id) is None  # the lost task, redelivered: a no-op
+    # The lost task, redelivered: a no-op.
+    assert finalisation.finalise_transfer(upload_id) == finalisation.Finalised.NOTHING
     # A retried final PATCH (its 204 lost with the link) is answered, not refused or stored again.
     again = patch(server, token, path, len(data), b"")
     assert again.status_code == 204 and again.headers["Joliba-Outcome"] == "stored"
@@ -309,7 +311,7 @@ def test_it_stores_an_instance_once_when_the_server_dies_mid_finalisation(
     The proxy holds Orthanc's answer so the kill lands exactly between the archive's store and
     the database commit.
     """
-    from uploads.tasks import sweep_uploads
+    from uploads.tasks import sweep_transfers
 
     source = fresh_instance(CT_HEAD / "08.dcm", tmp_path / "ct.dcm")
     data = source.read_bytes()
@@ -335,15 +337,60 @@ def test_it_stores_an_instance_once_when_the_server_dies_mid_finalisation(
     assert orthanc_server.client().instance_tags(orthanc_id)["SOPInstanceUID"] == str(ds.SOPInstanceUID)
     # The database knows nothing of it yet: the finaliser's transaction died with the server.
     assert not Instance.objects.exists() and not FileVerdict.objects.exists()
-    assert TusUpload.objects.get(pk=upload_id).state == "complete"
+    assert Transfer.objects.get(pk=upload_id).state == "complete"
 
     wait_for(lambda: _row_unlocked(upload_id), timeout=20)  # PostgreSQL noticed the dead connection
-    sweep_uploads.delay()  # the periodic sweep, run by the session's worker
-    upload = wait_for(lambda: TusUpload.objects.filter(pk=upload_id, state="finalised").first(), timeout=60)
-    assert upload.outcome == "stored", (upload.code, upload.reason)
+    sweep_transfers.delay()  # the periodic sweep, run by the session's worker
+    upload = wait_for(lambda: Transfer.objects.filter(pk=upload_id, state="finalised").first(), timeout=60)
+    assert upload.outcome == "stored", (upload.code, upload.params)
     assert_stored_once(orthanc_server, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID))
     assert Instance.objects.get().orthanc_id == orthanc_id  # the archive's one copy
     assert not spool.part_path(upload_id).exists()
+
+
+def test_a_server_killed_mid_finalisation_leaves_the_feed_a_study_with_its_site(
+    server, tech_a, orthanc_server, tmp_path, dead_queue
+):
+    """The same SIGKILL between Orthanc's store and the commit; this time the changes feed meets
+    the instance before anyone finalises the transfer again. The study is the technician's —
+    site, sender, STAT, indication — not a siteless "archive" study they would get 404 on."""
+    from ingest.changes_feed import follow_changes
+    from tests.test_ingest_intent import start_feed_at_the_present
+    from uploads.tasks import sweep_transfers
+
+    source = fresh_instance(CT_HEAD / "09.dcm", tmp_path / "ct.dcm")
+    data = source.read_bytes()
+    ds = pydicom.dcmread(source, stop_before_pixels=True)
+    token = token_for(tech_a)
+    start_feed_at_the_present(orthanc_server.client())
+    proxy = HoldingOrthanc(orthanc_server.url)
+    try:
+        server.start(CELERY_TASK_DEFAULT_QUEUE=dead_queue, ORTHANC_URL=proxy.url)
+        path = create(server, token, data, "ct.dcm", priority="stat", indication="Polytraumatisé")
+        upload_id = path.rstrip("/").rsplit("/", 1)[1]
+        assert patch(server, token, path, 0, data).status_code == 204
+        proxy.armed = True
+        asking = threading.Thread(target=lambda: _quietly(requests.get, server.url + path,
+                                                          headers=_headers(token), timeout=60))
+        asking.start()
+        assert proxy.stored.wait(30), "the server never stored the instance"
+        server.kill()
+        asking.join(10)
+    finally:
+        proxy.close()
+    assert not Instance.objects.exists()
+
+    follow_changes(orthanc_server.client())
+    study = Study.objects.get(study_instance_uid=ds.StudyInstanceUID)
+    assert (study.site_id, study.uploaded_by_id, study.source) == (tech_a.site_id, tech_a.pk, "upload")
+    assert (study.priority, study.indication) == ("stat", "Polytraumatisé")
+
+    wait_for(lambda: _row_unlocked(upload_id), timeout=20)
+    sweep_transfers.delay()
+    upload = wait_for(lambda: Transfer.objects.filter(pk=upload_id, state="finalised").first(), timeout=60)
+    assert upload.outcome == "stored", (upload.code, upload.params)  # its own file, not a duplicate
+    assert_stored_once(orthanc_server, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID))
+    assert Study.objects.get(pk=study.pk).status != "arriving"
 
 
 def _quietly(call, *args, **kwargs) -> None:
@@ -356,7 +403,7 @@ def _quietly(call, *args, **kwargs) -> None:
 def _row_unlocked(upload_id: str) -> bool:
     try:
         with transaction.atomic():
-            list(TusUpload.objects.select_for_update(nowait=True).filter(pk=upload_id))
+            list(Transfer.objects.select_for_update(nowait=True).filter(pk=upload_id))
     except OperationalError:
         return False
     return True
@@ -368,4 +415,4 @@ def test_the_server_process_answers_tus_with_the_test_database(server, tech_a):
     answer = requests.post(f"{server.url}/api/v1/uploads/", timeout=10, headers=_headers(
         token_for(tech_a), **{"Upload-Length": "10", "Upload-Metadata": _meta(filename="x.dcm")}))
     assert answer.status_code == 201, answer.text
-    assert TusUpload.objects.filter(site=tech_a.site).count() == 1
+    assert Transfer.objects.filter(submission__site=tech_a.site).count() == 1

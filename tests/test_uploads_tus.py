@@ -10,8 +10,8 @@ from django.utils import timezone
 from studies.models import Instance, Study
 from tests.helpers import api_client
 from tests.paths import CT_HEAD
-from uploads import services, spool
-from uploads.models import TusUpload
+from uploads import spool, transfers
+from uploads.models import Transfer
 
 pytestmark = pytest.mark.django_db
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
@@ -70,7 +70,7 @@ def test_it_receives_a_file_in_chunks_and_resumes_from_its_offset(
     assert _patch(api_client(tech_b), url, 100_000, data[100_000:]).status_code == 404
     done = _patch(tech, url, 100_000, data[100_000:])
     assert done.status_code == 204 and done["Upload-Offset"] == str(len(data))
-    upload = TusUpload.objects.get()
+    upload = Transfer.objects.get()
     assert upload.state == "complete"
     # Nobody (no worker in this test) finalised it: asking for its status does.
     with django_capture_on_commit_callbacks(execute=True):
@@ -130,16 +130,16 @@ def test_termination_and_expiry_reclaim_the_disk(tech_a):
     tech = api_client(tech_a)
     url = _create(tech, b"y" * 100)["Location"]
     _patch(tech, url, 0, b"y" * 50)
-    first = TusUpload.objects.get()
+    first = Transfer.objects.get()
     assert tech.delete(url, **TUS).status_code == 204
     assert not spool.part_path(first.pk).exists()
     assert tech.head(url, **TUS).status_code == 410
 
     url = _create(tech, b"z" * 100)["Location"]
     _patch(tech, url, 0, b"z" * 50)
-    stale = TusUpload.objects.get(state="receiving")
-    TusUpload.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert services.expire_stale_uploads() == 1
+    stale = Transfer.objects.get(state="receiving")
+    Transfer.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert transfers.expire_stale_transfers() == 1
     assert not spool.part_path(stale.pk).exists()
     assert tech.head(url, **TUS).status_code == 410
     assert _patch(tech, url, 50, b"z" * 50).status_code == 410
@@ -175,3 +175,25 @@ def test_a_study_is_received_only_when_its_manifest_is_complete(tech_a):
     # Posting the same manifest id again returns it, it does not make another.
     again = tech.post("/api/v1/uploads/manifests/", {"id": mid, "instances": []}, format="json")
     assert again.status_code == 200 and again.json()["id"] == mid
+
+
+def test_who_may_see_or_touch_a_transfer_is_decided_by_the_access_module(
+    tech_a, tech_b, admin_user, radiologist
+):
+    tech = api_client(tech_a)
+    data = b"z" * 100
+    url = _create(tech, data)["Location"]
+    mid = tech.post("/api/v1/uploads/manifests/", {"files": 1, "instances": []}, format="json").json()["id"]
+    admin = api_client(admin_user)
+    # An admin sees any site's sendings and their verdicts, but sends for none but their own.
+    assert admin.get(url).status_code == 200
+    assert admin.get(f"/api/v1/uploads/manifests/?id={mid}").status_code == 200
+    assert admin.head(url, **TUS).status_code == 404
+    assert _patch(admin, url, 0, data).status_code == 404
+    # Another site, or a reader, learns nothing: 404, never 403.
+    for other in (api_client(tech_b), api_client(radiologist)):
+        assert other.get(url).status_code == 404
+        assert other.head(url, **TUS).status_code == 404
+        assert other.delete(url, **TUS).status_code == 404
+        assert other.get(f"/api/v1/uploads/manifests/?id={mid}").status_code == 404
+    assert tech.head(url, **TUS).status_code == 200

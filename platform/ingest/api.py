@@ -11,12 +11,15 @@ from studies.access import may_send_for_site
 from studies.models import Priority
 
 from .incoming import spooled
-from .models import FileVerdict, Upload
-from .services import ingest_upload
+from .models import FileVerdict, Submission
+from .services import receive_submission
+from .verdicts import describe
 
 
 class VerdictSerializer(serializers.ModelSerializer):
     study = serializers.PrimaryKeyRelatedField(read_only=True)
+    # Rendered from the code in the request's language (ingest.verdicts); "" for a plain acceptance.
+    reason = serializers.CharField(read_only=True)
 
     class Meta:
         model = FileVerdict
@@ -24,11 +27,11 @@ class VerdictSerializer(serializers.ModelSerializer):
                   "study"]
 
 
-class UploadSerializer(serializers.ModelSerializer):
+class SubmissionSerializer(serializers.ModelSerializer):
     verdicts = VerdictSerializer(many=True, read_only=True)
 
     class Meta:
-        model = Upload
+        model = Submission
         fields = ["id", "created_at", "priority", "indication", "verdicts"]
 
 
@@ -39,13 +42,13 @@ class UploadRequestSerializer(serializers.Serializer):
 
 
 @extend_schema(request={"multipart/form-data": UploadRequestSerializer},
-               responses={201: UploadSerializer})
+               responses={201: SubmissionSerializer})
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def upload_study(request):
     """Send the DICOM files of a study; every file gets a verdict (accepted or refused, why)."""
     if not may_send_for_site(request.user):
-        raise PermissionDenied("Seuls les techniciens d'un site envoient des examens.")
+        raise PermissionDenied(describe("forbidden"))
     data = UploadRequestSerializer(data={
         "files": request.FILES.getlist("files"),
         "indication": request.data.get("indication", ""),
@@ -53,9 +56,9 @@ def upload_study(request):
     })
     data.is_valid(raise_exception=True)
     with spooled(data.validated_data["files"]) as incoming:
-        sent = ingest_upload(
-            site=request.user.site, user=request.user, files=incoming,
+        sent = receive_submission(
+            site=request.user.site, sender=request.user, files=incoming,
             indication=data.validated_data["indication"],
             priority=data.validated_data["priority"],
         )
-    return Response(UploadSerializer(sent).data, status=status.HTTP_201_CREATED)
+    return Response(SubmissionSerializer(sent).data, status=status.HTTP_201_CREATED)

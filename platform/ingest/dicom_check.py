@@ -2,18 +2,25 @@
 
     python -m ingest.dicom_check OUT_DIR FILE...
 
-Prints one JSON line per file: {"index", "ok", "code", "reason", "facts", "clean_path"}.
-For an accepted file, OUT_DIR receives a clean copy: 128-byte preamble zeroed (no preamble
-polyglots, CVE-2019-11687 / CVE-2023-33466), File Meta added when the file had none.
-Imports nothing from Django: it starts fast and stays small.
+Prints one JSON line per file: {"index", "ok", "code", "params", "facts", "clean_path"}.
+Codes and parameters only: the sentence a technician reads is rendered by the platform, in their
+language, from ingest.verdicts. For an accepted file, OUT_DIR receives a clean copy: 128-byte
+preamble zeroed (no preamble polyglots, CVE-2019-11687 / CVE-2023-33466), File Meta added when
+the file had none. Imports nothing from Django (the pixel codes come from inference.pixel_codes,
+standard library only): it starts fast and stays small.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 import sys
+import warnings
+from enum import StrEnum
 from pathlib import Path
+
+from inference.pixel_codes import PixelCode
 
 MAX_PIXEL_BYTES = 1_500_000_000  # decoded size guard, checked before any decoding
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -23,13 +30,35 @@ FACT_TAGS = (
     "BodyPartExamined", "StudyDescription", "StudyDate", "InstitutionName", "InstanceNumber",
     "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
 )
+# Groups a DICOM data set without preamble can plausibly start with: File Meta (0002) or the
+# identifying group (0008) that old modalities and CD writers put first.
+FIRST_GROUPS = (0x0002, 0x0008)
+LONGEST_ELEMENT_HEADER = 12  # explicit VR with a 4-byte length
+SEQUENCE_DELIMITER, SEQUENCE_DELIMITER_BE = b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd"
+
+
+class FileCode(StrEnum):
+    """The other verdicts of the checker."""
+
+    OK = "ok"
+    FILE_META_ADDED = "file_meta_added"  # accepted, repaired
+    TOO_SMALL = "too_small"
+    NOT_DICOM = "not_dicom"
+    UNREADABLE = "unreadable"
+    TOO_DEEP = "too_deep"
+    MISSING_UID = "missing_uid"
+    EXCEEDED_LIMITS = "exceeded_limits"
 
 
 class Refused(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code = str(code)
+        self.params = params
+
+
+def _detail(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {str(exc)[:160]}"
 
 
 def _facts(ds) -> dict:
@@ -45,76 +74,124 @@ def _facts(ds) -> dict:
     return facts
 
 
+def plausible_start(raw: bytes) -> bool:
+    """A DICOM file: "DICM" after the preamble, or a first element of a group files start with."""
+    if raw[128:132] == b"DICM":
+        return True
+    if len(raw) < 8:
+        return False
+    little, big = struct.unpack("<H", raw[:2])[0], struct.unpack(">H", raw[:2])[0]
+    return little in FIRST_GROUPS or big in FIRST_GROUPS
+
+
+def ends_early(ds, raw: bytes, warned: list[str]) -> bool:
+    """Whether the file stops before its data set does (a transfer or a copy cut short).
+
+    pydicom reads a cut file without complaint and keeps what it got, so a file cut in its
+    header looked like a file without UIDs. The signs: an undefined-length value without its
+    delimiter, a last value shorter than its declared length, leftover bytes too few to be an
+    element header, a sequence delimiter cut in its length, or File Meta followed by nothing.
+    """
+    from pydicom.dataelem import RawDataElement
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    if any(w.startswith("End of file reached before delimiter") for w in warned):
+        return True
+    tags = list(ds.keys())
+    if not tags:
+        return bool(getattr(ds, "file_meta", None))
+    if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return False  # positions are in the inflated stream, not in the file
+    last = ds.get_item(max(tags))
+    if not isinstance(last, RawDataElement):
+        return False
+    if last.length == 0xFFFFFFFF:  # ends with a sequence delimiter: tag and a 4-byte zero length
+        little = ds.original_encoding[1] is not False
+        tag = SEQUENCE_DELIMITER if little else SEQUENCE_DELIMITER_BE
+        at = raw.rfind(tag)
+        return at != -1 and len(raw) < at + 8
+    if last.value is not None and len(last.value) < last.length:
+        return True
+    leftover = len(raw) - (last.value_tell + last.length)
+    return 0 < leftover < LONGEST_ELEMENT_HEADER
+
+
 def _check_pixels(ds) -> None:
     from pydicom.uid import UID
 
     if "PixelData" not in ds:
         if "Rows" in ds or "Columns" in ds:
-            raise Refused("no_pixels", "Image sans données de pixels (fichier tronqué ou incomplet).")
-        raise Refused("not_image", "Ce fichier DICOM ne contient pas d'image à lire.")
+            raise Refused(PixelCode.NO_PIXELS)
+        raise Refused(PixelCode.NOT_IMAGE)
     for tag in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation"):
         if ds.get(tag) in (None, ""):
-            raise Refused("bad_pixel_description", f"Description des pixels incomplète ({tag}).")
+            raise Refused(PixelCode.BAD_PIXEL_DESCRIPTION, field=tag)
     rows, cols = int(ds.Rows), int(ds.Columns)
     frames = int(ds.get("NumberOfFrames") or 1)
     samples = int(ds.get("SamplesPerPixel") or 1)
     bits = int(ds.BitsAllocated)
     if rows <= 0 or cols <= 0 or frames <= 0 or bits not in (1, 8, 16, 32):
-        raise Refused("bad_pixel_description", "Dimensions ou profondeur de pixels invalides.")
+        raise Refused(PixelCode.BAD_PIXEL_DESCRIPTION, field="Rows/Columns/BitsAllocated")
+    size = {"rows": rows, "columns": cols, "frames": frames}
     expected = rows * cols * frames * samples * bits // 8
     if expected > MAX_PIXEL_BYTES:
-        raise Refused(
-            "too_large",
-            f"Image déclarée de {rows}×{cols}×{frames} : trop grande pour être vérifiée.",
-        )
+        raise Refused(PixelCode.TOO_LARGE, **size)
     ts = UID(ds.file_meta.TransferSyntaxUID)
     if not ts.is_compressed:
         actual = len(ds.PixelData)
         if actual < expected:
-            pct = 100 * actual // max(expected, 1)
-            raise Refused(
-                "truncated",
-                f"Pixels tronqués : {pct} % des données attendues (transfert interrompu ?).",
-            )
+            raise Refused(PixelCode.TRUNCATED, percent=100 * actual // max(expected, 1))
     try:
         ds.pixel_array  # noqa: B018 - decode everything once: unreadable pixels are refused here
     except MemoryError:
-        raise Refused("too_large", "Image trop grande pour être décodée.") from None
+        raise Refused(PixelCode.TOO_LARGE, **size) from None
     except Exception as exc:  # codec errors come as many types
-        raise Refused(
-            "undecodable",
-            f"Pixels illisibles ({ts.name}) : {str(exc)[:160]}",
-        ) from None
+        raise Refused(PixelCode.UNDECODABLE, syntax=ts.name, detail=_detail(exc)) from None
+
+
+def _read(path: Path, raw: bytes):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    has_preamble = raw[128:132] == b"DICM"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(path, force=not has_preamble)
+        except RecursionError:
+            raise Refused(FileCode.TOO_DEEP) from None
+        except (EOFError, struct.error):  # a read came back short: the file stops mid-element
+            raise Refused(PixelCode.TRUNCATED) from None
+        except (InvalidDicomError, OSError, ValueError, KeyError, TypeError) as exc:
+            raise Refused(FileCode.UNREADABLE, detail=_detail(exc)) from None
+    if ends_early(ds, raw, [str(w.message) for w in caught]):
+        raise Refused(PixelCode.TRUNCATED)
+    return ds, has_preamble
 
 
 def check_file(path: Path, out_path: Path) -> dict:
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.uid import ImplicitVRLittleEndian
 
     raw = path.read_bytes()
     if len(raw) < 132:
-        raise Refused("too_small", "Fichier trop petit pour être un DICOM.")
-    has_preamble = raw[128:132] == b"DICM"
-    try:
-        ds = pydicom.dcmread(path, force=not has_preamble)
-    except RecursionError:
-        raise Refused("too_deep", "Structure DICOM imbriquée trop profondément.") from None
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise Refused("unreadable", f"Fichier DICOM illisible : {str(exc)[:160]}") from None
+        raise Refused(FileCode.TOO_SMALL)
+    if not plausible_start(raw):
+        raise Refused(FileCode.NOT_DICOM)  # text, a photo, a report: before parsing it as DICOM
+    ds, has_preamble = _read(path, raw)
     try:
         len(ds)  # forces parsing of deferred elements
         facts = _facts(ds)
     except RecursionError:
-        raise Refused("too_deep", "Structure DICOM imbriquée trop profondément.") from None
+        raise Refused(FileCode.TOO_DEEP) from None
     except Exception as exc:
-        raise Refused("unreadable", f"Fichier DICOM illisible : {str(exc)[:160]}") from None
+        raise Refused(FileCode.UNREADABLE, detail=_detail(exc)) from None
     if not has_preamble and not facts:
-        raise Refused("not_dicom", "Ce fichier n'est pas un fichier DICOM.")
+        raise Refused(FileCode.NOT_DICOM)
     for uid in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         value = facts.get(uid, "")
         if not UID_RE.match(value) or len(value) > 64:
-            raise Refused("missing_uid", f"Identifiant {uid} absent ou invalide.")
+            raise Refused(FileCode.MISSING_UID, uid=uid)
 
     repaired = []
     if not has_preamble or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
@@ -127,7 +204,7 @@ def check_file(path: Path, out_path: Path) -> dict:
     try:
         _check_pixels(ds)
     except RecursionError:
-        raise Refused("too_deep", "Structure DICOM imbriquée trop profondément.") from None
+        raise Refused(FileCode.TOO_DEEP) from None
     facts["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
 
     if repaired:
@@ -138,6 +215,10 @@ def check_file(path: Path, out_path: Path) -> dict:
     return {"facts": facts, "repaired": repaired}
 
 
+def _refusal(index: int, code: str, **params: object) -> dict:
+    return {"index": index, "ok": False, "code": str(code), "params": params}
+
+
 def main(argv: list[str]) -> int:
     sys.setrecursionlimit(400)  # a deeply nested sequence fails fast instead of eating the stack
     out_dir = Path(argv[0])
@@ -145,19 +226,17 @@ def main(argv: list[str]) -> int:
         out_path = out_dir / f"{index}.dcm"
         try:
             result = check_file(Path(name), out_path)
-            line = {"index": index, "ok": True, "code": "ok", "reason": "",
+            code = FileCode.FILE_META_ADDED if result["repaired"] else FileCode.OK
+            line = {"index": index, "ok": True, "code": str(code), "params": {},
                     "clean_path": str(out_path), **result}
         except Refused as exc:
-            line = {"index": index, "ok": False, "code": exc.code, "reason": exc.reason}
+            line = _refusal(index, exc.code, **exc.params)
         except RecursionError:
-            line = {"index": index, "ok": False, "code": "too_deep",
-                    "reason": "Structure DICOM imbriquée trop profondément."}
-        except MemoryError:
-            line = {"index": index, "ok": False, "code": "too_large",
-                    "reason": "Fichier trop gros pour être vérifié."}
+            line = _refusal(index, FileCode.TOO_DEEP)
+        except MemoryError:  # parsing (not decoding) ran out of its memory limit
+            line = _refusal(index, FileCode.EXCEEDED_LIMITS)
         except Exception as exc:  # any other parser failure is a verdict, not a crash
-            line = {"index": index, "ok": False, "code": "unreadable",
-                    "reason": f"Fichier DICOM illisible : {exc.__class__.__name__}: {str(exc)[:160]}"}
+            line = _refusal(index, FileCode.UNREADABLE, detail=_detail(exc))
         print(json.dumps(line), flush=True)
     return 0
 

@@ -1,4 +1,15 @@
-"""Receive files from a site: validate each in a bounded process, store, record the study."""
+"""Receive files from a site, in two steps that a crash cannot merge:
+
+1. `check_and_intend`: validate each file in a bounded child process, decide what can be refused
+   before the archive sees anything (another site's study, a study already reported, a SOP
+   Instance UID that belongs to another study), and write the sender's intent for the rest.
+   The caller commits here: from now on, whatever route meets these instances in Orthanc
+   (this sending, its retry, the changes feed after a crash) knows who sent them and why.
+2. `store_checked`: store each file in Orthanc, record it (studies.services.record_instance) and
+   give it its FileVerdict.
+
+`settle` then says the sending is over and announces its studies complete.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +17,32 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Site, User
 from orthanc.client import OrthancError
 from studies.archive import get_archive
-from studies.models import Source
-from studies.selectors import known_study
-from studies.services import Arrival, InstanceConflict, mark_complete, record_instance
+from studies.models import Source, Study
+from studies.selectors import CLOSED, known_study, study_of_instance
+from studies.services import Arrival, InstanceConflict, attribute_to_sender, mark_complete, record_instance
 
-from .models import FileVerdict, Upload
-from .validation import Limits, check_files
+from .models import FileVerdict, InstanceIntent, Submission
+from .validation import Limits, Verdict, check_files
+from .verdicts import Code, Outcome
 
 log = logging.getLogger(__name__)
 
 
 class ArchiveUnavailable(RuntimeError):
-    """Orthanc could not store a checked file; the caller keeps the file and retries later."""
+    """Orthanc could not be reached (or failed); the caller keeps the file and retries later."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,28 @@ class IncomingFile:
     name: str
     path: Path
     sha256: str = ""  # when the caller has already computed (and checked) it: not read twice
+
+
+@dataclass
+class Checked:
+    """One file after step 1: what goes to the archive, or why it does not."""
+
+    incoming: IncomingFile
+    size: int
+    sha256: str
+    verdict: Verdict | None = None
+    refusal: tuple[str, dict] | None = None  # (code, params) decided before the archive
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return self.facts.get("SOPInstanceUID", "")
+
+
+def refused_file(incoming: IncomingFile, code: str, **params: object) -> Checked:
+    """A file its caller refuses before checking it (e.g. a bundle member nobody announced)."""
+    return Checked(incoming=incoming, size=incoming.path.stat().st_size,
+                   sha256=incoming.sha256 or _sha256(incoming.path), refusal=(code, params))
 
 
 def _sha256(path: Path) -> str:
@@ -48,86 +87,222 @@ def _limits() -> Limits:
     )
 
 
-def ingest_upload(
-    *, site: Site, user: User, files: list[IncomingFile], indication: str, priority: str
-) -> Upload:
-    """Check, store and record every file; each gets a verdict, none is dropped silently."""
-    upload = Upload.objects.create(site=site, user=user, indication=indication, priority=priority)
-    ingest_files(upload=upload, files=files)
-    return upload
+def arrival_of(submission: Submission) -> Arrival:
+    """The sender's intent, as the studies app takes it."""
+    return Arrival(
+        site_id=submission.site_id, sender_id=submission.sender_id, priority=submission.priority,
+        indication=submission.indication, source=Source.UPLOAD,
+        expected_instances=submission.expected_instances,
+    )
 
 
-def ingest_files(
-    *, upload: Upload, files: list[IncomingFile], announce: bool = True, archive_down_raises: bool = False,
-    expected_instances: int | None = None,
-) -> list[FileVerdict]:
-    """Check, store and record files that belong to an upload; returns their verdicts.
-
-    With announce=False the caller decides when the study counts as received (for example
-    when every instance of a manifest has arrived) and calls studies.services.mark_complete.
-    """
-    site, user = upload.site, upload.user
-    indication, priority = upload.indication, upload.priority
-    rows: list[FileVerdict] = []
-    archive = get_archive()
+@contextmanager
+def work_dir(prefix: str = "check-") -> Iterator[Path]:
+    """Where checked copies wait between the two steps; removed afterwards."""
     settings.INGEST_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="check-", dir=settings.INGEST_SPOOL_DIR))
-    arrival = Arrival(site_id=site.pk, sender_id=user.pk, priority=priority, indication=indication,
-                      source=Source.UPLOAD, expected_instances=expected_instances)
-    touched = {}
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=settings.INGEST_SPOOL_DIR))
     try:
-        verdicts = check_files([f.path for f in files], work, _limits())
-        for incoming, verdict in zip(files, verdicts, strict=True):
-            row = FileVerdict(
-                upload=upload, filename=incoming.name[:255], size=incoming.path.stat().st_size,
-                sha256=incoming.sha256 or _sha256(incoming.path), code=verdict.code,
-                reason=verdict.reason,
-                sop_instance_uid=verdict.facts.get("SOPInstanceUID", ""),
-            )
-            rows.append(row)
-            if not verdict.ok:
-                row.outcome = FileVerdict.Outcome.REFUSED
-                row.save()
-                continue
-            known = known_study(verdict.facts["StudyInstanceUID"])
-            if known is not None and known.site_id not in (None, site.pk):
-                row.outcome, row.code = FileVerdict.Outcome.REFUSED, "other_site"
-                row.reason = "Cet examen a déjà été envoyé par un autre site."
-                row.save()
-                continue
-            try:
-                stored = archive.store_instance(verdict.clean_path.read_bytes())
-            except OrthancError as exc:
-                log.warning("archive refused a checked file: %s", exc)
-                if archive_down_raises:  # the caller holds the bytes durably and will retry
-                    raise ArchiveUnavailable(str(exc)) from exc
-                row.outcome, row.code = FileVerdict.Outcome.REFUSED, "archive_unavailable"
-                row.reason = "L'archive n'a pas pu enregistrer ce fichier ; renvoyez-le."
-                row.save()
-                continue
-            try:
-                recorded = record_instance(
-                    facts=verdict.facts, orthanc_instance_id=stored.orthanc_id,
-                    orthanc_study_id=stored.study_id, arrival=arrival, complete=False,
-                )
-            except InstanceConflict:
-                row.outcome, row.code = FileVerdict.Outcome.REFUSED, "sop_uid_conflict"
-                row.reason = "Identifiant d'instance déjà utilisé par un autre examen."
-                row.save()
-                continue
-            study, instance_created = recorded.study, recorded.instance_created
-            touched[study.pk] = study
-            duplicate = not instance_created  # the platform already had it; Orthanc kept one copy
-            row.outcome = FileVerdict.Outcome.DUPLICATE if duplicate else FileVerdict.Outcome.STORED
-            if duplicate:
-                row.code, row.reason = "duplicate", "Déjà reçu : ce fichier n'a pas été stocké deux fois."
-            elif verdict.repaired:
-                row.reason = "Accepté ; en-tête DICOM (File Meta) ajouté."
-            row.study = study
-            row.save()
+        yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if announce:
-        for pk in sorted(touched):
-            mark_complete(touched[pk])
+
+
+# --- the plain form and the API: one request brings the whole study -------------------------
+
+
+def receive_submission(
+    *, site: Site, sender: User, files: list[IncomingFile], indication: str, priority: str
+) -> Submission:
+    """Check, store and record every file; each gets a verdict, none is dropped silently.
+
+    Runs in autocommit (no surrounding transaction), so the intents of step 1 are durable
+    before step 2 stores anything.
+    """
+    submission = Submission.objects.create(site=site, sender=sender, indication=indication,
+                                           priority=priority)
+    with work_dir() as work:
+        checked = check_and_intend(submission=submission, files=files, work=work)
+        store_checked(submission=submission, checked=checked)
+    settle(submission)
+    return submission
+
+
+# --- step 1 ----------------------------------------------------------------------------------
+
+
+def check_and_intend(
+    *, submission: Submission, files: list[IncomingFile], work: Path
+) -> list[Checked]:
+    """Validate `files` and write the sender's intent for each one that will go to the archive.
+
+    The caller must commit before store_checked: the intent has to outlive a crash between the
+    archive and the record.
+    """
+    verdicts = check_files([f.path for f in files], work, _limits()) if files else []
+    checked = []
+    for incoming, verdict in zip(files, verdicts, strict=True):
+        item = Checked(incoming=incoming, size=incoming.path.stat().st_size,
+                       sha256=incoming.sha256 or _sha256(incoming.path), verdict=verdict,
+                       facts=verdict.facts)
+        if not verdict.ok:
+            item.refusal = (verdict.code, verdict.params)
+        else:
+            item.refusal = refusal_before_archive(site_id=submission.site_id, facts=verdict.facts)
+        checked.append(item)
+    InstanceIntent.objects.bulk_create(
+        [InstanceIntent(submission=submission, study_instance_uid=c.facts["StudyInstanceUID"],
+                        sop_instance_uid=c.sop_instance_uid)
+         for c in checked if c.refusal is None],
+        ignore_conflicts=True,  # a retried step 1 writes nothing twice
+    )
+    return checked
+
+
+def refusal_before_archive(*, site_id: int, facts: dict) -> tuple[str, dict] | None:
+    """What the platform already knows that forbids storing this file, as (code, params)."""
+    study_uid, sop_uid = facts["StudyInstanceUID"], facts["SOPInstanceUID"]
+    owner = study_of_instance(sop_uid)
+    if owner is not None and owner != study_uid:
+        # Stored, it would be an image of nothing: Orthanc keeps it, no study points to it.
+        return Code.SOP_UID_CONFLICT, {}
+    known = known_study(study_uid)
+    if known is None:
+        return None
+    if known.site_id not in (None, site_id):
+        return Code.OTHER_SITE, {}
+    if known.status in CLOSED and owner is None:
+        # A new image after the report: by upload it is a new study, or a call to the centre
+        # (the archive route reopens the study instead: studies.services does it).
+        return Code.STUDY_CLOSED, {}
+    return None
+
+
+# --- step 2 ----------------------------------------------------------------------------------
+
+
+def store_checked(
+    *, submission: Submission, checked: list[Checked], archive_down_raises: bool = False
+) -> list[FileVerdict]:
+    """Store, record and give a verdict to every checked file of `submission`.
+
+    Instances are recorded with complete=False: the study is announced complete by `settle`
+    (or, for a manifest, when the manifest settles). With archive_down_raises the caller holds
+    the bytes durably and retries: an unreachable archive raises ArchiveUnavailable (roll back
+    the caller's transaction) instead of refusing the file.
+    """
+    archive = get_archive()
+    arrival = arrival_of(submission)
+    rows = []
+    for item in checked:
+        row = FileVerdict(
+            submission=submission, filename=item.incoming.name[:255], size=item.size,
+            sha256=item.sha256, sop_instance_uid=item.sop_instance_uid[:64],
+        )
+        rows.append(row)
+        if item.refusal is not None:
+            code, params = item.refusal
+            _refuse(row, code, **params)
+            continue
+        try:
+            stored = archive.store_instance(item.verdict.clean_path.read_bytes())
+        except OrthancError as exc:
+            if _rejects_the_file(exc.status):
+                # Orthanc read the file and said no: trying again would get the same answer.
+                log.warning("archive rejected a checked file (HTTP %s)", exc.status)
+                InstanceIntent.objects.filter(submission=submission,
+                                              sop_instance_uid=item.sop_instance_uid).delete()
+                _refuse(row, Code.ARCHIVE_REJECTED, status=exc.status)
+                continue
+            log.warning("archive unavailable: %s", exc)
+            if archive_down_raises:
+                raise ArchiveUnavailable(str(exc)) from exc
+            # The intent stays: if the file did land (a timeout after the store), the changes
+            # feed attributes it to this sender.
+            _refuse(row, Code.ARCHIVE_UNAVAILABLE)
+            continue
+        try:
+            recorded = record_instance(
+                facts=item.facts, orthanc_instance_id=stored.orthanc_id,
+                orthanc_study_id=stored.study_id, arrival=arrival, complete=False,
+            )
+        except InstanceConflict:  # taken by another study since step 1
+            log.warning("instance %s stored but its SOP Instance UID belongs to another study",
+                        stored.orthanc_id)
+            _refuse(row, Code.SOP_UID_CONFLICT)
+            continue
+        study = recorded.study
+        attribute_to_sender(study, arrival)  # a study first seen from the archive gets its site
+        if recorded.instance_created or _recorded_for_us_by_the_feed(submission, item.sop_instance_uid):
+            row.outcome = Outcome.STORED
+            row.code = item.verdict.code
+        else:
+            row.outcome, row.code = Outcome.DUPLICATE, Code.DUPLICATE
+        row.study = study
+        row.save()
     return rows
+
+
+def _recorded_for_us_by_the_feed(submission: Submission, sop_instance_uid: str) -> bool:
+    """The changes feed met this sending's file in the archive first (after a crash, or in a
+    race) and recorded it: it is this sending's file, stored once, not a duplicate — unless
+    the sending already has it (the same file sent twice)."""
+    return InstanceIntent.objects.filter(
+        submission=submission, sop_instance_uid=sop_instance_uid, recorded_by_feed_at__isnull=False
+    ).exists() and not submission.verdicts.filter(
+        sop_instance_uid=sop_instance_uid, outcome__in=(Outcome.STORED, Outcome.DUPLICATE)
+    ).exists()
+
+
+def _rejects_the_file(status: int | None) -> bool:
+    """Orthanc answered, and its answer is about the file (not about us, nor about its load)."""
+    return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 407, 408, 429)
+
+
+def _refuse(row: FileVerdict, code: str, **params: object) -> None:
+    row.outcome, row.code, row.params = Outcome.REFUSED, code, params
+    row.save()
+
+
+# --- the end of a sending ----------------------------------------------------------------------
+
+
+def settle(submission: Submission) -> bool:
+    """Every file of `submission` has its verdict: its studies are complete (once)."""
+    if not Submission.objects.filter(pk=submission.pk, settled_at=None).update(
+        settled_at=timezone.now()
+    ):
+        return False  # settled already, by a concurrent finaliser
+    study_ids = set(submission.verdicts.exclude(study=None).values_list("study_id", flat=True))
+    for study in Study.objects.filter(pk__in=study_ids).order_by("pk"):
+        mark_complete(study)
+    return True
+
+
+# --- what the changes feed asks ---------------------------------------------------------------
+
+
+def intent_for(sop_instance_uid: str) -> InstanceIntent | None:
+    """The first intent written for this instance (by any sending)."""
+    return (InstanceIntent.objects.select_related("submission")
+            .filter(sop_instance_uid=sop_instance_uid).order_by("pk").first())
+
+
+def note_recorded_by_feed(intent: InstanceIntent) -> None:
+    InstanceIntent.objects.filter(pk=intent.pk, recorded_by_feed_at=None).update(
+        recorded_by_feed_at=timezone.now())
+
+
+def sender_still_sending(study_instance_uid: str) -> bool:
+    """A sending of this study is under way: its own route says when the study is complete."""
+    return InstanceIntent.objects.filter(
+        Q(study_instance_uid=study_instance_uid),
+        submission__in=Submission.objects.filter(Submission.open_filter()),
+    ).exists()
+
+
+def forget_old_intents(*, older_than: timedelta) -> int:
+    """Intents of settled sendings serve the audit a while, then go."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = InstanceIntent.objects.filter(
+        created_at__lt=cutoff, submission__settled_at__isnull=False).delete()
+    return deleted

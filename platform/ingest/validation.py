@@ -16,9 +16,11 @@ from pathlib import Path
 
 @dataclass
 class Verdict:
+    """The checker's answer for one file: a code and its parameters (ingest.verdicts says it)."""
+
     ok: bool
     code: str
-    reason: str = ""
+    params: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
     clean_path: Path | None = None
     repaired: list[str] = field(default_factory=list)
@@ -64,7 +66,7 @@ def _run_child(paths: list[Path], out_dir: Path, limits: Limits) -> dict[int, di
 
 def _verdict(line: dict) -> Verdict:
     return Verdict(
-        ok=line["ok"], code=line["code"], reason=line.get("reason", ""),
+        ok=line["ok"], code=line["code"], params=line.get("params") or {},
         facts=line.get("facts", {}), repaired=line.get("repaired", []),
         clean_path=Path(line["clean_path"]) if line.get("clean_path") else None,
     )
@@ -78,9 +80,10 @@ def check_files(paths: list[Path], out_dir: Path, limits: Limits | None = None) 
     for i, path in enumerate(paths):
         size = path.stat().st_size
         if size > limits.max_file_bytes:
-            verdicts[i] = Verdict(False, "too_large", "Fichier trop volumineux.")
+            verdicts[i] = Verdict(False, "file_too_large",
+                                  {"limit_mb": limits.max_file_bytes // 1024**2})
         elif size == 0:
-            verdicts[i] = Verdict(False, "empty", "Fichier vide.")
+            verdicts[i] = Verdict(False, "empty")
         else:
             todo.append(i)
     batch_dir = out_dir / "batch"
@@ -94,8 +97,5 @@ def check_files(paths: list[Path], out_dir: Path, limits: Limits | None = None) 
         alone_dir = out_dir / f"alone-{i}"
         alone_dir.mkdir(parents=True, exist_ok=True)
         alone = _run_child([paths[i]], alone_dir, limits)
-        verdicts[i] = _verdict(alone[0]) if 0 in alone else Verdict(
-            False, "exceeded_limits",
-            "Fichier refusé : sa lecture dépasse les limites de mémoire ou de temps.",
-        )
+        verdicts[i] = _verdict(alone[0]) if 0 in alone else Verdict(False, "exceeded_limits")
     return [v for v in verdicts if v is not None]

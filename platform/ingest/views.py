@@ -9,8 +9,8 @@ from studies.access import may_see_sending, may_send_for_site
 
 from .forms import SubmissionForm
 from .incoming import spooled
-from .models import Upload
-from .services import ingest_upload
+from .models import Submission
+from .services import receive_submission
 
 
 @login_required
@@ -20,8 +20,8 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = SubmissionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         with spooled(form.cleaned_data["files"]) as incoming:
-            sent = ingest_upload(
-                site=request.user.site, user=request.user, files=incoming,
+            sent = receive_submission(
+                site=request.user.site, sender=request.user, files=incoming,
                 indication=form.cleaned_data["indication"],
                 priority=form.cleaned_data["priority"],
             )
@@ -31,13 +31,13 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def upload_result(request: HttpRequest, upload_id: str) -> HttpResponse:
-    sent = Upload.objects.filter(pk=upload_id).first()
+    sent = Submission.objects.filter(pk=upload_id).first()
     if sent is None or not may_see_sending(request.user, site_id=sent.site_id):
         raise Http404
     verdicts = list(sent.verdicts.select_related("study"))
     studies = {v.study for v in verdicts if v.study}
     return render(request, "ingest/upload_result.html", {
-        "upload": sent, "verdicts": verdicts, "studies": sorted(studies, key=lambda s: s.pk),
+        "submission": sent, "verdicts": verdicts, "studies": sorted(studies, key=lambda s: s.pk),
         "accepted": sum(v.accepted for v in verdicts),
         "refused": sum(not v.accepted for v in verdicts),
     })

@@ -172,10 +172,16 @@ INGEST_MAX_PIXELS = int(env("INGEST_MAX_PIXELS", str(400_000_000)))
 INGEST_CHILD_MEMORY_BYTES = int(env("INGEST_CHILD_MEMORY_BYTES", str(1536 * 1024**2)))
 INGEST_CHILD_CPU_SECONDS = int(env("INGEST_CHILD_CPU_SECONDS", "30"))
 INGEST_SPOOL_DIR = Path(env("INGEST_SPOOL_DIR", str(DATA_DIR / "spool")))
+# A sending without manifest that never settled after this long was cut by a dead process: the
+# changes feed may then announce its study complete once Orthanc says it is stable.
+INGEST_ABANDONED_SUBMISSION_SECONDS = int(env("INGEST_ABANDONED_SUBMISSION_SECONDS", "3600"))
 # Resumable (tus) uploads: the web process writes the spool, the worker reads it: share it.
 UPLOADS_MAX_BYTES = int(env("UPLOADS_MAX_BYTES", str(INGEST_MAX_FILE_BYTES)))
 UPLOADS_SITE_QUOTA_BYTES = int(env("UPLOADS_SITE_QUOTA_BYTES", str(20 * 1024**3)))
 UPLOADS_EXPIRE_SECONDS = int(env("UPLOADS_EXPIRE_SECONDS", str(7 * 24 * 3600)))
+# A finalisation that finds its transfer held by another process asks again this soon, this often.
+UPLOADS_BUSY_RETRY_SECONDS = float(env("UPLOADS_BUSY_RETRY_SECONDS", "5"))
+UPLOADS_BUSY_RETRIES = int(env("UPLOADS_BUSY_RETRIES", "120"))
 DATA_UPLOAD_MAX_NUMBER_FILES = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 
@@ -205,8 +211,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preread.tasks.requeue_stalled",
         "schedule": 300.0,
     },
-    "sweep-resumable-uploads": {  # expire stale uploads, finish those a dead process left
-        "task": "uploads.tasks.sweep_uploads",
+    "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
+        "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
     },
 }

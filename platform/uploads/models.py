@@ -1,36 +1,49 @@
-"""Resumable uploads (tus) and the per-study manifests that say when a study is complete."""
+"""Resumable file transfers (tus) and the study manifests that say when a study is complete.
+
+A site's sending is an ingest.Submission (who, why, how urgent, a verdict per file); a
+StudyManifest is what the site announced of the study; each file comes as a Transfer.
+"""
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ingest.verdicts import Outcome, describe
 
-class Manifest(models.Model):
-    """What a site announces before sending a study: which instances, how urgent, why.
 
-    A study counts as received when every instance listed here is in the archive (or, for
-    the page, which cannot read DICOM, when every announced file has its verdict).
+class StudyManifest(models.Model):
+    """What a site announces before sending a study: which instances (or how many files).
+
+    A study counts as received when every instance listed here is in the archive or refused (or,
+    for the page, which cannot read DICOM, when every announced file has its verdict); the
+    moment is its submission's `settled_at`.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # One ingest Upload per manifest: it holds the site, sender, priority and indication, and
-    # the verdicts of the manifest's files hang from it.
-    upload = models.OneToOneField("ingest.Upload", on_delete=models.PROTECT, related_name="manifest")
+    # The submission holds the site, sender, priority and indication; the verdicts of the
+    # manifest's files hang from it.
+    submission = models.OneToOneField(
+        "ingest.Submission", on_delete=models.PROTECT, related_name="manifest"
+    )
     study_instance_uid = models.CharField(max_length=64, blank=True, db_index=True)
     # [{"sop_instance_uid", "sha256", "size"}] — empty when only a file count is known.
     expected = models.JSONField(default=list, blank=True)
     expected_files = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
+    @property
+    def complete(self) -> bool:
+        return self.submission.settled_at is not None
 
-class TusUpload(models.Model):
+
+class Transfer(models.Model):
     """One resumable file transfer. `offset` is the authority: bytes past it on disk are ignored."""
+
+    Outcome = Outcome
 
     class State(models.TextChoices):
         RECEIVING = "receiving", _("En cours de réception")
@@ -46,10 +59,9 @@ class TusUpload(models.Model):
         PHOTO = "photo", _("Photo ou scan d'un film")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="tus_uploads")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    manifest = models.ForeignKey(
-        Manifest, null=True, blank=True, on_delete=models.SET_NULL, related_name="files"
+    # The sending it belongs to: a manifest's (submission.manifest), or one of its own.
+    submission = models.ForeignKey(
+        "ingest.Submission", on_delete=models.PROTECT, related_name="transfers"
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DICOM)
     length = models.BigIntegerField()
@@ -61,9 +73,9 @@ class TusUpload(models.Model):
     state = models.CharField(
         max_length=16, choices=State.choices, default=State.RECEIVING, db_index=True
     )
-    outcome = models.CharField(max_length=16, blank=True)  # stored / duplicate / refused / mixed
-    code = models.CharField(max_length=32, blank=True)
-    reason = models.CharField(max_length=400, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    code = models.CharField(max_length=32, blank=True)  # a key of ingest.verdicts.MESSAGES
+    params = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField(db_index=True)
@@ -78,3 +90,19 @@ class TusUpload(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
+
+    @property
+    def site_id(self) -> int:
+        return self.submission.site_id
+
+    @property
+    def manifest(self) -> StudyManifest | None:
+        try:
+            return self.submission.manifest
+        except StudyManifest.DoesNotExist:
+            return None
+
+    @property
+    def reason(self) -> str:
+        """The verdict's sentence in the active language ("" while there is none)."""
+        return describe(self.code, self.params) if self.code else ""

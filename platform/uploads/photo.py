@@ -10,17 +10,20 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 MAX_PIXELS = 50_000_000  # a phone photo is ~12 MP; more is refused before decoding
+MAX_SIDE = 65_535  # DICOM Rows and Columns are 16-bit
 
 
 class PhotoRefused(ValueError):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+    """Why a photo cannot become an image: a code (ingest.verdicts says it) and its parameters."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code, self.params = code, params
 
 
 def _clean(value: object, limit: int) -> str:
@@ -32,11 +35,17 @@ def wrap_photo(source: Path, facts: dict, target: Path) -> Path:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(source) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise PhotoRefused("photo_too_large", "Photo trop grande : réduisez-la avant l'envoi.")
+            if img.width * img.height > MAX_PIXELS or max(img.width, img.height) > MAX_SIDE:
+                raise PhotoRefused("photo_too_large")
             grey = np.asarray(img.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
-        raise PhotoRefused("photo_unreadable", f"Photo illisible (JPEG ou PNG attendu) : {exc}") from None
+    except PhotoRefused:
+        raise
+    except Image.DecompressionBombError:
+        raise PhotoRefused("photo_too_large") from None
+    except Exception:  # noqa: BLE001 - Pillow's decoders fail in many ways on fuzzed input
+        raise PhotoRefused("photo_unreadable") from None
+    if grey.ndim != 2 or 0 in grey.shape:
+        raise PhotoRefused("photo_unreadable")
 
     now = dt.datetime.now()
     ds = Dataset()

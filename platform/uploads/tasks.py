@@ -1,19 +1,31 @@
-"""Thin tasks: ids in, a service call, nothing else."""
+"""Thin tasks: ids in, a service call, the retry policy. The database is the record of pending
+work (a COMPLETE transfer); a retry here only makes it sooner than the periodic sweep."""
+
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
+
+from ingest.services import forget_old_intents
+
+from . import finalisation, transfers  # transfers imports this module too (to enqueue)
+
+KEEP_INTENTS = timedelta(days=30)
 
 
-@shared_task(acks_late=True)
-def finalise_upload(upload_id: str) -> None:
-    from .services import finalise_upload as finalise
-
-    finalise(upload_id)
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def finalise_transfer(self, transfer_id: str) -> None:
+    result = finalisation.finalise_transfer(transfer_id)
+    if result == finalisation.Finalised.BUSY and self.request.retries < settings.UPLOADS_BUSY_RETRIES:
+        # Someone holds the row (another finaliser, most likely): never drop it, look again soon.
+        raise self.retry(countdown=settings.UPLOADS_BUSY_RETRY_SECONDS)
+    if result == finalisation.Finalised.ARCHIVE_DOWN:
+        raise self.retry(countdown=min(600, 15 * 2 ** min(self.request.retries, 6)))
 
 
 @shared_task
-def sweep_uploads() -> None:
-    """Periodic: expire stale uploads, finish any a killed process left complete but unprocessed."""
-    from .services import expire_stale_uploads, finalise_waiting
-
-    expire_stale_uploads()
-    finalise_waiting()
+def sweep_transfers() -> None:
+    """Periodic: expire stale transfers, finish any a killed process left complete but unprocessed."""
+    transfers.expire_stale_transfers()
+    finalisation.finalise_waiting()
+    forget_old_intents(older_than=KEEP_INTENTS)

@@ -19,15 +19,15 @@ import logging
 from email.utils import format_datetime
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from studies.models import Priority
 
-from . import services
+from . import finalisation, transfers
+from . import manifests as study_manifests
 from .auth import sending_user
-from .models import Manifest, TusUpload
-from .services import UploadRefused
+from .models import Transfer
+from .refusals import UploadRefused
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +36,32 @@ EXTENSIONS = "creation,checksum,termination,expiration"
 CHECKSUMS = {"sha1": "sha1", "sha256": "sha256", "md5": "md5"}
 
 
-def _tus(response: HttpResponse, upload: TusUpload | None = None) -> HttpResponse:
+def _tus(response: HttpResponse, transfer: Transfer | None = None) -> HttpResponse:
     response["Tus-Resumable"] = TUS_VERSION
     response["Cache-Control"] = "no-store"
-    if upload is not None:
-        response["Upload-Offset"] = str(upload.offset)
-        response["Upload-Length"] = str(upload.length)
-        if upload.state == TusUpload.State.RECEIVING:
-            response["Upload-Expires"] = format_datetime(upload.expires_at, usegmt=True)
-        if upload.outcome:
+    if transfer is not None:
+        response["Upload-Offset"] = str(transfer.offset)
+        response["Upload-Length"] = str(transfer.length)
+        if transfer.state == Transfer.State.RECEIVING:
+            response["Upload-Expires"] = format_datetime(transfer.expires_at, usegmt=True)
+        if transfer.outcome:
             # Non-identifying verdict for the agent, so it need not ask again.
-            response["Joliba-Outcome"] = upload.outcome
-            response["Joliba-Code"] = upload.code
+            response["Joliba-Outcome"] = transfer.outcome
+            response["Joliba-Code"] = transfer.code
     return response
 
 
+def _refusal_body(exc: UploadRefused) -> dict:
+    return {"code": exc.code, "reason": exc.reason}  # the reason in the asker's language
+
+
 def _refusal(exc: UploadRefused) -> HttpResponse:
-    body = json.dumps({"code": exc.code, "reason": exc.reason}, ensure_ascii=False)
+    body = json.dumps(_refusal_body(exc), ensure_ascii=False)
     return _tus(HttpResponse(body, status=exc.status, content_type="application/json"))
+
+
+def _json_refusal(exc: UploadRefused) -> JsonResponse:
+    return JsonResponse(_refusal_body(exc), status=exc.status)
 
 
 def _decode_metadata(header: str) -> dict[str, str]:
@@ -63,7 +71,7 @@ def _decode_metadata(header: str) -> dict[str, str]:
         try:
             metadata[key] = base64.b64decode(value, validate=True).decode("utf-8") if value else ""
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise UploadRefused(400, "bad_metadata", _("Métadonnées d'envoi illisibles.")) from exc
+            raise UploadRefused(400, "bad_metadata") from exc
     return metadata
 
 
@@ -79,7 +87,7 @@ def _preflight(request: HttpRequest):
         return None, response
     user = sending_user(request)
     if user is None:
-        return None, _refusal(UploadRefused(401, "unauthenticated", _("Identification requise.")))
+        return None, _refusal(UploadRefused(401, "unauthenticated"))
     return user, None
 
 
@@ -87,7 +95,7 @@ def _options() -> HttpResponse:
     response = _tus(HttpResponse(status=204))
     response["Tus-Version"] = TUS_VERSION
     response["Tus-Extension"] = EXTENSIONS
-    response["Tus-Max-Size"] = str(services.max_upload_bytes())
+    response["Tus-Max-Size"] = str(transfers.max_upload_bytes())
     response["Tus-Checksum-Algorithm"] = ",".join(CHECKSUMS)
     return response
 
@@ -103,27 +111,26 @@ def uploads(request: HttpRequest) -> HttpResponse:
         return refused
     try:
         if request.META.get("HTTP_UPLOAD_DEFER_LENGTH"):
-            raise UploadRefused(400, "defer_unsupported", _("La taille du fichier doit être connue."))
+            raise UploadRefused(400, "defer_unsupported")
         try:
             length = int(request.META.get("HTTP_UPLOAD_LENGTH", ""))
         except ValueError as exc:
-            raise UploadRefused(400, "bad_length", _("Taille de fichier manquante.")) from exc
+            raise UploadRefused(400, "bad_length") from exc
         metadata = _decode_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
-        upload = services.create_upload(user=user, length=length, metadata=metadata)
+        transfer = transfers.create_transfer(user=user, length=length, metadata=metadata)
     except UploadRefused as exc:
         return _refusal(exc)
-    response = _tus(HttpResponse(status=201), upload)
-    response["Location"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{upload.pk}/")
+    response = _tus(HttpResponse(status=201), transfer)
+    response["Location"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{transfer.pk}/")
     return response
 
 
-def _own_upload(user, upload_id) -> TusUpload:
-    upload = TusUpload.objects.filter(pk=upload_id, site_id=user.site_id).first()
-    if upload is None:
-        raise UploadRefused(404, "not_found", _("Envoi inconnu."))
-    if upload.state in (TusUpload.State.EXPIRED, TusUpload.State.TERMINATED):
-        raise UploadRefused(410, "gone", _("Envoi expiré ou annulé : recommencez ce fichier."))
-    return upload
+def _live_transfer(user, transfer_id) -> Transfer:
+    """A transfer this user may send bytes to (studies.access decides), still open to them."""
+    transfer = transfers.transfer_for(user, transfer_id, to_send=True)
+    if transfer.state in (Transfer.State.EXPIRED, Transfer.State.TERMINATED):
+        raise UploadRefused(410, "gone")
+    return transfer
 
 
 @csrf_exempt
@@ -137,60 +144,64 @@ def upload_detail(request: HttpRequest, upload_id) -> HttpResponse:
     if refused:
         return refused
     try:
-        upload = _own_upload(user, upload_id)
+        transfer = _live_transfer(user, upload_id)
         if method == "HEAD":
-            return _tus(HttpResponse(status=200), upload)
+            return _tus(HttpResponse(status=200), transfer)
         if method == "DELETE":
-            services.terminate_upload(upload)
+            transfers.terminate_transfer(transfer)
             return _tus(HttpResponse(status=204))
         if method == "PATCH":
-            return _patch(request, upload)
+            return _patch(request, transfer)
     except UploadRefused as exc:
         return _refusal(exc)
     return _tus(HttpResponse(status=405))
 
 
-def _patch(request: HttpRequest, upload: TusUpload) -> HttpResponse:
+def _patch(request: HttpRequest, transfer: Transfer) -> HttpResponse:
     if request.content_type != "application/offset+octet-stream":
-        raise UploadRefused(415, "bad_content_type",
-                            _("Type de contenu attendu : application/offset+octet-stream."))
+        raise UploadRefused(415, "bad_content_type")
     try:
         offset = int(request.META.get("HTTP_UPLOAD_OFFSET", ""))
     except ValueError as exc:
-        raise UploadRefused(400, "bad_offset", _("Position manquante.")) from exc
+        raise UploadRefused(400, "bad_offset") from exc
     checksum = None
     if request.META.get("HTTP_UPLOAD_CHECKSUM"):
         algo, _sep, value = request.META["HTTP_UPLOAD_CHECKSUM"].partition(" ")
         if algo not in CHECKSUMS:
-            raise UploadRefused(400, "bad_checksum_algorithm",
-                                _("Algorithme de somme de contrôle non pris en charge."))
+            raise UploadRefused(400, "bad_checksum_algorithm")
         try:
             checksum = (CHECKSUMS[algo], base64.b64decode(value, validate=True))
         except binascii.Error as exc:
-            raise UploadRefused(400, "bad_checksum", _("Somme de contrôle illisible.")) from exc
+            raise UploadRefused(400, "bad_checksum") from exc
     content_length = request.META.get("CONTENT_LENGTH")
-    services.receive_chunk(
-        upload=upload, offset=offset, read=request.read,
+    transfers.receive_chunk(
+        transfer=transfer, offset=offset, read=request.read,
         content_length=int(content_length) if content_length else None, checksum=checksum,
     )
-    upload.refresh_from_db()
-    return _tus(HttpResponse(status=204), upload)
+    transfer.refresh_from_db()
+    return _tus(HttpResponse(status=204), transfer)
 
 
 def status(request: HttpRequest, upload_id) -> HttpResponse:
+    """JSON state and verdict of a transfer; finalises it first if nobody is on it."""
     user = sending_user(request)
     if user is None:
-        return JsonResponse({"code": "unauthenticated"}, status=401)
-    upload = TusUpload.objects.filter(pk=upload_id, site_id=user.site_id).first()
-    if upload is None:
-        return JsonResponse({"code": "not_found"}, status=404)
-    if upload.state == TusUpload.State.COMPLETE:
-        services.finalise_upload(upload.pk)  # nobody on it (crash, no worker): do it now
-        upload.refresh_from_db()
+        return _json_refusal(UploadRefused(401, "unauthenticated"))
+    try:
+        transfer = transfers.transfer_for(user, upload_id, to_send=False)
+    except UploadRefused as exc:
+        return _json_refusal(exc)
+    if transfer.state == Transfer.State.COMPLETE:
+        try:
+            finalisation.finalise_transfer(transfer.pk)  # nobody on it (crash, no worker): now
+        except Exception:  # the answer is the state as it is; the task or the sweep finishes it
+            log.exception("finalising transfer %s from a status request failed", transfer.pk)
+        transfer.refresh_from_db()
+    manifest = transfer.manifest
     return JsonResponse({
-        "id": str(upload.pk), "state": upload.state, "offset": upload.offset, "length": upload.length,
-        "outcome": upload.outcome, "code": upload.code, "reason": upload.reason,
-        "manifest": str(upload.manifest_id) if upload.manifest_id else None,
+        "id": str(transfer.pk), "state": transfer.state, "offset": transfer.offset,
+        "length": transfer.length, "outcome": transfer.outcome, "code": transfer.code,
+        "reason": transfer.reason, "manifest": str(manifest.pk) if manifest else None,
     })
 
 
@@ -199,17 +210,16 @@ def manifests(request: HttpRequest) -> HttpResponse:
     """POST: announce a study (idempotent on the client's id). GET ?id=: what is still missing."""
     user = sending_user(request)
     if user is None:
-        return JsonResponse({"code": "unauthenticated"}, status=401)
-    if not services.can_send(user):
-        return JsonResponse({"code": "forbidden"}, status=403)
+        return _json_refusal(UploadRefused(401, "unauthenticated"))
     if request.method == "GET":
-        manifest = Manifest.objects.filter(
-            pk=services.parse_uuid(request.GET.get("id", "")), upload__site_id=user.site_id).first()
-        if manifest is None:
-            return JsonResponse({"code": "not_found"}, status=404)
-        return JsonResponse(services.manifest_status(manifest))
+        try:
+            manifest = study_manifests.manifest_for(user, transfers.parse_uuid(request.GET.get("id", "")))
+        except UploadRefused as exc:
+            return _json_refusal(exc)
+        finalisation.finalise_waiting(manifest=manifest)
+        return JsonResponse(study_manifests.manifest_status(manifest))
     if request.method != "POST":
-        return JsonResponse({"code": "method"}, status=405)
+        return _json_refusal(UploadRefused(405, "method_not_allowed"))
     try:
         data = json.loads(request.body or b"{}")
         expected = [
@@ -220,14 +230,14 @@ def manifests(request: HttpRequest) -> HttpResponse:
         priority = data.get("priority", Priority.ROUTINE)
         if priority not in Priority.values:
             raise ValueError("priority")
-        manifest, created = services.open_manifest(
-            user=user, manifest_id=services.parse_uuid(str(data["id"])) if data.get("id") else None,
+        manifest, created = study_manifests.open_manifest(
+            user=user, manifest_id=transfers.parse_uuid(str(data["id"])) if data.get("id") else None,
             study_instance_uid=str(data.get("study_instance_uid", ""))[:64], priority=priority,
             indication=str(data.get("indication", ""))[:2000], expected=expected,
             expected_files=int(data.get("files", 0) or 0),
         )
     except (ValueError, KeyError, TypeError):
-        return JsonResponse({"code": "bad_manifest", "reason": _("Manifeste illisible.")}, status=400)
+        return _json_refusal(UploadRefused(400, "bad_manifest"))
     except UploadRefused as exc:
-        return JsonResponse({"code": exc.code, "reason": exc.reason}, status=exc.status)
-    return JsonResponse(services.manifest_status(manifest), status=201 if created else 200)
+        return _json_refusal(exc)
+    return JsonResponse(study_manifests.manifest_status(manifest), status=201 if created else 200)

@@ -11,12 +11,13 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from studies.access import may_send_for_site
 from studies.models import Priority
 
-from . import services
+from . import transfers
 
 # Big chunks: fewer round trips on a 300 ms link, and a dropped PATCH costs nothing because
-# the server keeps every byte it received (see services.receive_chunk).
+# the server keeps every byte it received (see transfers.receive_chunk).
 CHUNK_BYTES = 1024 * 1024
 MIN_TEST_CHUNK_BYTES = 16 * 1024
 
@@ -62,11 +63,11 @@ def _text() -> dict[str, str]:
 @login_required
 @ensure_csrf_cookie
 def send_page(request: HttpRequest) -> HttpResponse:
-    if not services.can_send(request.user):
+    if not may_send_for_site(request.user):
         raise PermissionDenied
     return render(request, "uploads/send.html", {
         "priorities": Priority.choices,
         "chunk_size": _chunk_size(request),
-        "max_bytes": services.max_upload_bytes(),
+        "max_bytes": transfers.max_upload_bytes(),
         "text": _text(),
     })
