@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from ingest.models import FileVerdict
 from ingest.validation import check_files
+from ingest.verdicts import describe
 from studies.models import Instance
 from tests.helpers import CT_SERIES, api_client, dicom_copy, malformed_dicoms
 
@@ -15,7 +16,7 @@ EXPECTED = {
     "empty.dcm": "empty",
     "short.dcm": "too_small",
     "text.dcm": "not_dicom",
-    "garbage-after-dicm.dcm": "missing_uid",  # parses as elements, none of them an identifier
+    "garbage-after-dicm.dcm": "truncated",  # parses as elements until one claims more bytes than remain
     "cut-in-header.dcm": "missing_uid",  # cut before the Study Instance UID
     "cut-in-pixels.dcm": "truncated",
     "no-sop-uid.dcm": "missing_uid",
@@ -28,10 +29,8 @@ EXPECTED = {
     "broken-j2k.dcm": "undecodable",
     "deep-sequence.dcm": "too_deep",
 }
-KNOWN_WRONG = {  # what the validator says today, and why that is wrong: strict xfail, so a fix shows
-    "text.dcm": "a plain text file is refused as too_large ('Fichier trop gros pour être vérifié'): "
-                "dicom_check reads a file without preamble with force=True, as implicit VR",
-}
+# What the validator says wrongly today, and why: strict xfail, so a fix shows (none at present).
+KNOWN_WRONG: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +58,9 @@ def verdicts(made, tmp_path_factory):
 )
 def test_the_bounded_validator_refuses_each_with_its_reason(verdicts, name):
     verdict = verdicts[name]
-    assert not verdict.ok and verdict.reason
-    assert verdict.code == EXPECTED[name], verdict.reason
+    reason = describe(verdict.code, verdict.params)
+    assert not verdict.ok and reason
+    assert verdict.code == EXPECTED[name], reason
 
 
 def _upload(user, paths):

@@ -5,16 +5,15 @@ import json
 import re
 import subprocess
 import sys
-from contextlib import contextmanager
 from html import escape
 
 import pytest
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import trans_real
 
+from inference.pixel_codes import PREREAD_ONLY, PixelCode
 from ingest import verdicts
-from ingest.dicom_check import FileCode, PixelCode
+from ingest.dicom_check import FileCode
 from ingest.models import FileVerdict
 from tests.helpers import api_client
 from tests.paths import CT_HEAD, EDGE_CASES, REPO
@@ -23,19 +22,21 @@ from uploads.models import Transfer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 TRUNCATED = EDGE_CASES / "pydicom" / "MR_truncated.dcm"
-ENGLISH_TRUNCATED = "Incomplete file: its data stop before the end. Send it again."
 
 
-@contextmanager
-def english(msgid: str, text: str):
-    """An English translation for one message, as the merged catalogue will give it."""
-    catalog = trans_real.translation("en")._catalog
-    before = catalog.get(msgid)
-    catalog[msgid] = text
-    try:
-        yield
-    finally:
-        catalog[msgid] = before if before is not None else msgid
+def _in(language: str, code: str) -> str:
+    """A verdict's sentence in one language, from the committed catalogue (the .po files)."""
+    with translation.override(language):
+        return str(verdicts.MESSAGES[code])
+
+
+FRENCH_TRUNCATED = _in("fr", "truncated")
+ENGLISH_TRUNCATED = _in("en", "truncated")
+
+
+def test_the_catalogue_translates_the_verdicts():
+    assert FRENCH_TRUNCATED.startswith("Fichier incomplet")
+    assert ENGLISH_TRUNCATED.startswith("Incomplete file")
 
 
 def test_verdicts_store_a_code_and_its_parameters_never_a_sentence():
@@ -48,13 +49,14 @@ def test_verdicts_store_a_code_and_its_parameters_never_a_sentence():
 
 
 def test_the_pixel_codes_are_the_strings_the_pre_read_shares():
-    assert {str(c) for c in PixelCode} == {
-        "no_pixels", "not_image", "bad_pixel_description", "too_large", "truncated", "undecodable"}
+    assert {str(c) for c in PixelCode} - {str(c) for c in PREREAD_ONLY} == {
+        "no_pixels", "not_image", "bad_pixel_description", "too_large", "truncated", "undecodable",
+        "unsupported_codec"}
 
 
 def test_every_code_the_platform_can_give_has_a_sentence():
     """The checker's codes, the platform's, and every code a tus refusal can carry."""
-    codes = {str(c) for c in (*FileCode, *PixelCode)} - {str(FileCode.OK)}
+    codes = {str(c) for c in (*FileCode, *PixelCode)} - {str(FileCode.OK)} - {str(c) for c in PREREAD_ONLY}
     codes |= {v for k, v in vars(verdicts.Code).items() if k.isupper()}
     sources = "\n".join(p.read_text() for p in (REPO / "platform" / "uploads").glob("*.py"))
     codes |= set(re.findall(r'UploadRefused\(\d+, "([a-z0-9_]+)"', sources))
@@ -88,40 +90,37 @@ def test_the_checker_child_emits_codes_and_parameters_only(tmp_path):
 
 
 def test_the_api_renders_the_reason_in_the_language_of_the_request(tech_a):
-    msgid = str(verdicts.MESSAGES["truncated"])
-    with english(msgid, ENGLISH_TRUNCATED):
-        client = api_client(tech_a)
-        answers = {}
-        for lang in ("fr", "en"):
-            with TRUNCATED.open("rb") as f:
-                answers[lang] = client.post(reverse("api_upload"), {"files": [f], "indication": "x"},
-                                            format="multipart", HTTP_ACCEPT_LANGUAGE=lang).json()
-        assert answers["fr"]["verdicts"][0]["reason"] == msgid
-        assert answers["en"]["verdicts"][0]["reason"] == ENGLISH_TRUNCATED
-        # The same rows, read back: one code, no sentence stored.
-        assert set(FileVerdict.objects.values_list("code", flat=True)) == {"truncated"}
-        with translation.override("en"):
-            assert FileVerdict.objects.first().reason == ENGLISH_TRUNCATED
+    msgid = FRENCH_TRUNCATED
+    client = api_client(tech_a)
+    answers = {}
+    for lang in ("fr", "en"):
+        with TRUNCATED.open("rb") as f:
+            answers[lang] = client.post(reverse("api_upload"), {"files": [f], "indication": "x"},
+                                        format="multipart", HTTP_ACCEPT_LANGUAGE=lang).json()
+    assert answers["fr"]["verdicts"][0]["reason"] == msgid
+    assert answers["en"]["verdicts"][0]["reason"] == ENGLISH_TRUNCATED
+    # The same rows, read back: one code, no sentence stored.
+    assert set(FileVerdict.objects.values_list("code", flat=True)) == {"truncated"}
+    with translation.override("en"):
+        assert FileVerdict.objects.first().reason == ENGLISH_TRUNCATED
 
 
 def test_the_result_page_shows_the_reason_in_the_readers_language(tech_a, client):
-    msgid = str(verdicts.MESSAGES["truncated"])
-    with english(msgid, ENGLISH_TRUNCATED):
-        client.force_login(tech_a)
-        with TRUNCATED.open("rb") as f:
-            sent = client.post(reverse("upload"), {"files": [f], "indication": "x", "priority": "routine"})
-        assert sent.status_code == 302
-        assert escape(msgid) in client.get(sent["Location"]).content.decode()
-        assert ENGLISH_TRUNCATED in client.get(sent["Location"], HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    msgid = FRENCH_TRUNCATED
+    client.force_login(tech_a)
+    with TRUNCATED.open("rb") as f:
+        sent = client.post(reverse("upload"), {"files": [f], "indication": "x", "priority": "routine"})
+    assert sent.status_code == 302
+    assert escape(msgid) in client.get(sent["Location"]).content.decode()
+    assert ENGLISH_TRUNCATED in client.get(sent["Location"], HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
 
 def test_tus_answers_give_the_reason_in_the_language_of_the_request(tech_a, settings):
     settings.UPLOADS_SITE_QUOTA_BYTES = 10
     tech = api_client(tech_a)
-    msgid = str(verdicts.MESSAGES["quota"])
-    with english(msgid, "Site upload quota reached: wait for the uploads under way to finish."):
-        fr, en = (tech.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="11", HTTP_ACCEPT_LANGUAGE=lang, **TUS)
-                  for lang in ("fr", "en"))
+    msgid = _in("fr", "quota")
+    fr, en = (tech.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="11", HTTP_ACCEPT_LANGUAGE=lang, **TUS)
+              for lang in ("fr", "en"))
     assert (fr.status_code, fr.json()["code"], fr.json()["reason"]) == (413, "quota", msgid)
     assert en.json()["reason"].startswith("Site upload quota reached")
 
@@ -132,8 +131,7 @@ def test_a_transfers_verdict_is_rendered_in_the_language_of_the_status_request(t
     url = _create(tech, data)["Location"]
     tech.generic("PATCH", url, data, content_type="application/offset+octet-stream",
                  HTTP_UPLOAD_OFFSET="0", **TUS)
-    msgid = str(verdicts.MESSAGES["truncated"])
-    with english(msgid, ENGLISH_TRUNCATED):
-        assert tech.get(url, HTTP_ACCEPT_LANGUAGE="en").json()["reason"] == ENGLISH_TRUNCATED
-        assert tech.get(url, HTTP_ACCEPT_LANGUAGE="fr").json()["reason"] == msgid
+    msgid = FRENCH_TRUNCATED
+    assert tech.get(url, HTTP_ACCEPT_LANGUAGE="en").json()["reason"] == ENGLISH_TRUNCATED
+    assert tech.get(url, HTTP_ACCEPT_LANGUAGE="fr").json()["reason"] == msgid
     assert Transfer.objects.get().code == "truncated"

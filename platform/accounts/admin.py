@@ -14,5 +14,5 @@ class SiteAdmin(admin.ModelAdmin):
 class JolibaUserAdmin(UserAdmin):
     list_display = ("username", "first_name", "last_name", "role", "site", "is_active")
     list_filter = ("role", "site", "is_active")
-    fieldsets = UserAdmin.fieldsets + (("Joliba", {"fields": ("role", "site", "phone")}),)
-    add_fieldsets = UserAdmin.add_fieldsets + (("Joliba", {"fields": ("role", "site")}),)
+    fieldsets = (*(UserAdmin.fieldsets or ()), ("Joliba", {"fields": ("role", "site", "phone")}))
+    add_fieldsets = (*UserAdmin.add_fieldsets, ("Joliba", {"fields": ("role", "site")}))

@@ -1,5 +1,7 @@
 """The plain sending through the API (multipart): every file gets a verdict."""
 
+from __future__ import annotations
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes
@@ -8,7 +10,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from studies.access import may_send_for_site
-from studies.models import Priority
+from studies.models import Priority, Study
 
 from .incoming import spooled
 from .models import FileVerdict, Submission
@@ -17,7 +19,7 @@ from .verdicts import describe
 
 
 class VerdictSerializer(serializers.ModelSerializer):
-    study = serializers.PrimaryKeyRelatedField(read_only=True)
+    study: serializers.PrimaryKeyRelatedField[Study] = serializers.PrimaryKeyRelatedField(read_only=True)
     # Rendered from the code in the request's language (ingest.verdicts); "" for a plain acceptance.
     reason = serializers.CharField(read_only=True)
 

@@ -22,7 +22,9 @@ class MultipleFileField(forms.FileField):
 
 
 class SubmissionForm(forms.Form):
-    files = MultipleFileField(label=_("Fichiers DICOM de l'examen"))
+    # Named "files" on the wire since the first API; the metaclass moves it off the instance, so
+    # it never hides Form.files (the uploaded files), whatever mypy reads in the class body.
+    files = MultipleFileField(label=_("Fichiers DICOM de l'examen"))  # type: ignore[assignment]
     indication = forms.CharField(
         label=_("Indication clinique"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
     )

@@ -203,8 +203,10 @@ def store_checked(
             code, params = item.refusal
             _refuse(row, code, **params)
             continue
+        verdict = item.verdict  # a file without a refusal has the checker's verdict and clean copy
+        assert verdict is not None and verdict.clean_path is not None
         try:
-            stored = archive.store_instance(item.verdict.clean_path.read_bytes())
+            stored = archive.store_instance(verdict.clean_path.read_bytes())
         except OrthancError as exc:
             if _rejects_the_file(exc.status):
                 # Orthanc read the file and said no: trying again would get the same answer.
@@ -234,7 +236,7 @@ def store_checked(
         attribute_to_sender(study, arrival)  # a study first seen from the archive gets its site
         if recorded.instance_created or _recorded_for_us_by_the_feed(submission, item.sop_instance_uid):
             row.outcome = Outcome.STORED
-            row.code = item.verdict.code
+            row.code = verdict.code
         else:
             row.outcome, row.code = Outcome.DUPLICATE, Code.DUPLICATE
         row.study = study

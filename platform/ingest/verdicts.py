@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .dicom_check import FileCode, PixelCode
+from inference.pixel_codes import PixelCode
+
+from .dicom_check import FileCode
 
 
 class Outcome(models.TextChoices):
@@ -70,6 +72,8 @@ MESSAGES: dict[str, object] = {
     PixelCode.TRUNCATED: _("Fichier incomplet : ses données s'arrêtent avant la fin (envoi ou copie "
                            "interrompus). Renvoyez-le."),
     PixelCode.UNDECODABLE: _("Pixels illisibles (%(syntax)s) : %(detail)s"),
+    PixelCode.UNSUPPORTED_CODEC: _("Compression non prise en charge (%(transfer_syntax)s) : "
+                                   "renvoyez l'examen sans compression ou en JPEG-LS."),
     # What the platform decides with what it already has.
     Code.OTHER_SITE: _("Cet examen a déjà été envoyé par un autre site."),
     Code.STUDY_CLOSED: _("Cet examen a déjà un compte rendu signé : envoyez ces images comme un "

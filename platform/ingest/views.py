@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from studies.access import may_see_sending, may_send_for_site
+from studies.access import may_see_sending, may_send_for_site, signed_in
 
 from .forms import SubmissionForm
 from .incoming import spooled
@@ -15,13 +15,14 @@ from .services import receive_submission
 
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
-    if not may_send_for_site(request.user):
+    user = signed_in(request)
+    if user.site is None or not may_send_for_site(user):
         raise PermissionDenied
     form = SubmissionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         with spooled(form.cleaned_data["files"]) as incoming:
             sent = receive_submission(
-                site=request.user.site, sender=request.user, files=incoming,
+                site=user.site, sender=user, files=incoming,
                 indication=form.cleaned_data["indication"],
                 priority=form.cleaned_data["priority"],
             )

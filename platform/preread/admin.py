@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.contrib import admin
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
@@ -10,8 +12,8 @@ class ImageResultInline(admin.TabularInline):
     model = ImageResult
     extra = 0
     can_delete = False
-    fields = ["instance", "status", "urgency", "critical_flags", "model_name", "model_version",
-              "reason_code", "reason_params"]
+    fields = ("instance", "status", "urgency", "critical_flags", "model_name", "model_version",
+              "reason_code", "reason_params")
     readonly_fields = fields
 
 
@@ -30,5 +32,5 @@ class PreReadAdmin(admin.ModelAdmin):
     @admin.action(description=_("Relancer la pré-lecture avec les modèles actuels"))
     def run_again(self, request, queryset) -> None:
         for study_id in set(queryset.values_list("study_id", flat=True)):
-            transaction.on_commit(lambda pk=study_id: rerun_preread.delay(pk))
+            transaction.on_commit(partial(rerun_preread.delay, study_id))
         self.message_user(request, _("Pré-lecture relancée (l'historique est conservé)."))

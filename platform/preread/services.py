@@ -191,7 +191,7 @@ def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -
             locked.reason_code, locked.reason_params = "", {}
         else:
             failed = [i for i in images if i.status == Outcome.FAILED]
-            first = (failed or images or [None])[0]
+            first = next(iter(failed or images), None)
             locked.status = Outcome.FAILED if failed else Outcome.REFUSED
             if first is not None:
                 _copy_facts(first, locked)

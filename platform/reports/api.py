@@ -10,7 +10,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from studies.access import get_study_for_user
+from studies.access import get_study_for_user, signed_in
 
 from .models import Report
 from .pdf import report_pdf_response
@@ -33,12 +33,12 @@ def report(request: Request, pk: int) -> Response:
     """Read the report (signed only, for a site) or write/sign it (the reading radiologist)."""
     study = get_study_for_user(request.user, pk)
     if request.method == "GET":
-        return Response(ReportSerializer(open_report(user=request.user, study=study)).data)
+        return Response(ReportSerializer(open_report(user=signed_in(request), study=study)).data)
     body = ReportSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:
         saved = save_report(
-            study=study, author=request.user, findings=body.validated_data.get("findings", ""),
+            study=study, author=signed_in(request), findings=body.validated_data.get("findings", ""),
             conclusion=body.validated_data.get("conclusion", ""), sign=body.validated_data["sign"],
         )
     except DjangoPermissionDenied as exc:
@@ -51,7 +51,7 @@ def report(request: Request, pk: int) -> Response:
 @extend_schema(responses={(200, "application/pdf"): bytes})
 @api_view(["GET"])
 def report_pdf(request: Request, pk: int) -> HttpResponse:
-    report = open_report(user=request.user, study=get_study_for_user(request.user, pk))
+    report = open_report(user=signed_in(request), study=get_study_for_user(request.user, pk))
     if not report.is_signed:
         raise Http404
     response = report_pdf_response(report)

@@ -3,7 +3,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from studies.access import get_study_for_user
+from studies.access import get_study_for_user, signed_in
 
 from .pdf import report_pdf_response
 from .services import open_report
@@ -13,7 +13,7 @@ from .services import open_report
 @login_required
 def report_page(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_study_for_user(request.user, pk)
-    report = open_report(user=request.user, study=study)
+    report = open_report(user=signed_in(request), study=study)
     return render(request, "reports/report.html", {"study": study, "report": report})
 
 
@@ -21,7 +21,7 @@ def report_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def report_pdf_view(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_study_for_user(request.user, pk)
-    report = open_report(user=request.user, study=study)
+    report = open_report(user=signed_in(request), study=study)
     if not report.is_signed:
         raise Http404
     return report_pdf_response(report)

@@ -16,10 +16,12 @@ Objects a user may not see answer 404, never 403: a site must not learn what ano
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeGuard
 
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from accounts.models import User
 
@@ -29,25 +31,36 @@ from .models import Status, Study
 CLAIMABLE = (Status.RECEIVED, Status.QUEUED)
 
 
-def _active(user: Any) -> bool:
-    return bool(user is not None and user.is_authenticated and user.is_active)
+# Whoever makes a request: a signed-in user or an anonymous one. Every rule answers for both.
+Person = User | AnonymousUser
 
 
-def studies_visible_to(user: User) -> QuerySet[Study]:
+def _active(user: Person | None) -> TypeGuard[User]:
+    return isinstance(user, User) and user.is_active
+
+
+def signed_in(request: HttpRequest) -> User:
+    """The request's user, who must be signed in and active (views behind login_required)."""
+    user = getattr(request, "user", None)
     if not _active(user):
-        return Study.objects.none()
-    if user.is_joliba_admin or user.is_radiologist:
-        return Study.objects.all()
-    if user.is_technician and user.site_id:
-        return Study.objects.filter(site_id=user.site_id)
+        raise PermissionDenied
+    return user
+
+
+def studies_visible_to(user: Person) -> QuerySet[Study]:
+    if _active(user):
+        if user.is_joliba_admin or user.is_radiologist:
+            return Study.objects.all()
+        if user.is_technician and user.site_id:
+            return Study.objects.filter(site_id=user.site_id)
     return Study.objects.none()
 
 
-def may_see_study(user: User, study: Study) -> bool:
+def may_see_study(user: Person, study: Study) -> bool:
     return studies_visible_to(user).filter(pk=study.pk).exists()
 
 
-def get_study_for_user(user: User, pk: object) -> Study:
+def get_study_for_user(user: Person, pk: int | str) -> Study:
     """The study if this user may see it, else 404 (never 403: do not confirm it exists)."""
     try:
         return studies_visible_to(user).select_related("site", "assigned_to").get(pk=pk)
@@ -55,21 +68,19 @@ def get_study_for_user(user: User, pk: object) -> Study:
         raise Http404 from None
 
 
-def may_send_for_site(user: User, site_id: int | None = None) -> bool:
+def may_send_for_site(user: Person, site_id: int | None = None) -> bool:
     """May send studies, for `site_id` when given (else for the user's own site)."""
-    if not _active(user) or not user.site_id:
-        return False
-    if not (user.is_technician or user.is_joliba_admin):
-        return False
-    return site_id is None or site_id == user.site_id
+    if _active(user) and user.site_id and (user.is_technician or user.is_joliba_admin):
+        return site_id is None or site_id == user.site_id
+    return False
 
 
-def may_read_studies(user: User) -> bool:
+def may_read_studies(user: Person) -> bool:
     """May open the worklist and the reading page (radiologists)."""
     return _active(user) and user.is_radiologist
 
 
-def may_claim(user: User, study: Study) -> bool:
+def may_claim(user: Person, study: Study) -> bool:
     return (
         may_read_studies(user)
         and study.status in CLAIMABLE
@@ -77,50 +88,48 @@ def may_claim(user: User, study: Study) -> bool:
     )
 
 
-def holds(user: User, study: Study) -> bool:
+def holds(user: Person, study: Study) -> bool:
     """The radiologist currently reading this study."""
     return (
         may_read_studies(user) and study.status == Status.IN_READING and study.assigned_to_id == user.pk
     )
 
 
-def may_sign_reports(user: User, study: Study) -> bool:
+def may_sign_reports(user: Person, study: Study) -> bool:
     """May write, save and sign the report of this study, or return it as not diagnostic."""
     return holds(user, study)
 
 
-def may_release(user: User, study: Study) -> bool:
+def may_release(user: Person, study: Study) -> bool:
     return study.status == Status.IN_READING and (holds(user, study) or _is_admin(user))
 
 
-def may_reassign(user: User, study: Study) -> bool:
+def may_reassign(user: Person, study: Study) -> bool:
     return study.status == Status.IN_READING and _is_admin(user)
 
 
-def may_see_report(user: User, study: Study, *, signed: bool) -> bool:
+def may_see_report(user: Person, study: Study, *, signed: bool) -> bool:
     """A signed report: whoever sees the study. A draft: radiologists and admins only."""
     if not may_see_study(user, study):
         return False
-    return signed or user.is_radiologist or user.is_joliba_admin
+    return signed or may_see_ai_output(user)  # drafts and AI output: the same readers
 
 
-def opening_delivers_report(user: User, study: Study) -> bool:
+def opening_delivers_report(user: Person, study: Study) -> bool:
     """Opening the signed report counts as delivered when a technician of its site does it."""
     return _active(user) and user.is_technician and user.site_id == study.site_id
 
 
-def may_see_ai_output(user: User) -> bool:
+def may_see_ai_output(user: Person) -> bool:
     return _active(user) and (user.is_radiologist or user.is_joliba_admin)
 
 
-def may_see_sending(user: User, *, site_id: int) -> bool:
+def may_see_sending(user: Person, *, site_id: int) -> bool:
     """May see a sending (plain upload, resumable transfer, manifest) and its verdicts."""
-    if not _active(user):
-        return False
-    if user.is_joliba_admin:
-        return True
-    return user.is_technician and user.site_id == site_id
+    if _active(user):
+        return user.is_joliba_admin or (user.is_technician and user.site_id == site_id)
+    return False
 
 
-def _is_admin(user: User) -> bool:
+def _is_admin(user: Person) -> bool:
     return _active(user) and user.is_joliba_admin

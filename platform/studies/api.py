@@ -1,6 +1,8 @@
 """REST API of studies (token for machines, session for pages). Same rules as the pages:
 studies.access decides who sees what, studies.lifecycle every change of status."""
 
+from __future__ import annotations
+
 from django.http import Http404, HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
@@ -8,7 +10,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import User
+from accounts.models import Site, User
 from orthanc.client import OrthancError
 
 from . import access, lifecycle
@@ -32,7 +34,7 @@ class EventSerializer(serializers.Serializer):
 
 
 class StudySerializer(serializers.ModelSerializer):
-    site = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    site: serializers.SlugRelatedField[Site] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     instances = InstanceSerializer(many=True, read_only=True)
     events = EventSerializer(many=True, read_only=True)
     received_at = serializers.DateTimeField(read_only=True)
@@ -82,7 +84,7 @@ def _move(request: Request, pk: int, event: str) -> Response:
     if "assignee" in body.validated_data:
         assignee = User.objects.filter(pk=body.validated_data["assignee"]).first()
     try:
-        lifecycle.transition(study, event, actor=request.user, assignee=assignee,
+        lifecycle.transition(study, event, actor=access.signed_in(request), assignee=assignee,
                              reason_code=body.validated_data.get("reason", ""))
     except lifecycle.TransitionRefused as exc:
         status = 409 if exc.code in ("taken", "not_allowed_now") else 403

@@ -34,7 +34,8 @@ def open_manifest(
     indication: str = "", expected: list[dict] | None = None, expected_files: int = 0,
 ) -> tuple[StudyManifest, bool]:
     """Create the manifest of a study, or return the one this site already sent under that id."""
-    if not may_send_for_site(user):
+    site_id = user.site_id
+    if site_id is None or not may_send_for_site(user):
         raise UploadRefused(403, "forbidden")
     if manifest_id and StudyManifest.objects.filter(pk=manifest_id).exists():
         return manifest_for(user, manifest_id, to_send=True), False
@@ -42,7 +43,7 @@ def open_manifest(
     expected_files = expected_files or len(expected)
     with transaction.atomic():
         submission = Submission.objects.create(
-            site_id=user.site_id, sender=user, indication=indication, priority=priority,
+            site_id=site_id, sender=user, indication=indication, priority=priority,
             # The site sees the study arriving with its progress: n of this many.
             expected_instances=len(expected) or expected_files or None,
         )

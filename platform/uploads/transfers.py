@@ -51,7 +51,7 @@ def parse_uuid(value: str) -> str | None:
         return None
 
 
-def transfer_for(user: User, transfer_id: object, *, to_send: bool) -> Transfer:
+def transfer_for(user: User, transfer_id: str, *, to_send: bool) -> Transfer:
     """The transfer if `user` may see it (`to_send`: may also add bytes or cancel it); else 404."""
     transfer = Transfer.objects.select_related("submission").filter(pk=transfer_id).first()
     if transfer is None:
@@ -64,7 +64,8 @@ def transfer_for(user: User, transfer_id: object, *, to_send: bool) -> Transfer:
 
 
 def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Transfer:
-    if not may_send_for_site(user):
+    site_id = user.site_id
+    if site_id is None or not may_send_for_site(user):
         raise UploadRefused(403, "forbidden")
     if length < 0:
         raise UploadRefused(400, "bad_length")
@@ -75,8 +76,10 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
         raise UploadRefused(400, "bad_kind")
     manifest = None
     if metadata.get("manifest"):
-        manifest = StudyManifest.objects.select_related("submission").filter(
-            pk=parse_uuid(metadata["manifest"]), submission__site_id=user.site_id).first()
+        manifest_id = parse_uuid(metadata["manifest"])
+        if manifest_id is not None:
+            manifest = StudyManifest.objects.select_related("submission").filter(
+                pk=manifest_id, submission__site_id=site_id).first()
         if manifest is None:
             raise UploadRefused(400, "unknown_manifest")
     sha = metadata.get("sha256", "").lower()
@@ -86,9 +89,9 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
         # Two creations must not both squeeze under the quota: they queue on the site's row.
         # Only that row: transfers stay free for their finalisers, and NO KEY UPDATE does not
         # wait for transactions that merely insert rows pointing to the site.
-        Site.objects.select_for_update(no_key=True).filter(pk=user.site_id).first()
+        Site.objects.select_for_update(no_key=True).filter(pk=site_id).first()
         in_use = Transfer.objects.filter(
-            submission__site_id=user.site_id, state__in=Transfer.OPEN_STATES
+            submission__site_id=site_id, state__in=Transfer.OPEN_STATES
         ).aggregate(total=Sum("length"))["total"] or 0
         if in_use + length > site_quota_bytes():
             raise UploadRefused(413, "quota")
@@ -97,7 +100,7 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
         else:
             priority = metadata.get("priority")
             submission = Submission.objects.create(
-                site_id=user.site_id, sender=user,
+                site_id=site_id, sender=user,
                 priority=priority if priority in Priority.values else Priority.ROUTINE,
                 indication=metadata.get("indication", "")[:2000],
             )
@@ -140,7 +143,7 @@ def receive_chunk(
     digest = hashlib.new(checksum[0]) if checksum else None
     checkpoint = None if checksum else (lambda n: _advance(transfer.pk, offset + n))
     written, whole = spool.append_from(path, offset, read, limit, digest, checkpoint)
-    if checksum and (not whole or digest.digest() != checksum[1]):
+    if checksum and digest is not None and (not whole or digest.digest() != checksum[1]):
         # tus checksum: the request's bytes are all-or-nothing; the offset does not move.
         raise UploadRefused(460, "checksum_mismatch")
     _advance(transfer.pk, offset + written)

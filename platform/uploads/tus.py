@@ -76,7 +76,7 @@ def _decode_metadata(header: str) -> dict[str, str]:
 
 
 def _method(request: HttpRequest) -> str:
-    return request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", request.method).upper()
+    return (request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE") or request.method or "GET").upper()
 
 
 def _preflight(request: HttpRequest):

@@ -21,8 +21,8 @@ from django.utils.translation import gettext as _
 
 from studies.models import Priority
 
-CLINICAL_LEVEL = {Priority.STAT: 1.0, Priority.URGENT: 0.5, Priority.ROUTINE: 0.0}
-DEFAULT_SLA_MINUTES = {Priority.STAT: 30, Priority.URGENT: 120, Priority.ROUTINE: 1440}
+CLINICAL_LEVEL: dict[str, float] = {Priority.STAT: 1.0, Priority.URGENT: 0.5, Priority.ROUTINE: 0.0}
+DEFAULT_SLA_MINUTES: dict[str, float] = {Priority.STAT: 30, Priority.URGENT: 120, Priority.ROUTINE: 1440}
 DEFAULT_WEIGHTS = {"ai": 1.0, "priority": 1.0, "sla": 0.5, "overdue": 2.0, "waiting_per_hour": 0.01}
 
 
@@ -81,7 +81,7 @@ def rank_case(
     sla_minutes: Mapping[str, float] | None = None,
 ) -> Rank:
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
-    slas = {**DEFAULT_SLA_MINUTES, **(sla_minutes or {})}
+    slas: dict[str, float] = {**DEFAULT_SLA_MINUTES, **(sla_minutes or {})}
     sla = max(float(slas.get(factors.priority, slas[Priority.ROUTINE])), 1.0)
     waited = max((now - factors.waiting_since).total_seconds() / 60, 0.0)
     used = waited / sla

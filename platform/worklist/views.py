@@ -25,19 +25,16 @@ def _radiologist_only(request: HttpRequest) -> None:
 @login_required
 def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
-    studies = worklist_for(request.user)
-    for study in studies:
-        study.may_claim = access.may_claim(request.user, study)
-        study.held = access.holds(request.user, study)
+    cases = worklist_for(access.signed_in(request))
     return render(request, "worklist/worklist.html", {
-        "studies": studies, "any_demo": any(s.ai and s.ai.demo for s in studies),
+        "cases": cases, "any_demo": any(c.ai and c.ai.demo for c in cases),
     })
 
 
 def _move(request: HttpRequest, pk: int, event: str) -> lifecycle.TransitionRefused | None:
     study = access.get_study_for_user(request.user, pk)
     try:
-        lifecycle.transition(study, event, actor=request.user)
+        lifecycle.transition(study, event, actor=access.signed_in(request))
     except lifecycle.TransitionRefused as exc:
         messages.error(request, exc.message)
         return exc
@@ -79,7 +76,7 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         sign = "sign" in request.POST
         try:
-            save_report(study=study, author=request.user, sign=sign, **form.cleaned_data)
+            save_report(study=study, author=access.signed_in(request), sign=sign, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc.messages[0])
         else:
