@@ -185,9 +185,7 @@ def build_demo_model(
                 "name": "boxes",
                 "kind": "boxes",
                 "min_score": 0.3,
-                "labels": [
-                    {k: lab[k] for k in ("name", "display_fr", "display_en")} for lab in DEMO_LABELS
-                ],
+                "labels": [{k: lab[k] for k in ("name", "display_fr", "display_en")} for lab in DEMO_LABELS],
             },
             {"name": "heatmap", "kind": "heatmap", "size": [32, 32]},
         ],

@@ -77,9 +77,7 @@ def select_model(
 ) -> tuple[ModelPackage, list[Reason]]:
     """The first enabled model whose scope accepts this image (or the named one), with warnings.
     Raises `Refused` with the first candidate's reason when none accepts it."""
-    candidates = (
-        list(registry) if model_name is None else [m for m in registry if m.spec.name == model_name]
-    )
+    candidates = list(registry) if model_name is None else [m for m in registry if m.spec.name == model_name]
     if not candidates:
         raise Refused(Reason("no_model"))
     first: Refused | None = None
@@ -217,9 +215,7 @@ def _boxes(out: OutputSpec, value: np.ndarray, geometry: Geometry) -> list[dict[
     return boxes
 
 
-def _heatmap(
-    out: OutputSpec, value: np.ndarray, geometry: Geometry, spec: ModelSpec
-) -> dict[str, Any]:
+def _heatmap(out: OutputSpec, value: np.ndarray, geometry: Geometry, spec: ModelSpec) -> dict[str, Any]:
     """A small greyscale PNG covering the whole original image (letterbox padding cropped)."""
     grid = value.reshape(value.shape[-2], value.shape[-1]).astype(np.float32)
     lo, hi = float(grid.min()), float(grid.max())

@@ -30,11 +30,9 @@ _MESSAGES: dict[str, str] = {
     PixelCode.TRUNCATED: "Truncated pixel data (%(actual_bytes)s of %(expected_bytes)s bytes): "
     "interrupted transfer? Send the study again.",
     PixelCode.UNSUPPORTED_CODEC: "Unsupported compression (%(transfer_syntax)s).",
-    PixelCode.UNDECODABLE: "The image could not be decoded (%(transfer_syntax)s, %(error)s): "
-    "damaged file?",
+    PixelCode.UNDECODABLE: "The image could not be decoded (%(transfer_syntax)s, %(error)s): damaged file?",
     PixelCode.MULTI_FRAME: "Multi-frame image (%(frames)s frames): not a plain radiograph.",
-    PixelCode.NOT_GREYSCALE: "Photometric interpretation '%(photometric)s': not a grey-level "
-    "radiograph.",
+    PixelCode.NOT_GREYSCALE: "Photometric interpretation '%(photometric)s': not a grey-level radiograph.",
     # Scope: is this image what the model was made for?
     "not_human": "Veterinary study (%(species)s): the model is meant for human patients.",
     "modality_unknown": "Modality missing from the header: the model could not check it.",

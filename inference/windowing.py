@@ -148,9 +148,7 @@ def window_bounds(centre: float, width: float, function: str = "LINEAR") -> tupl
     return centre - width / 2.0, centre + width / 2.0  # LINEAR_EXACT; SIGMOID's ±1σ-like span
 
 
-def window_covers(
-    values: NDArray[Any], centre: float, width: float, *, function: str = "LINEAR"
-) -> float:
+def window_covers(values: NDArray[Any], centre: float, width: float, *, function: str = "LINEAR") -> float:
     """Fraction of `values` (modality-LUT output) strictly inside the window."""
     if values.size == 0:
         return 0.0

@@ -40,7 +40,9 @@ def main() -> int:
         build_demo_model(VAR / "models")
     port = int(os.environ.get("PORT", "8000"))
     orthanc = OrthancProcess(
-        VAR / "orthanc", password=persistent_secret("orthanc-password"), stable_age_s=5,
+        VAR / "orthanc",
+        password=persistent_secret("orthanc-password"),
+        stable_age_s=5,
         http_port=int(os.environ.get("ORTHANC_HTTP_PORT", 0)) or free_port(),
         dicom_port=int(os.environ.get("ORTHANC_DICOM_PORT", 0)) or free_port(),
     ).start()
@@ -62,15 +64,26 @@ def main() -> int:
     subprocess.run([*manage, "seed_demo"], env=env, check=True)
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "joliba", "worker", "-B", "--pool=solo",
-             "--loglevel=WARNING", "-s", str(VAR / "celerybeat-schedule")],
-            env=env, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "joliba",
+                "worker",
+                "-B",
+                "--pool=solo",
+                "--loglevel=WARNING",
+                "-s",
+                str(VAR / "celerybeat-schedule"),
+            ],
+            env=env,
+            cwd=REPO,
         ),
         subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], env=env),
     ]
     print(f"\nJoliba tourne sur / is running at  http://127.0.0.1:{port}/", flush=True)
-    print(f"Archive Orthanc (loopback only): {orthanc.url}  — Ctrl-C pour arrêter / to stop\n",
-          flush=True)
+    print(f"Archive Orthanc (loopback only): {orthanc.url}  — Ctrl-C pour arrêter / to stop\n", flush=True)
     stopping = False
 
     def stop(*_: object) -> None:

@@ -48,8 +48,9 @@ def _lock(path: Path, blocking: bool) -> TextIO | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="joliba-push", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="joliba-push", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--server", required=True, help="adresse du centre, ex. https://joliba.example")
     p.add_argument("--token", default=os.environ.get("JOLIBA_TOKEN"), help="jeton d'API du site")
     p.add_argument("--policy", choices=["lossless", "lossy"], default="lossless")
@@ -59,9 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=2 * 1024**2)
     p.add_argument("--max-time", type=float, default=None, help="abandonner après N secondes")
     p.add_argument("--wait", type=float, default=300, help="attente de la confirmation du centre (s)")
-    p.add_argument("--retry-base", type=float, default=0.5,
-                   help="premier délai (s) avant un nouvel essai quand la liaison tombe ; doublé à "
-                   "chaque échec, 30 s au plus")
+    p.add_argument(
+        "--retry-base",
+        type=float,
+        default=0.5,
+        help="premier délai (s) avant un nouvel essai quand la liaison tombe ; doublé à "
+        "chaque échec, 30 s au plus",
+    )
     p.add_argument("paths", nargs="*", type=Path)
     args = p.parse_args(argv)
     if not args.token:
@@ -75,13 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     args.state_dir.mkdir(parents=True, exist_ok=True)
     queue = Queue(args.state_dir)
     open_before = set(queue.open_manifests()) | {
-        r[0] for r in queue.db.execute("SELECT id FROM manifests WHERE posted<1")}
+        r[0] for r in queue.db.execute("SELECT id FROM manifests WHERE posted<1")
+    }
     if args.paths:
         enqueue_lock = _lock(args.state_dir / "enqueue.lock", blocking=True)
         assert enqueue_lock is not None  # a blocking lock waits instead of failing
         with enqueue_lock:
-            found = enqueue(queue, args.paths, policy=SitePolicy(mode=args.policy), priority=args.priority,
-                            indication=args.indication, say=_say)
+            found = enqueue(
+                queue,
+                args.paths,
+                policy=SitePolicy(mode=args.policy),
+                priority=args.priority,
+                indication=args.indication,
+                say=_say,
+            )
         if found["skipped"]:
             _say(f"{len(found['skipped'])} fichier(s) non DICOM ignoré(s)")
     sender_lock = _lock(args.state_dir / "sender.lock", blocking=False)
@@ -105,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         "files": sum(t["items"] for k, t in totals.items() if k != "preview"),
         "instances": queue.db.execute(
             f"SELECT count(*) FROM instances WHERE manifest_id IN ({','.join('?' * len(ours))})", ours
-        ).fetchone()[0] if ours else 0,
+        ).fetchone()[0]
+        if ours
+        else 0,
         "bytes_raw": sum(t["raw"] for t in totals.values()),
         "bytes_payload": sum(t["bytes"] for k, t in totals.items() if k != "preview"),
         "preview_bytes": totals.get("preview", {}).get("bytes", 0),
@@ -122,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     return 3 if stats.refused else 0
 
 
-def _confirm(queue: Queue, client: TusClient, manifest_ids: list[str], started: float,
-             args: argparse.Namespace, deadline: float | None) -> list[dict[str, Any]]:
+def _confirm(
+    queue: Queue,
+    client: TusClient,
+    manifest_ids: list[str],
+    started: float,
+    args: argparse.Namespace,
+    deadline: float | None,
+) -> list[dict[str, Any]]:
     """Ask the centre until each study is confirmed complete (every instance acknowledged)."""
     results: dict[str, dict[str, Any]] = {}
     until = time.monotonic() + args.wait
@@ -139,9 +159,12 @@ def _confirm(queue: Queue, client: TusClient, manifest_ids: list[str], started: 
             except Refused:
                 pending.remove(mid)
                 continue
-            results[mid] = {"manifest": mid, "complete": status["complete"],
-                            "missing": len(status["missing"]),
-                            "outcomes": sorted({v["outcome"] for v in status["verdicts"]})}
+            results[mid] = {
+                "manifest": mid,
+                "complete": status["complete"],
+                "missing": len(status["missing"]),
+                "outcomes": sorted({v["outcome"] for v in status["verdicts"]}),
+            }
             if status["complete"]:
                 queue.mark_complete(mid)
                 pending.remove(mid)

@@ -21,8 +21,15 @@ UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2
 
 # Lossless codec per modality: "best" tries JPEG-LS and JPEG 2000 and keeps the smaller
 # (J2K wins by ~2 % on some CR, JPEG-LS on DX and CT, and is 5-10x faster).
-LOSSLESS_CODECS = {"CR": "best", "DX": "best", "MG": "best", "XA": "jpegls", "RF": "jpegls",
-                   "CT": "jpegls", "MR": "jpegls"}
+LOSSLESS_CODECS = {
+    "CR": "best",
+    "DX": "best",
+    "MG": "best",
+    "XA": "jpegls",
+    "RF": "jpegls",
+    "CT": "jpegls",
+    "MR": "jpegls",
+}
 # Irreversible ratios against the stored container (German consensus, Loose et al. 2009).
 LOSSY_RATIOS = {"CR": 10.0, "DX": 10.0, "MG": 15.0, "CT": 8.0, "CT_BRAIN": 5.0}
 
@@ -69,8 +76,12 @@ def _encode(src: Path, codec: str, reference: NDArray[Any]) -> Dataset:
     ds = pydicom.dcmread(src)
     uid = JPEGLSLossless if codec == "jpegls" else JPEG2000Lossless
     # Lossless transcoding keeps the instance's identity (pydicom 3 would mint a new UID).
-    ds.compress(uid, reference, encoding_plugin="pyjpegls" if codec == "jpegls" else "pylibjpeg",
-                generate_instance_uid=False)
+    ds.compress(
+        uid,
+        reference,
+        encoding_plugin="pyjpegls" if codec == "jpegls" else "pylibjpeg",
+        generate_instance_uid=False,
+    )
     check = pydicom.dcmread(pydicom.filebase.DicomBytesIO(_to_bytes(ds)))
     if not np.array_equal(check.pixel_array, reference):
         raise ValueError(f"{codec}: decoded pixels differ")
@@ -98,7 +109,7 @@ def compress_losslessly(src: Path, out: Path, codec: str = "best") -> Compressed
     try:
         reference = pydicom.dcmread(src).pixel_array
         candidates = []
-        for name in (("jpegls", "j2k") if codec == "best" else (codec,)):
+        for name in ("jpegls", "j2k") if codec == "best" else (codec,):
             try:
                 candidates.append((name, _encode(src, name, reference)))
             except Exception:  # a codec that cannot take this image: try the next, or send as is

@@ -55,8 +55,12 @@ def _identify(path: Path) -> Identity | None:
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        return {"study": str(ds.StudyInstanceUID), "series": str(ds.get("SeriesInstanceUID", "")),
-                "sop": str(ds.SOPInstanceUID), "number": int(ds.get("InstanceNumber") or 0)}
+        return {
+            "study": str(ds.StudyInstanceUID),
+            "series": str(ds.get("SeriesInstanceUID", "")),
+            "sop": str(ds.SOPInstanceUID),
+            "number": int(ds.get("InstanceNumber") or 0),
+        }
     except Exception:  # not DICOM, or no UIDs: reported, not sent
         return None
 
@@ -67,8 +71,13 @@ def _source_key(path: Path, policy: SitePolicy) -> str:
 
 
 def enqueue(
-    queue: Queue, paths: Iterable[Path], *, policy: SitePolicy, priority: str = "routine",
-    indication: str = "", say: Callable[[str], None] = print,
+    queue: Queue,
+    paths: Iterable[Path],
+    *,
+    policy: SitePolicy,
+    priority: str = "routine",
+    indication: str = "",
+    say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Compress and queue what is not queued yet. Safe to run again after a crash."""
     queue.recover_half_queued()
@@ -91,22 +100,44 @@ def enqueue(
         for path, _ident in sorted(members, key=lambda m: (m[1]["series"], m[1]["number"], str(m[0]))):
             out = queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.dcm"
             done = compress_for_link(path, out, policy)
-            inst: QueuedInstance = {"source_key": _source_key(path, policy), "sop_uid": done.sop_instance_uid,
-                    "sha256": sha256_of(done.path), "size": done.size, "raw_size": done.raw_size,
-                    "codec": done.codec, "lossy_ratio": done.lossy_ratio, "path": done.path}
+            inst: QueuedInstance = {
+                "source_key": _source_key(path, policy),
+                "sop_uid": done.sop_instance_uid,
+                "sha256": sha256_of(done.path),
+                "size": done.size,
+                "raw_size": done.raw_size,
+                "codec": done.codec,
+                "lossy_ratio": done.lossy_ratio,
+                "path": done.path,
+            }
             if done.size < BUNDLE_MEMBER_MAX:
                 small.append(inst)
                 if sum(i["size"] for i in small) >= BUNDLE_TARGET:
                     _queue_bundle(queue, manifest_id, small)
                     small = []
                 continue
-            queue.add_item(manifest_id=manifest_id, kind="dicom", path=done.path, name=path.name,
-                           sha256=inst["sha256"], size=done.size, raw_size=done.raw_size, instances=[inst])
+            queue.add_item(
+                manifest_id=manifest_id,
+                kind="dicom",
+                path=done.path,
+                name=path.name,
+                sha256=inst["sha256"],
+                size=done.size,
+                raw_size=done.raw_size,
+                instances=[inst],
+            )
         if len(small) == 1:
             inst = small[0]
-            queue.add_item(manifest_id=manifest_id, kind="dicom", path=inst["path"],
-                           name=inst["path"].name, sha256=inst["sha256"], size=inst["size"],
-                           raw_size=inst["raw_size"], instances=small)
+            queue.add_item(
+                manifest_id=manifest_id,
+                kind="dicom",
+                path=inst["path"],
+                name=inst["path"].name,
+                sha256=inst["sha256"],
+                size=inst["size"],
+                raw_size=inst["raw_size"],
+                instances=small,
+            )
         elif small:
             _queue_bundle(queue, manifest_id, small)
         queue.mark_ready(manifest_id)
@@ -125,8 +156,16 @@ def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Id
             make_preview(path, out)
         except Exception:  # no preview for an image we cannot render; the original still goes
             continue
-        queue.add_item(manifest_id=manifest_id, kind="preview", path=out, name="apercu.dcm",
-                       sha256=sha256_of(out), size=out.stat().st_size, raw_size=0, instances=[])
+        queue.add_item(
+            manifest_id=manifest_id,
+            kind="preview",
+            path=out,
+            name="apercu.dcm",
+            sha256=sha256_of(out),
+            size=out.stat().st_size,
+            raw_size=0,
+            instances=[],
+        )
 
 
 def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance]) -> None:
@@ -138,7 +177,15 @@ def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance])
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out)
-    queue.add_item(manifest_id=manifest_id, kind="bundle", path=out, name=out.name, sha256=sha256_of(out),
-                   size=out.stat().st_size, raw_size=sum(i["raw_size"] for i in members), instances=members)
+    queue.add_item(
+        manifest_id=manifest_id,
+        kind="bundle",
+        path=out,
+        name=out.name,
+        sha256=sha256_of(out),
+        size=out.stat().st_size,
+        raw_size=sum(i["raw_size"] for i in members),
+        instances=members,
+    )
     for inst in members:
         inst["path"].unlink(missing_ok=True)  # its bytes live in the bundle now

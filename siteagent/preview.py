@@ -42,10 +42,23 @@ def make_preview(src: Path, out: Path) -> Path:
     data = jpeg.getvalue()
 
     pv = Dataset()
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-                    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-                    "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
-                    "InstitutionName"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "PatientAge",
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "StudyID",
+        "AccessionNumber",
+        "StudyDescription",
+        "ReferringPhysicianName",
+        "Modality",
+        "BodyPartExamined",
+        "InstitutionName",
+    ):
         if keyword in ds:
             setattr(pv, keyword, ds[keyword].value)
     # Deterministic UIDs: queueing the same series again gives the same preview, stored once.

@@ -98,8 +98,18 @@ class Queue:
         """A study whose queueing a crash interrupted: send what was queued; the rest is queued anew."""
         self.db.execute("UPDATE manifests SET posted=0 WHERE posted=-1")
 
-    def add_item(self, *, manifest_id: str, kind: str, path: Path, name: str, sha256: str, size: int,
-                 raw_size: int, instances: list[QueuedInstance]) -> int:
+    def add_item(
+        self,
+        *,
+        manifest_id: str,
+        kind: str,
+        path: Path,
+        name: str,
+        sha256: str,
+        size: int,
+        raw_size: int,
+        instances: list[QueuedInstance],
+    ) -> int:
         with self.db:
             self.db.execute("BEGIN")
             cur = self.db.execute(
@@ -112,8 +122,17 @@ class Queue:
             for inst in instances:
                 self.db.execute(
                     "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?)",
-                    (inst["source_key"], inst["sop_uid"], manifest_id, item_id, inst["sha256"],
-                     inst["size"], inst["raw_size"], inst["codec"], inst["lossy_ratio"]),
+                    (
+                        inst["source_key"],
+                        inst["sop_uid"],
+                        manifest_id,
+                        item_id,
+                        inst["sha256"],
+                        inst["size"],
+                        inst["raw_size"],
+                        inst["codec"],
+                        inst["lossy_ratio"],
+                    ),
                 )
         return item_id
 
@@ -128,10 +147,19 @@ class Queue:
                 {"sop_instance_uid": sop, "sha256": sha, "size": size}
                 for sop, sha, size in self.db.execute(
                     "SELECT i.sop_uid, i.sha256, i.size FROM instances i JOIN items t ON t.id=i.item_id "
-                    "WHERE i.manifest_id=? AND t.kind!='preview'", (mid,))
+                    "WHERE i.manifest_id=? AND t.kind!='preview'",
+                    (mid,),
+                )
             ]
-            out.append({"id": mid, "study_instance_uid": study_uid, "priority": priority,
-                        "indication": indication, "instances": instances})
+            out.append(
+                {
+                    "id": mid,
+                    "study_instance_uid": study_uid,
+                    "priority": priority,
+                    "indication": indication,
+                    "instances": instances,
+                }
+            )
         return out
 
     def mark_posted(self, manifest_id: str) -> None:
@@ -154,8 +182,9 @@ class Queue:
         self.db.execute("UPDATE items SET tus_url=?, attempts=attempts+1 WHERE id=?", (url, item_id))
 
     def finish(self, item_id: int, outcome: str, code: str = "") -> None:
-        self.db.execute("UPDATE items SET state='done', outcome=?, code=? WHERE id=?",
-                        (outcome, code, item_id))
+        self.db.execute(
+            "UPDATE items SET state='done', outcome=?, code=? WHERE id=?", (outcome, code, item_id)
+        )
 
     def pending_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0])
@@ -174,7 +203,15 @@ class Queue:
             args = tuple(manifest_ids)
         rows = self.db.execute(
             f"SELECT kind, count(*), sum(size), sum(raw_size), group_concat(outcome) FROM items {where}"
-            " GROUP BY kind", args).fetchall()
-        return {kind: {"items": n, "bytes": size or 0, "raw": raw or 0,
-                       "outcomes": json.dumps(sorted(set(filter(None, (o or "").split(",")))))}
-                for kind, n, size, raw, o in rows}
+            " GROUP BY kind",
+            args,
+        ).fetchall()
+        return {
+            kind: {
+                "items": n,
+                "bytes": size or 0,
+                "raw": raw or 0,
+                "outcomes": json.dumps(sorted(set(filter(None, (o or "").split(","))))),
+            }
+            for kind, n, size, raw, o in rows
+        }

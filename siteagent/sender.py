@@ -38,8 +38,14 @@ class SendStats:
 
 
 class Sender:
-    def __init__(self, queue: Queue, client: TusClient, *, say: Callable[[str], None] = print,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        client: TusClient,
+        *,
+        say: Callable[[str], None] = print,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.queue, self.client, self.say = queue, client, say
         self.backoff = backoff or Backoff()
         self.stats = SendStats()
@@ -81,8 +87,12 @@ class Sender:
                     raise
                 url = None  # expired or lost on the server: start this file again
         if not url:
-            metadata = {"filename": item.name, "sha256": item.sha256, "manifest": item.manifest_id,
-                        "kind": item.kind}
+            metadata = {
+                "filename": item.name,
+                "sha256": item.sha256,
+                "manifest": item.manifest_id,
+                "kind": item.kind,
+            }
             try:
                 url = self.client.create(item.size, metadata)
             except Refused as exc:

@@ -110,8 +110,14 @@ class TusClient:
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {"Tus-Resumable": TUS_VERSION, "Authorization": f"Token {self.token}", **(extra or {})}
 
-    def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None,
-                 stream: Stream | None = None) -> tuple[http.client.HTTPResponse, bytes]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        stream: Stream | None = None,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         reused = self._conn is not None
         try:
             return self._request_once(method, path, headers, body, stream)
@@ -122,8 +128,9 @@ class TusClient:
                 return self._request_once(method, path, headers, body, stream)
             raise
 
-    def _request_once(self, method: str, path: str, headers: dict[str, str], body: bytes | None,
-                      stream: Stream | None) -> tuple[http.client.HTTPResponse, bytes]:
+    def _request_once(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None, stream: Stream | None
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         conn = self._connection()
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
@@ -157,8 +164,10 @@ class TusClient:
     def post_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(manifest).encode()
         response, data = self._request(
-            "POST", f"{self.base_path}/api/v1/uploads/manifests/",
-            self._headers({"Content-Type": "application/json", "Content-Length": str(len(body))}), body,
+            "POST",
+            f"{self.base_path}/api/v1/uploads/manifests/",
+            self._headers({"Content-Type": "application/json", "Content-Length": str(len(body))}),
+            body,
         )
         if response.status not in (200, 201):
             raise self._refusal(response, data)
@@ -166,7 +175,8 @@ class TusClient:
 
     def manifest_status(self, manifest_id: str) -> dict[str, Any]:
         response, data = self._request(
-            "GET", f"{self.base_path}/api/v1/uploads/manifests/?id={manifest_id}", self._headers())
+            "GET", f"{self.base_path}/api/v1/uploads/manifests/?id={manifest_id}", self._headers()
+        )
         if response.status != 200:
             raise self._refusal(response, data)
         return _json_object(data)
@@ -177,7 +187,8 @@ class TusClient:
             f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items() if v is not None
         )
         response, data = self._request(
-            "POST", f"{self.base_path}/api/v1/uploads/",
+            "POST",
+            f"{self.base_path}/api/v1/uploads/",
             self._headers({"Upload-Length": str(length), "Upload-Metadata": encoded, "Content-Length": "0"}),
         )
         if response.status != 201:
@@ -193,8 +204,9 @@ class TusClient:
             raise self._refusal(response, data)
         return _upload_offset(response)
 
-    def patch(self, url: str, path: Path, offset: int, length: int,
-              progress: Callable[[int], None] | None = None) -> PatchResult:
+    def patch(
+        self, url: str, path: Path, offset: int, length: int, progress: Callable[[int], None] | None = None
+    ) -> PatchResult:
         """Send one chunk from `offset`; returns the server's new offset (and verdict if known)."""
         size = min(self.chunk_size, length - offset)
 
@@ -213,15 +225,24 @@ class TusClient:
                         progress(offset + size - left)
 
         response, data = self._request(
-            "PATCH", self._path(url),
-            self._headers({"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
-                           "Content-Length": str(size)}),
+            "PATCH",
+            self._path(url),
+            self._headers(
+                {
+                    "Upload-Offset": str(offset),
+                    "Content-Type": "application/offset+octet-stream",
+                    "Content-Length": str(size),
+                }
+            ),
             stream=stream,
         )
         if response.status != 204:
             raise self._refusal(response, data)
-        return PatchResult(_upload_offset(response),
-                           response.getheader("Joliba-Outcome", ""), response.getheader("Joliba-Code", ""))
+        return PatchResult(
+            _upload_offset(response),
+            response.getheader("Joliba-Outcome", ""),
+            response.getheader("Joliba-Code", ""),
+        )
 
 
 def _upload_offset(response: http.client.HTTPResponse) -> int:

@@ -61,8 +61,9 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("testdata"):
             item.add_marker(pytest.mark.skip(reason=f"needs the shared test images ({NOT_FOUND})"))
         elif missing := _missing_images(item):
-            item.add_marker(pytest.mark.skip(
-                reason=f"needs {missing[0].relative_to(PORTABLE_TESTDATA)} ({NOT_FOUND})"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs {missing[0].relative_to(PORTABLE_TESTDATA)} ({NOT_FOUND})")
+            )
 
 
 def _missing_images(item) -> list[Path]:
@@ -95,11 +96,21 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     excinfo = call.excinfo
-    if (report.failed and excinfo is not None and excinfo.errisinstance(FileNotFoundError)
-            and str(PORTABLE_TESTDATA) in str(getattr(excinfo.value, "filename", ""))):
-        report.sections.append(("joliba test data", (
-            f"{excinfo.value.filename} is not in the portable set: this test needs the shared test "
-            "images; mark it @pytest.mark.testdata (tests/paths.py explains).")))
+    if (
+        report.failed
+        and excinfo is not None
+        and excinfo.errisinstance(FileNotFoundError)
+        and str(PORTABLE_TESTDATA) in str(getattr(excinfo.value, "filename", ""))
+    ):
+        report.sections.append(
+            (
+                "joliba test data",
+                (
+                    f"{excinfo.value.filename} is not in the portable set: this test needs the shared test "
+                    "images; mark it @pytest.mark.testdata (tests/paths.py explains)."
+                ),
+            )
+        )
 
 
 @pytest.hookimpl(trylast=True)  # after the coverage table, just above the per-test reasons
@@ -109,7 +120,10 @@ def pytest_terminal_summary(terminalreporter):
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if NOT_FOUND in str(r.longrepr)]
     terminalreporter.write_line(
         f"joliba: {len(skipped)} tests skipped, {NOT_FOUND}: {WHERE_THEY_GO}. The other tests ran on "
-        f"the portable set ({PORTABLE_TESTDATA.relative_to(REPO)}/MANIFEST.md).", yellow=True, bold=True)
+        f"the portable set ({PORTABLE_TESTDATA.relative_to(REPO)}/MANIFEST.md).",
+        yellow=True,
+        bold=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +183,11 @@ def worker_models(celery_worker, worker_models_dir, settings):
 
 @pytest.fixture(scope="session")
 def celery_worker(
-    django_db_setup, django_db_blocker, orthanc_server, tmp_path_factory, worker_models_dir,
+    django_db_setup,
+    django_db_blocker,
+    orthanc_server,
+    tmp_path_factory,
+    worker_models_dir,
     worker_spool_dir,
 ):
     """A real `celery worker` process on the machine's broker, against the test database."""
@@ -195,10 +213,26 @@ def celery_worker(
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, "--pool=solo",
-         "--concurrency=1", "--without-heartbeat", "--without-gossip", "--without-mingle",
-         "--loglevel=INFO"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "joliba",
+            "worker",
+            "-Q",
+            queue,
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
     )
     deadline = time.monotonic() + 60
     while b" ready." not in log_path.read_bytes():
@@ -219,8 +253,7 @@ def celery_worker(
 def site_a(db):
     from accounts.models import Site
 
-    return Site.objects.create(code="kayes", name="Hôpital de Kayes", region="Kayes",
-                               dicom_aet="KAYES_CR")
+    return Site.objects.create(code="kayes", name="Hôpital de Kayes", region="Kayes", dicom_aet="KAYES_CR")
 
 
 @pytest.fixture
@@ -233,8 +266,9 @@ def site_b(db):
 def _user(username, role, site=None):
     from accounts.models import User
 
-    return User.objects.create_user(username=username, password="pw-" + username, role=role,
-                                    site=site, first_name=username.title())
+    return User.objects.create_user(
+        username=username, password="pw-" + username, role=role, site=site, first_name=username.title()
+    )
 
 
 @pytest.fixture

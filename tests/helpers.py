@@ -20,12 +20,36 @@ from typing import Any, TypeVar
 from tests.paths import CHEST_PA_1024, CT_SERIES, REPO, TESTDATA
 
 __all__ = [
-    "CHEST_PA_1024", "CHROMIUM", "CT_RLE_16BIT", "CT_SERIES", "CXR_1024", "CXR_MONO1_10BIT",
-    "HAND_12BIT_J2K", "HIP_JPEGLS", "PAEDIATRIC", "PANORAMIC_MODALITY_LUT", "REPO", "TESTDATA",
-    "TIBIA_J2K", "TIBIA_UNCOMPRESSED", "api_client", "build_constant_model", "build_slow_model",
+    "CHEST_PA_1024",
+    "CHROMIUM",
+    "CT_RLE_16BIT",
+    "CT_SERIES",
+    "CXR_1024",
+    "CXR_MONO1_10BIT",
+    "HAND_12BIT_J2K",
+    "HIP_JPEGLS",
+    "PAEDIATRIC",
+    "PANORAMIC_MODALITY_LUT",
+    "REPO",
+    "TESTDATA",
+    "TIBIA_J2K",
+    "TIBIA_UNCOMPRESSED",
+    "api_client",
+    "build_constant_model",
+    "build_slow_model",
     "build_spec_model",
-    "chromium", "clear_models", "database_url", "dicom_copy", "log_in", "new_chest", "send_chest",
-    "malformed_dicoms", "send_ct", "send_files", "wait_for", "wrap_jpeg_as_dicom",
+    "chromium",
+    "clear_models",
+    "database_url",
+    "dicom_copy",
+    "log_in",
+    "new_chest",
+    "send_chest",
+    "malformed_dicoms",
+    "send_ct",
+    "send_files",
+    "wait_for",
+    "wrap_jpeg_as_dicom",
 ]
 
 T = TypeVar("T")
@@ -84,7 +108,8 @@ def send_files(user, paths: list[Path], priority: str = "routine", indication: s
     files = [open(p, "rb") for p in paths]
     try:
         answer = api_client(user).post(
-            reverse("api_upload"), {"files": files, "indication": indication, "priority": priority},
+            reverse("api_upload"),
+            {"files": files, "indication": indication, "priority": priority},
             format="multipart",
         )
     finally:
@@ -112,8 +137,14 @@ def new_chest(tmp_path: Path, name: str = "cxr", **tags) -> Path:
     """A copy of the 1024² chest radiograph as a new study (new UIDs)."""
     from pydicom.uid import generate_uid
 
-    return dicom_copy(CXR_1024, tmp_path / f"{name}.dcm", StudyInstanceUID=generate_uid(),
-                      SeriesInstanceUID=generate_uid(), SOPInstanceUID=generate_uid(), **tags)
+    return dicom_copy(
+        CXR_1024,
+        tmp_path / f"{name}.dcm",
+        StudyInstanceUID=generate_uid(),
+        SeriesInstanceUID=generate_uid(),
+        SOPInstanceUID=generate_uid(),
+        **tags,
+    )
 
 
 def send_chest(user, tmp_path: Path, name: str = "cxr", priority: str = "routine", **tags):
@@ -126,8 +157,13 @@ def send_ct(user, tmp_path: Path, n: int = 2, priority: str = "urgent"):
 
     study_uid, series_uid = generate_uid(), generate_uid()
     paths = [
-        dicom_copy(CT_SERIES / f"{i:02d}.dcm", tmp_path / f"ct{i}.dcm", StudyInstanceUID=study_uid,
-                   SeriesInstanceUID=series_uid, SOPInstanceUID=generate_uid())
+        dicom_copy(
+            CT_SERIES / f"{i:02d}.dcm",
+            tmp_path / f"ct{i}.dcm",
+            StudyInstanceUID=study_uid,
+            SeriesInstanceUID=series_uid,
+            SOPInstanceUID=generate_uid(),
+        )
         for i in range(1, n + 1)
     ]
     return send_files(user, paths, priority=priority, indication="Traumatisme crânien")
@@ -201,8 +237,11 @@ def build_spec_model(
     values = np.asarray([[logits.get(lab["name"], default) for lab in out["labels"]]], np.float32)
     width, height = spec["input"]["size"]
     channels = spec["input"].get("channels", 1)
-    shape = [1, channels, height, width] if spec["input"].get("layout", "NCHW") == "NCHW" else [
-        1, height, width, channels]
+    shape = (
+        [1, channels, height, width]
+        if spec["input"].get("layout", "NCHW") == "NCHW"
+        else [1, height, width, channels]
+    )
     name = spec["input"]["name"]
     graph = helper.make_graph(
         [
@@ -248,21 +287,27 @@ def build_slow_model(directory: Path, *, matmuls: int = 400, side: int = 1024, *
     for node in graph.node:
         if node.output[0] == "logits":
             node.output[0] = "logits_fast"
-    graph.initializer.extend([
-        numpy_helper.from_array(np.asarray([side, side], np.int64), "slow_shape"),
-        numpy_helper.from_array(np.asarray(1.0 / side, np.float32), "slow_scale"),
-        numpy_helper.from_array(np.asarray(0.0, np.float32), "slow_zero"),
-    ])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.asarray([side, side], np.int64), "slow_shape"),
+            numpy_helper.from_array(np.asarray(1.0 / side, np.float32), "slow_scale"),
+            numpy_helper.from_array(np.asarray(0.0, np.float32), "slow_zero"),
+        ]
+    )
     nodes = [helper.make_node("Reshape", ["image", "slow_shape"], ["x0"])]
     previous = "x0"
     for k in range(matmuls):  # tanh keeps values bounded, so 0 × mean stays 0
-        nodes += [helper.make_node("MatMul", [previous, "x0"], [f"m{k}"]),
-                  helper.make_node("Mul", [f"m{k}", "slow_scale"], [f"s{k}"]),
-                  helper.make_node("Tanh", [f"s{k}"], [f"t{k}"])]
+        nodes += [
+            helper.make_node("MatMul", [previous, "x0"], [f"m{k}"]),
+            helper.make_node("Mul", [f"m{k}", "slow_scale"], [f"s{k}"]),
+            helper.make_node("Tanh", [f"s{k}"], [f"t{k}"]),
+        ]
         previous = f"t{k}"
-    nodes += [helper.make_node("ReduceMean", [previous], ["slow_mean"], keepdims=0),
-              helper.make_node("Mul", ["slow_mean", "slow_zero"], ["slow_nil"]),
-              helper.make_node("Add", ["logits_fast", "slow_nil"], ["logits"])]
+    nodes += [
+        helper.make_node("ReduceMean", [previous], ["slow_mean"], keepdims=0),
+        helper.make_node("Mul", ["slow_mean", "slow_zero"], ["slow_nil"]),
+        helper.make_node("Add", ["logits_fast", "slow_nil"], ["logits"]),
+    ]
     graph.node.extend(nodes)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
@@ -275,8 +320,13 @@ def build_slow_model(directory: Path, *, matmuls: int = 400, side: int = 1024, *
 # Playwright on Debian's chromium (never `playwright install`: it cannot download here).
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -333,6 +383,7 @@ def malformed_dicoms(folder: Path, source: Path | None = None) -> dict[str, Path
     put("garbage-after-dicm.dcm", b"\0" * 128 + b"DICM" + bytes(range(256)) * 8)
     put("cut-in-header.dcm", raw[:400])
     put("cut-in-pixels.dcm", raw[: len(raw) * 6 // 10])
+
     def drop(*keywords: str) -> Callable[[Any], None]:
         def edit(ds: Any) -> None:
             for keyword in keywords:

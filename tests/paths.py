@@ -52,20 +52,50 @@ testdata_file.__test__ = False  # type: ignore[attr-defined]  # not a test, what
 # Files of the shared folder that pydicom (its wheel's test files) or pydicom-data (PyPI, installed
 # with the `test` extra, no download at run time) ship byte for byte, under the same names.
 PACKAGED = {
-    **{f"edge_cases/pydicom/{name}": name for name in (
-        "ExplVR_BigEnd.dcm", "ExplVR_BigEndNoMeta.dcm", "GDCMJ2K_TextGBR.dcm", "J2K_pixelrep_mismatch.dcm",
-        "JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm", "JPEGLSNearLossless_16.dcm",
-        "JPGExtended.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_jp2klossless.dcm",
-        "MR_small_jpeg_ls_lossless.dcm", "MR_truncated.dcm", "SC_jpeg_no_color_transform.dcm",
-        "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle.dcm", "SC_rgb_small_odd_big_endian.dcm", "UN_sequence.dcm",
-        "badVR.dcm", "empty_charset_LEI.dcm", "image_dfl.dcm", "meta_missing_tsyntax.dcm",
-        "nested_priv_SQ.dcm", "no_meta.dcm", "no_meta_group_length.dcm", "priv_SQ.dcm",
-        "rtplan_truncated.dcm",
-    )},
-    **{f"edge_cases/pydicom-data/{name}": name for name in (
-        "JPEG-LL.dcm", "OBXXXX1A_rle.dcm", "bad_sequence.dcm", "eCT_Supplemental.dcm",
-        "emri_small_jpeg_2k_lossless_too_short.dcm", "explicit_VR-UN.dcm", "gdcm-US-ALOKA-16_big.dcm",
-    )},
+    **{
+        f"edge_cases/pydicom/{name}": name
+        for name in (
+            "ExplVR_BigEnd.dcm",
+            "ExplVR_BigEndNoMeta.dcm",
+            "GDCMJ2K_TextGBR.dcm",
+            "J2K_pixelrep_mismatch.dcm",
+            "JPEG-lossy.dcm",
+            "JPEG2000-embedded-sequence-delimiter.dcm",
+            "JPEGLSNearLossless_16.dcm",
+            "JPGExtended.dcm",
+            "MR_small_RLE.dcm",
+            "MR_small_bigendian.dcm",
+            "MR_small_jp2klossless.dcm",
+            "MR_small_jpeg_ls_lossless.dcm",
+            "MR_truncated.dcm",
+            "SC_jpeg_no_color_transform.dcm",
+            "SC_rgb_jpeg_dcmtk.dcm",
+            "SC_rgb_rle.dcm",
+            "SC_rgb_small_odd_big_endian.dcm",
+            "UN_sequence.dcm",
+            "badVR.dcm",
+            "empty_charset_LEI.dcm",
+            "image_dfl.dcm",
+            "meta_missing_tsyntax.dcm",
+            "nested_priv_SQ.dcm",
+            "no_meta.dcm",
+            "no_meta_group_length.dcm",
+            "priv_SQ.dcm",
+            "rtplan_truncated.dcm",
+        )
+    },
+    **{
+        f"edge_cases/pydicom-data/{name}": name
+        for name in (
+            "JPEG-LL.dcm",
+            "OBXXXX1A_rle.dcm",
+            "bad_sequence.dcm",
+            "eCT_Supplemental.dcm",
+            "emri_small_jpeg_2k_lossless_too_short.dcm",
+            "explicit_VR-UN.dcm",
+            "gdcm-US-ALOKA-16_big.dcm",
+        )
+    },
     "real_other/CR_tibia_Fuji_WG04-RG3/RG3_UNCR.dcm": "RG3_UNCR.dcm",
     "real_other/CR_tibia_Fuji_WG04-RG3/RG3_J2KR.dcm": "RG3_J2KR.dcm",
     "real_other/CR_tibia_Fuji_WG04-RG3/RG3_J2KI.dcm": "RG3_J2KI.dcm",
@@ -82,8 +112,11 @@ PORTABLE_VERSION = "2"
 
 if HAVE_SHARED_TESTDATA:
     CT_SERIES = CT_HEAD
-    CHEST_PA_1024 = (REAL_CXR / "CR_chest_PA_SIIM-ACR_NIH-CXR14"
-                     / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm")
+    CHEST_PA_1024 = (
+        REAL_CXR
+        / "CR_chest_PA_SIIM-ACR_NIH-CXR14"
+        / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+    )
     FILM_PHOTO = REAL_CXR / "pediatric_labelled" / "normal" / "NORMAL2-IM-1427-0001.jpeg"
 else:
     # 28 copies of the real 512² head CT slice pydicom-data ships (693_UNCR.dcm), one study.
@@ -179,8 +212,13 @@ def _build_ct_series(folder: Path) -> list[tuple[str, str]]:
         ds.SliceLocation = z
         ds.StudyDescription = "Stand-in: pydicom-data 693_UNCR.dcm x 28"
         ds.save_as(folder / f"{number:02d}.dcm", enforce_file_format=True)
-    return [(str(folder), "stand-in for the shared head CT series: 28 copies of pydicom-data's "
-             "693_UNCR.dcm (a real 512² head CT slice, CQ500), one study, one series")]
+    return [
+        (
+            str(folder),
+            "stand-in for the shared head CT series: 28 copies of pydicom-data's "
+            "693_UNCR.dcm (a real 512² head CT slice, CQ500), one study, one series",
+        )
+    ]
 
 
 def _build_chest(dicom_path: Path, jpeg_path: Path) -> list[tuple[str, str]]:
@@ -207,16 +245,26 @@ def _build_chest(dicom_path: Path, jpeg_path: Path) -> list[tuple[str, str]]:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     jpeg_path.write_bytes(buffer.getvalue())
-    dicom_path.write_bytes(wrap_jpeg_as_dicom(
-        jpeg_path, ConversionType="WSD", PatientSex="F", PatientAge="064Y", PatientID="9RG1",
-        PatientName="CompressedSamples^RG1", StudyInstanceUID=_deterministic_uid("cxr", "study"),
-        SeriesInstanceUID=_deterministic_uid("cxr", "series"),
-        SOPInstanceUID=_deterministic_uid("cxr", "sop"),
-        StudyDescription="Stand-in: pydicom-data RG1_UNCR.dcm, 1024² 8-bit JPEG",
-    ))
+    dicom_path.write_bytes(
+        wrap_jpeg_as_dicom(
+            jpeg_path,
+            ConversionType="WSD",
+            PatientSex="F",
+            PatientAge="064Y",
+            PatientID="9RG1",
+            PatientName="CompressedSamples^RG1",
+            StudyInstanceUID=_deterministic_uid("cxr", "study"),
+            SeriesInstanceUID=_deterministic_uid("cxr", "series"),
+            SOPInstanceUID=_deterministic_uid("cxr", "sop"),
+            StudyDescription="Stand-in: pydicom-data RG1_UNCR.dcm, 1024² 8-bit JPEG",
+        )
+    )
     return [
-        (str(dicom_path), "stand-in for the shared 1024² chest PA: pydicom-data's RG1_UNCR.dcm (real "
-                          "chest PA CR, NEMA WG04), centre square, 1024², 8-bit, JPEG baseline SC"),
+        (
+            str(dicom_path),
+            "stand-in for the shared 1024² chest PA: pydicom-data's RG1_UNCR.dcm (real "
+            "chest PA CR, NEMA WG04), centre square, 1024², 8-bit, JPEG baseline SC",
+        ),
         (str(jpeg_path), "stand-in for the shared film photo: the same chest as a JPEG"),
     ]
 

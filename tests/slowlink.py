@@ -65,9 +65,7 @@ class _Connection:
         self.server = socket.create_connection(link.target, timeout=10)
         self.server.settimeout(None)
         self.closed = threading.Event()
-        for src, dst, direction in (
-            (client, self.server, link.up), (self.server, client, link.down)
-        ):
+        for src, dst, direction in ((client, self.server, link.up), (self.server, client, link.down)):
             queue: collections.deque = collections.deque()
             ready = threading.Condition()
             threading.Thread(target=self._read, args=(src, direction, queue, ready), daemon=True).start()
@@ -121,8 +119,14 @@ class _Connection:
 
 class SlowLink:
     def __init__(
-        self, target: tuple[str, int], *, rate_bps: float = 512_000, rtt_s: float = 0.3,
-        cut_every_s: float | None = None, down_s: float = 0.5, first_cut_s: float | None = None,
+        self,
+        target: tuple[str, int],
+        *,
+        rate_bps: float = 512_000,
+        rtt_s: float = 0.3,
+        cut_every_s: float | None = None,
+        down_s: float = 0.5,
+        first_cut_s: float | None = None,
     ) -> None:
         self.target = target
         self.rtt_s = rtt_s
@@ -192,8 +196,12 @@ class SlowLink:
         return len(live)
 
     def stats(self) -> dict:
-        return {"bytes_up": self.up.bytes, "bytes_down": self.down.bytes, "cuts": self.cuts,
-                "connections_cut": self.connections_cut}
+        return {
+            "bytes_up": self.up.bytes,
+            "bytes_down": self.down.bytes,
+            "cuts": self.cuts,
+            "connections_cut": self.connections_cut,
+        }
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,16 +16,24 @@ PERSONAS = ["tech_a", "tech_b", "holder", "other", "admin", "inactive"]
 
 @pytest.fixture
 def people(tech_a, tech_b, radiologist, radiologist_2, admin_user, django_user_model):
-    gone = django_user_model.objects.create_user(username="gone", password="x", role="radiologist",
-                                                 is_active=False)
-    return {"tech_a": tech_a, "tech_b": tech_b, "holder": radiologist, "other": radiologist_2,
-            "admin": admin_user, "inactive": gone}
+    gone = django_user_model.objects.create_user(
+        username="gone", password="x", role="radiologist", is_active=False
+    )
+    return {
+        "tech_a": tech_a,
+        "tech_b": tech_b,
+        "holder": radiologist,
+        "other": radiologist_2,
+        "admin": admin_user,
+        "inactive": gone,
+    }
 
 
 def _study(site, status, assigned=None):
     n = Study.objects.count() + 1
-    return Study.objects.create(orthanc_id=f"a{n}", study_instance_uid=f"1.9.{n}", site=site,
-                                status=status, assigned_to=assigned)
+    return Study.objects.create(
+        orthanc_id=f"a{n}", study_instance_uid=f"1.9.{n}", site=site, status=status, assigned_to=assigned
+    )
 
 
 def _row(rule, people, **kw) -> list[str]:
@@ -66,8 +74,15 @@ def test_who_reads_claims_signs_releases_and_reassigns(people, site_a, radiologi
 def test_who_sees_reports_and_ai_output(people, site_a):
     study = _study(site_a, Status.REPORTED)
     assert _row(lambda u: access.may_see_report(u, study, signed=True), people) == [
-        "tech_a", "holder", "other", "admin"]
+        "tech_a",
+        "holder",
+        "other",
+        "admin",
+    ]
     assert _row(lambda u: access.may_see_report(u, study, signed=False), people) == [
-        "holder", "other", "admin"]
+        "holder",
+        "other",
+        "admin",
+    ]
     assert _row(lambda u: access.opening_delivers_report(u, study), people) == ["tech_a"]
     assert _row(access.may_see_ai_output, people) == ["holder", "other", "admin"]

@@ -39,15 +39,25 @@ def _slices(n: int) -> list[tuple[str, bytes]]:
 
 
 def _send(client, data: bytes, manifest: str) -> None:
-    meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in
-                    {"filename": "slice.dcm", "manifest": manifest,
-                     "sha256": hashlib.sha256(data).hexdigest()}.items())
-    created = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)),
-                          HTTP_UPLOAD_METADATA=meta, **TUS)
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}"
+        for k, v in {
+            "filename": "slice.dcm",
+            "manifest": manifest,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }.items()
+    )
+    created = client.post(
+        "/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)), HTTP_UPLOAD_METADATA=meta, **TUS
+    )
     assert created.status_code == 201, created.content
     url = created["Location"]
-    assert client.generic("PATCH", url, data, content_type="application/offset+octet-stream",
-                          HTTP_UPLOAD_OFFSET="0", **TUS).status_code == 204
+    assert (
+        client.generic(
+            "PATCH", url, data, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **TUS
+        ).status_code
+        == 204
+    )
     assert client.get(url).status_code == 200  # status request: finalises now (no worker here)
 
 
@@ -55,11 +65,19 @@ def test_a_half_sent_study_is_shown_but_cannot_be_claimed_or_signed(tech_a, radi
     slices = _slices(2)
     tech = api_client(tech_a)
     study_uid = str(pydicom.dcmread(io.BytesIO(slices[0][1])).StudyInstanceUID)
-    manifest = tech.post("/api/v1/uploads/manifests/", {
-        "priority": "stat", "indication": "Traumatisme crânien", "study_instance_uid": study_uid,
-        "instances": [{"sop_instance_uid": uid, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-                      for uid, d in slices],
-    }, format="json").json()["id"]
+    manifest = tech.post(
+        "/api/v1/uploads/manifests/",
+        {
+            "priority": "stat",
+            "indication": "Traumatisme crânien",
+            "study_instance_uid": study_uid,
+            "instances": [
+                {"sop_instance_uid": uid, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                for uid, d in slices
+            ],
+        },
+        format="json",
+    ).json()["id"]
     _send(tech, slices[0][1], manifest)
 
     study = Study.objects.get(study_instance_uid=study_uid)

@@ -41,8 +41,10 @@ def test_it_runs_the_happy_path_in_chromium(live_server, celery_worker, tech_a, 
             "Array.from(document.images).length > 0 && "
             "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
         )
-        assert all("/studies/" in src for src in dr.eval_on_selector_all(
-            ".grid img", "els => els.map(e => e.getAttribute('src'))"))
+        assert all(
+            "/studies/" in src
+            for src in dr.eval_on_selector_all(".grid img", "els => els.map(e => e.getAttribute('src'))")
+        )
         dr.fill("#id_findings", "Pas de lésion hémorragique intracrânienne.")
         dr.fill("#id_conclusion", "Scanner cérébral sans anomalie.")
         dr.screenshot(path=str(ARTIFACTS / "2-radiologist-reading.png"), full_page=True)

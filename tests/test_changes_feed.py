@@ -26,8 +26,10 @@ def _push_studies_straight_to_orthanc(client, tmp_path, count: int) -> list[str]
         uid = generate_uid()
         for slice_no in (1, 2):
             path = dicom_copy(
-                CT_HEAD / f"0{slice_no}.dcm", tmp_path / f"s{n}-{slice_no}.dcm",
-                StudyInstanceUID=uid, SeriesInstanceUID=generate_uid(),
+                CT_HEAD / f"0{slice_no}.dcm",
+                tmp_path / f"s{n}-{slice_no}.dcm",
+                StudyInstanceUID=uid,
+                SeriesInstanceUID=generate_uid(),
                 SOPInstanceUID=generate_uid(),
             )
             client.store_instance(path.read_bytes())
@@ -37,12 +39,14 @@ def _push_studies_straight_to_orthanc(client, tmp_path, count: int) -> list[str]
 
 def _stable(client, uids):
     """Wait until Orthanc has declared each study stable (StableAge=1 s in tests)."""
+
     def all_stable():
         seen = set()
         for change in client.iter_changes(0):
             if change.change_type == "StableStudy":
                 seen.add(client.study(change.resource_id)["MainDicomTags"]["StudyInstanceUID"])
         return set(uids) <= seen
+
     wait_for(all_stable, timeout=30, interval=0.5)
 
 
@@ -78,9 +82,7 @@ def test_a_crash_mid_batch_then_a_restart_loses_and_doubles_nothing(orthanc_serv
     assert Study.objects.filter(study_instance_uid__in=uids).count() == 3
 
 
-def test_the_worker_follows_the_feed_into_the_reading_queue(
-    celery_worker, orthanc_server, tmp_path
-):
+def test_the_worker_follows_the_feed_into_the_reading_queue(celery_worker, orthanc_server, tmp_path):
     client = orthanc_server.client()
     [uid] = _push_studies_straight_to_orthanc(client, tmp_path, 1)
     _stable(client, [uid])

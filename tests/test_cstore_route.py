@@ -53,6 +53,10 @@ def test_an_undeclared_sender_cannot_store_into_the_archive(orthanc_server):
     uid = generate_uid()
     status = _c_store(orthanc_server, "INTRUDER", _ct(uid))
     assert status is None or status != 0x0000  # association or store refused
-    found = requests.post(f"{orthanc_server.url}/tools/lookup", data=uid, timeout=5,
-                          auth=(orthanc_server.username, orthanc_server.password))
+    found = requests.post(
+        f"{orthanc_server.url}/tools/lookup",
+        data=uid,
+        timeout=5,
+        auth=(orthanc_server.username, orthanc_server.password),
+    )
     assert found.status_code == 200 and found.json() == []

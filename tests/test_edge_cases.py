@@ -168,8 +168,9 @@ def test_a_file_that_is_not_dicom_at_all_is_refused(tech_a, tmp_path):
 def _send(client, *paths):
     handles = [p.open("rb") for p in paths]
     try:
-        return client.post(reverse("api_upload"), {"files": handles, "indication": "x"},
-                           format="multipart").json()["verdicts"]
+        return client.post(
+            reverse("api_upload"), {"files": handles, "indication": "x"}, format="multipart"
+        ).json()["verdicts"]
     finally:
         for h in handles:
             h.close()
@@ -185,8 +186,10 @@ def test_a_file_that_ends_early_is_called_incomplete_not_one_without_uids(tech_a
             cut = tmp_path / f"{src.stem}-{at}.dcm"
             cut.write_bytes(raw[:at])
             cuts.append(cut)
-    shipped = [EDGE_CASES / "derived" / "RG3_J2KR_truncated70pct.dcm",
-               EDGE_CASES / "pydicom-data" / "emri_small_jpeg_2k_lossless_too_short.dcm"]
+    shipped = [
+        EDGE_CASES / "derived" / "RG3_J2KR_truncated70pct.dcm",
+        EDGE_CASES / "pydicom-data" / "emri_small_jpeg_2k_lossless_too_short.dcm",
+    ]
     verdicts = _send(api_client(tech_a), *cuts, *shipped)
     assert {(v["filename"], v["code"]) for v in verdicts} == {(p.name, "truncated") for p in cuts + shipped}
     assert all("Renvoyez" in v["reason"] for v in verdicts)

@@ -36,8 +36,10 @@ def test_it_carries_a_study_from_site_to_signed_report(
     assert study.modality == "CT" and study.instances.count() == 3
     assert study.received_at is not None
     # In the archive, really (the session's archive may hold other slices of this CT from other tests).
-    archived = {i["MainDicomTags"]["SOPInstanceUID"]
-                for i in orthanc_server.client().study_instances(study.orthanc_id)}
+    archived = {
+        i["MainDicomTags"]["SOPInstanceUID"]
+        for i in orthanc_server.client().study_instances(study.orthanc_id)
+    }
     assert set(study.instances.values_list("sop_instance_uid", flat=True)) <= archived
 
     # The worker moves it to the reading queue.

@@ -12,9 +12,10 @@ from tests.helpers import REPO
 def test_there_is_no_int8_quantisation_path():
     # Dynamic int8 was slower than fp32 on the DenseNet and off by up to 9.2: removed, not hidden.
     assert importlib.util.find_spec("inference.quantize") is None
-    assert "quantiz" not in (REPO / "inference" / "README.md").read_text(encoding="utf-8").split(
-        "## No int8 path"
-    )[0]
+    assert (
+        "quantiz"
+        not in (REPO / "inference" / "README.md").read_text(encoding="utf-8").split("## No int8 path")[0]
+    )
 
 
 def test_the_model_package_description_is_a_model_spec_still_read_from_manifest_json():
@@ -58,11 +59,17 @@ def test_the_public_signatures_are_those_the_readme_gives():
     from inference.windowing import display_float, display_pixels, render, window_covers
 
     def keywords(fn):
-        return {name: p.default for name, p in inspect.signature(fn).parameters.items()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        return {
+            name: p.default
+            for name, p in inspect.signature(fn).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
 
     assert keywords(ModelRegistry.from_directory) == {
-        "enabled": None, "allow_unknown_age": frozenset(), "threads": 2}
+        "enabled": None,
+        "allow_unknown_age": frozenset(),
+        "threads": 2,
+    }
     assert keywords(run_preread) == {"model_name": None, "max_pixels": 36_000_000}
     assert keywords(check_quality) == {"max_pixels": 36_000_000}
     assert keywords(get_session) == {"threads": 2}
@@ -71,6 +78,10 @@ def test_the_public_signatures_are_those_the_readme_gives():
         assert keywords(fn) == {"frame": 0}
     assert keywords(window_covers) == {"function": "LINEAR"}
     readme = (REPO / "inference" / "README.md").read_text(encoding="utf-8")
-    for text in ("allow_unknown_age", "threads=2", "max_pixels=36_000_000",
-                 "display_pixels(ds, arr=None, *, frame=0)"):
+    for text in (
+        "allow_unknown_age",
+        "threads=2",
+        "max_pixels=36_000_000",
+        "display_pixels(ds, arr=None, *, frame=0)",
+    ):
         assert text in readme

@@ -40,9 +40,7 @@ def body(draft: str) -> str:
 
 
 def test_the_demo_draft_names_labels_as_a_radiologist_reads_them(tmp_path, cxr):
-    build_constant_model(
-        tmp_path, {"pneumothorax": 0.95, "pleural_effusion": 0.7}, regression=(0.0, 121.5)
-    )
+    build_constant_model(tmp_path, {"pneumothorax": 0.95, "pleural_effusion": 0.7}, regression=(0.0, 121.5))
     result = run_preread(cxr, ModelRegistry.from_directory(tmp_path))
     assert result.status == "scored", result.reason
     assert result.draft_fr.splitlines() == [
@@ -84,13 +82,21 @@ def test_a_multilabel_draft_has_no_class_name_and_no_english_in_french(tmp_path,
     film = pydicom.dcmread(cxr)
     film.PatientAge = "062Y"  # the file says "62", not a DICOM age string: unknown to the scope check
     spec = xrv_spec("xrv-constant", version="1", labels=list(XRV_LABELS), calibrated=False, weights=None)
-    positive = {"Effusion": 2.0, "Lung Opacity": 1.5, "Enlarged Cardiomediastinum": 1.0,
-                "Pleural_Thickening": 0.5}
+    positive = {
+        "Effusion": 2.0,
+        "Lung Opacity": 1.5,
+        "Enlarged Cardiomediastinum": 1.0,
+        "Pleural_Thickening": 0.5,
+    }
     build_spec_model(tmp_path, spec, positive)
     result = run_preread(film, ModelRegistry.from_directory(tmp_path))
     assert result.status == "scored", result.reason
-    assert result.positive_labels == ["Effusion", "Lung Opacity", "Enlarged Cardiomediastinum",
-                                      "Pleural_Thickening"]
+    assert result.positive_labels == [
+        "Effusion",
+        "Lung Opacity",
+        "Enlarged Cardiomediastinum",
+        "Pleural_Thickening",
+    ]
     assert body(result.draft_fr).splitlines() == [
         "- Épanchement pleural, probabilité 0,88.",
         "- Opacité pulmonaire, probabilité 0,82.",

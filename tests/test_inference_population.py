@@ -11,8 +11,13 @@ from inference.registry import ModelRegistry
 from tests.helpers import PAEDIATRIC, TESTDATA, build_constant_model, wrap_jpeg_as_dicom
 
 FILM = PAEDIATRIC / "normal/NORMAL2-IM-1427-0001.jpeg"
-CHILDREN = {"min_age_years": 0, "max_age_years": 17, "outside": "refuse",
-            "description_fr": "enfants", "description_en": "children"}
+CHILDREN = {
+    "min_age_years": 0,
+    "max_age_years": 17,
+    "outside": "refuse",
+    "description_fr": "enfants",
+    "description_en": "children",
+}
 ADULTS_WARN = {"min_age_years": 18, "outside": "warn"}
 
 
@@ -24,10 +29,15 @@ def film() -> bytes:
 
 
 def registry(tmp_path, population, **kwargs) -> ModelRegistry:
-    scope = {"modalities": ["CR", "DX"], "body_parts": ["CHEST"], "views": ["PA", "AP"],
-             "population": population}
-    build_constant_model(tmp_path, {"consolidation": 0.7}, name="paediatric",
-                         manifest_overrides={"scope": scope})
+    scope = {
+        "modalities": ["CR", "DX"],
+        "body_parts": ["CHEST"],
+        "views": ["PA", "AP"],
+        "population": population,
+    }
+    build_constant_model(
+        tmp_path, {"consolidation": 0.7}, name="paediatric", manifest_overrides={"scope": scope}
+    )
     return ModelRegistry.from_directory(tmp_path, **kwargs)
 
 
@@ -35,7 +45,8 @@ def test_a_paediatric_model_refuses_a_film_without_age(tmp_path, film):
     result = run_preread(film, registry(tmp_path, CHILDREN))
     assert result.status == "refused" and result.urgency is None and result.outputs == {}
     assert result.reason.to_dict() == {
-        "code": "age_unknown", "params": {"model": "paediatric", "age_range": "0–17"}
+        "code": "age_unknown",
+        "params": {"model": "paediatric", "age_range": "0–17"},
     }
 
 

@@ -70,8 +70,16 @@ def test_overlays_come_back_in_original_pixels_and_as_a_small_png(tmp_path):
     )
     result = run_preread(CXR_1024, registry)
     assert result.boxes == [
-        {"label": "nodule", "display_fr": "Nodule pulmonaire", "display_en": "Pulmonary nodule",
-         "score": 0.9, "x0": 256.0, "y0": 512.0, "x1": 512.0, "y1": 768.0}
+        {
+            "label": "nodule",
+            "display_fr": "Nodule pulmonaire",
+            "display_en": "Pulmonary nodule",
+            "score": 0.9,
+            "x0": 256.0,
+            "y0": 512.0,
+            "x1": 512.0,
+            "y1": 768.0,
+        }
     ]
     assert result.heatmap["width"] == 32 and result.heatmap["covers"] == [0, 0, 1024, 1024]
     png = Image.open(io.BytesIO(base64.b64decode(result.heatmap["png_base64"])))

@@ -78,8 +78,15 @@ def test_every_code_the_library_emits_has_an_english_message_with_its_parameters
 def test_every_pixel_code_has_a_message_and_the_enum_imports_without_numpy():
     assert {str(c) for c in PixelCode} <= set(MESSAGES_EN)
     assert {str(c) for c in PixelCode} == {
-        "no_pixels", "not_image", "bad_pixel_description", "too_large", "truncated",
-        "unsupported_codec", "undecodable", "multi_frame", "not_greyscale",
+        "no_pixels",
+        "not_image",
+        "bad_pixel_description",
+        "too_large",
+        "truncated",
+        "unsupported_codec",
+        "undecodable",
+        "multi_frame",
+        "not_greyscale",
     }
     assert PREREAD_ONLY == {PixelCode.MULTI_FRAME, PixelCode.NOT_GREYSCALE}
     tree = ast.parse((LIBRARY / "pixel_codes.py").read_text(encoding="utf-8"))
@@ -141,8 +148,11 @@ def test_quality_findings_of_a_truncated_real_file_are_codes(tmp_path):
 def test_the_readme_lists_every_code_with_its_parameters():
     readme = (LIBRARY / "README.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| (\w+) \| ([^|]*) \|", readme, flags=re.MULTILINE)
-    documented = {code: set() if params.strip() == "—" else {p.strip() for p in params.split(",")}
-                  for code, params in rows if code != "code"}
+    documented = {
+        code: set() if params.strip() == "—" else {p.strip() for p in params.split(",")}
+        for code, params in rows
+        if code != "code"
+    }
     assert set(documented) == set(MESSAGES_EN)
     for code, params in documented.items():
         assert params == set(PLACEHOLDER.findall(MESSAGES_EN[code])), code

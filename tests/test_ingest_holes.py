@@ -24,8 +24,11 @@ pytestmark = pytest.mark.django_db
 def send(client, *paths, priority="routine"):
     handles = [p.open("rb") for p in paths]
     try:
-        answer = client.post(reverse("api_upload"), {"files": handles, "indication": "x",
-                                                     "priority": priority}, format="multipart")
+        answer = client.post(
+            reverse("api_upload"),
+            {"files": handles, "indication": "x", "priority": priority},
+            format="multipart",
+        )
     finally:
         for h in handles:
             h.close()
@@ -34,14 +37,22 @@ def send(client, *paths, priority="routine"):
 
 
 def in_archive(orthanc_server, uid: str) -> bool:
-    found = requests.post(f"{orthanc_server.url}/tools/lookup", data=uid, timeout=5,
-                          auth=(orthanc_server.username, orthanc_server.password))
+    found = requests.post(
+        f"{orthanc_server.url}/tools/lookup",
+        data=uid,
+        timeout=5,
+        auth=(orthanc_server.username, orthanc_server.password),
+    )
     return bool(found.json())
 
 
 def slice_of(tmp_path, name, number, study_uid, sop_uid=None):
-    return dicom_copy(CT_HEAD / f"{number:02d}.dcm", tmp_path / name, StudyInstanceUID=study_uid,
-                      SOPInstanceUID=sop_uid or generate_uid())
+    return dicom_copy(
+        CT_HEAD / f"{number:02d}.dcm",
+        tmp_path / name,
+        StudyInstanceUID=study_uid,
+        SOPInstanceUID=sop_uid or generate_uid(),
+    )
 
 
 def misdeclared_syntax(tmp_path):

@@ -11,7 +11,6 @@ nothing survives a SIGKILL), right after Orthanc answered the store. The same mo
 SIGKILL of the web process is in tests/test_uploads_server_kill.py.
 """
 
-
 import pydicom
 import pytest
 import requests
@@ -54,14 +53,23 @@ def feed_from_now(orthanc_server):
 
 
 def in_archive(orthanc_server, uid: str) -> bool:
-    found = requests.post(f"{orthanc_server.url}/tools/lookup", data=uid, timeout=5,
-                          auth=(orthanc_server.username, orthanc_server.password))
+    found = requests.post(
+        f"{orthanc_server.url}/tools/lookup",
+        data=uid,
+        timeout=5,
+        auth=(orthanc_server.username, orthanc_server.password),
+    )
     return bool(found.json())
 
 
 def fresh_ct(tmp_path, name="ct.dcm"):
-    path = dicom_copy(CT_HEAD / "05.dcm", tmp_path / name, StudyInstanceUID=generate_uid(),
-                      SeriesInstanceUID=generate_uid(), SOPInstanceUID=generate_uid())
+    path = dicom_copy(
+        CT_HEAD / "05.dcm",
+        tmp_path / name,
+        StudyInstanceUID=generate_uid(),
+        SeriesInstanceUID=generate_uid(),
+        SOPInstanceUID=generate_uid(),
+    )
     return path, pydicom.dcmread(path, stop_before_pixels=True)
 
 
@@ -121,8 +129,11 @@ def test_a_form_sending_killed_between_the_archive_and_the_record_keeps_its_site
 
     def send():
         with path.open("rb") as f:
-            return tech.post(reverse("api_upload"), {"files": [f], "indication": "Traumatisme crânien",
-                                                     "priority": "stat"}, format="multipart")
+            return tech.post(
+                reverse("api_upload"),
+                {"files": [f], "indication": "Traumatisme crânien", "priority": "stat"},
+                format="multipart",
+            )
 
     with monkeypatch.context() as m:
         m.setattr("ingest.services.record_instance", _killed_after_the_store)
@@ -155,8 +166,11 @@ def test_the_feed_gives_a_siteless_study_its_sender_when_an_intent_names_one(
     study = Study.objects.get(study_instance_uid=ds.StudyInstanceUID)
     assert study.site_id is None and study.source == "archive"
     with path.open("rb") as f:
-        answer = api_client(tech_a).post(reverse("api_upload"), {
-            "files": [f], "indication": "Traumatisme crânien", "priority": "stat"}, format="multipart")
+        answer = api_client(tech_a).post(
+            reverse("api_upload"),
+            {"files": [f], "indication": "Traumatisme crânien", "priority": "stat"},
+            format="multipart",
+        )
     assert answer.json()["verdicts"][0]["outcome"] == "duplicate"
     study.refresh_from_db()
     assert study.site_id == tech_a.site_id and study.priority == "stat"

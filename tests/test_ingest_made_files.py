@@ -47,14 +47,19 @@ def test_the_table_names_every_made_file(made):
 @pytest.fixture(scope="module")
 def verdicts(made, tmp_path_factory):
     names = sorted(made)
-    return dict(zip(names, check_files([made[n] for n in names], tmp_path_factory.mktemp("checked")),
-                    strict=True))
+    return dict(
+        zip(names, check_files([made[n] for n in names], tmp_path_factory.mktemp("checked")), strict=True)
+    )
 
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_WRONG[n], strict=True)) if n in KNOWN_WRONG else n
-     for n in EXPECTED],
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_WRONG[n], strict=True))
+        if n in KNOWN_WRONG
+        else n
+        for n in EXPECTED
+    ],
 )
 def test_the_bounded_validator_refuses_each_with_its_reason(verdicts, name):
     verdict = verdicts[name]
@@ -66,8 +71,9 @@ def test_the_bounded_validator_refuses_each_with_its_reason(verdicts, name):
 def _upload(user, paths):
     handles = [p.open("rb") for p in paths]
     try:
-        return api_client(user).post(reverse("api_upload"), {"files": handles, "indication": "x"},
-                                     format="multipart")
+        return api_client(user).post(
+            reverse("api_upload"), {"files": handles, "indication": "x"}, format="multipart"
+        )
     finally:
         for handle in handles:
             handle.close()
@@ -76,8 +82,13 @@ def _upload(user, paths):
 def _good_slice(tmp_path):
     from pydicom.uid import generate_uid
 
-    return dicom_copy(CT_SERIES / "01.dcm", tmp_path / "good.dcm", StudyInstanceUID=generate_uid(),
-                      SeriesInstanceUID=generate_uid(), SOPInstanceUID=generate_uid())
+    return dicom_copy(
+        CT_SERIES / "01.dcm",
+        tmp_path / "good.dcm",
+        StudyInstanceUID=generate_uid(),
+        SeriesInstanceUID=generate_uid(),
+        SOPInstanceUID=generate_uid(),
+    )
 
 
 @pytest.mark.django_db
@@ -97,8 +108,11 @@ def test_the_ingest_gives_each_a_verdict_and_stores_only_the_good_one(tech_a, or
 
 @pytest.mark.django_db
 @pytest.mark.orthanc
-@pytest.mark.xfail(strict=True, reason="an empty file fails the whole request (400, 'Le fichier soumis est "
-                   "vide.'): the serializer refuses it before the ingest gives per-file verdicts")
+@pytest.mark.xfail(
+    strict=True,
+    reason="an empty file fails the whole request (400, 'Le fichier soumis est "
+    "vide.'): the serializer refuses it before the ingest gives per-file verdicts",
+)
 def test_an_empty_file_gets_its_own_verdict_and_the_others_are_still_ingested(tech_a, made, tmp_path):
     answer = _upload(tech_a, [_good_slice(tmp_path), made["empty.dcm"]])
     assert answer.status_code == 201, answer.content[:300]

@@ -44,14 +44,24 @@ def test_verdicts_store_a_code_and_its_parameters_never_a_sentence():
         columns = {f.name for f in model._meta.get_fields()}
         assert {"code", "params"} <= columns and "reason" not in columns, model
     assert dict(Transfer._meta.get_field("outcome").choices).keys() == {
-        "stored", "duplicate", "refused", "mixed"}
+        "stored",
+        "duplicate",
+        "refused",
+        "mixed",
+    }
     assert dict(FileVerdict._meta.get_field("outcome").choices).keys() == {"stored", "duplicate", "refused"}
 
 
 def test_the_pixel_codes_are_the_strings_the_pre_read_shares():
     assert {str(c) for c in PixelCode} - {str(c) for c in PREREAD_ONLY} == {
-        "no_pixels", "not_image", "bad_pixel_description", "too_large", "truncated", "undecodable",
-        "unsupported_codec"}
+        "no_pixels",
+        "not_image",
+        "bad_pixel_description",
+        "too_large",
+        "truncated",
+        "undecodable",
+        "unsupported_codec",
+    }
 
 
 def test_every_code_the_platform_can_give_has_a_sentence():
@@ -78,13 +88,28 @@ def test_the_checker_child_emits_codes_and_parameters_only(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_bytes(b"x" * 600)
     out = subprocess.run(
-        [sys.executable, "-m", "ingest.dicom_check", str(tmp_path), str(TRUNCATED), str(text),
-         str(CT_HEAD / "01.dcm"), str(EDGE_CASES / "pydicom" / "empty_charset_LEI.dcm")],
-        capture_output=True, check=True, cwd=REPO / "platform", timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ingest.dicom_check",
+            str(tmp_path),
+            str(TRUNCATED),
+            str(text),
+            str(CT_HEAD / "01.dcm"),
+            str(EDGE_CASES / "pydicom" / "empty_charset_LEI.dcm"),
+        ],
+        capture_output=True,
+        check=True,
+        cwd=REPO / "platform",
+        timeout=60,
     )
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(line["ok"], line["code"]) for line in lines] == [
-        (False, "truncated"), (False, "not_dicom"), (True, "ok"), (False, "missing_uid")]
+        (False, "truncated"),
+        (False, "not_dicom"),
+        (True, "ok"),
+        (False, "missing_uid"),
+    ]
     assert all("reason" not in line and isinstance(line["params"], dict) for line in lines)
     assert lines[3]["params"] == {"uid": "StudyInstanceUID"}
 
@@ -95,8 +120,12 @@ def test_the_api_renders_the_reason_in_the_language_of_the_request(tech_a):
     answers = {}
     for lang in ("fr", "en"):
         with TRUNCATED.open("rb") as f:
-            answers[lang] = client.post(reverse("api_upload"), {"files": [f], "indication": "x"},
-                                        format="multipart", HTTP_ACCEPT_LANGUAGE=lang).json()
+            answers[lang] = client.post(
+                reverse("api_upload"),
+                {"files": [f], "indication": "x"},
+                format="multipart",
+                HTTP_ACCEPT_LANGUAGE=lang,
+            ).json()
     assert answers["fr"]["verdicts"][0]["reason"] == msgid
     assert answers["en"]["verdicts"][0]["reason"] == ENGLISH_TRUNCATED
     # The same rows, read back: one code, no sentence stored.
@@ -119,8 +148,10 @@ def test_tus_answers_give_the_reason_in_the_language_of_the_request(tech_a, sett
     settings.UPLOADS_SITE_QUOTA_BYTES = 10
     tech = api_client(tech_a)
     msgid = _in("fr", "quota")
-    fr, en = (tech.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="11", HTTP_ACCEPT_LANGUAGE=lang, **TUS)
-              for lang in ("fr", "en"))
+    fr, en = (
+        tech.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="11", HTTP_ACCEPT_LANGUAGE=lang, **TUS)
+        for lang in ("fr", "en")
+    )
     assert (fr.status_code, fr.json()["code"], fr.json()["reason"]) == (413, "quota", msgid)
     assert en.json()["reason"].startswith("Site upload quota reached")
 
@@ -129,8 +160,9 @@ def test_a_transfers_verdict_is_rendered_in_the_language_of_the_status_request(t
     data = TRUNCATED.read_bytes()
     tech = api_client(tech_a)
     url = _create(tech, data)["Location"]
-    tech.generic("PATCH", url, data, content_type="application/offset+octet-stream",
-                 HTTP_UPLOAD_OFFSET="0", **TUS)
+    tech.generic(
+        "PATCH", url, data, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **TUS
+    )
     msgid = FRENCH_TRUNCATED
     assert tech.get(url, HTTP_ACCEPT_LANGUAGE="en").json()["reason"] == ENGLISH_TRUNCATED
     assert tech.get(url, HTTP_ACCEPT_LANGUAGE="fr").json()["reason"] == msgid

@@ -9,7 +9,10 @@ def test_platform_folder_never_shadows_the_standard_library():
     assert not (REPO / "platform" / "__init__.py").exists()
     out = subprocess.run(
         [sys.executable, "-c", "import platform; print(platform.__file__); platform.system()"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "/platform/" not in out.stdout.replace(str(REPO), "")
     assert not out.stdout.startswith(str(REPO))
@@ -35,8 +38,10 @@ def _settings_in(env_overrides: dict) -> subprocess.CompletedProcess:
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=REPO, env={**env, "DJANGO_SETTINGS_MODULE": "joliba.settings"},
-        capture_output=True, text=True,
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "joliba.settings"},
+        capture_output=True,
+        text=True,
     )
 
 

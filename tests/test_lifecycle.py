@@ -19,8 +19,9 @@ ALL_STATES = [s.value for s in Status]
 
 def _study(site, status: str, assigned=None) -> Study:
     n = Study.objects.count() + 1
-    return Study.objects.create(orthanc_id=f"o{n}", study_instance_uid=f"1.2.3.{n}", site=site,
-                                status=status, assigned_to=assigned)
+    return Study.objects.create(
+        orthanc_id=f"o{n}", study_instance_uid=f"1.2.3.{n}", site=site, status=status, assigned_to=assigned
+    )
 
 
 # (event, from, who) → the state reached, or the refusal code. "holder" is the radiologist the
@@ -49,8 +50,14 @@ PEOPLE = ["system", "holder", "other", "admin", "tech_a", "tech_b"]
 
 @pytest.fixture
 def people(tech_a, tech_b, radiologist, radiologist_2, admin_user):
-    return {"system": None, "holder": radiologist, "other": radiologist_2, "admin": admin_user,
-            "tech_a": tech_a, "tech_b": tech_b}
+    return {
+        "system": None,
+        "holder": radiologist,
+        "other": radiologist_2,
+        "admin": admin_user,
+        "tech_a": tech_a,
+        "tech_b": tech_b,
+    }
 
 
 def test_the_table_in_the_docstring_is_the_table_in_the_code():
@@ -85,8 +92,9 @@ def test_every_event_from_every_state_by_every_person(event, people, site_a, rad
             assert row.actor == people[who] and row.at is not None
 
 
-def test_claiming_sets_the_reader_releasing_and_returning_clear_it(site_a, radiologist, radiologist_2,
-                                                                  admin_user):
+def test_claiming_sets_the_reader_releasing_and_returning_clear_it(
+    site_a, radiologist, radiologist_2, admin_user
+):
     study = _study(site_a, Status.QUEUED)
     lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
     assert study.assigned_to == radiologist
@@ -107,8 +115,9 @@ def test_claiming_sets_the_reader_releasing_and_returning_clear_it(site_a, radio
 def test_a_study_cannot_be_created_mid_life(site_a):
     with pytest.raises(ValueError):
         lifecycle.create_study(event=Transition.CLAIM, orthanc_id="x", study_instance_uid="1.2")
-    study = lifecycle.create_study(event=Transition.ARRIVE, orthanc_id="x", study_instance_uid="1.2",
-                                   site=site_a)
+    study = lifecycle.create_study(
+        event=Transition.ARRIVE, orthanc_id="x", study_instance_uid="1.2", site=site_a
+    )
     assert study.status == Status.ARRIVING
     assert [(e.transition, e.from_status) for e in study.history] == [("arrive", "")]
 

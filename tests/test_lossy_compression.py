@@ -35,8 +35,9 @@ def test_it_compresses_a_radiograph_at_the_cr_ratio_against_the_16_bit_container
 def test_the_radiologist_sees_that_an_image_was_compressed_with_loss(tech_a, radiologist, client, tmp_path):
     result = compress_lossy(TIBIA, tmp_path / "lossy.dcm", 10)
     with result.path.open("rb") as f:
-        sent = api_client(tech_a).post(reverse("api_upload"), {"files": [f], "indication": "x"},
-                                       format="multipart")
+        sent = api_client(tech_a).post(
+            reverse("api_upload"), {"files": [f], "indication": "x"}, format="multipart"
+        )
     assert sent.json()["verdicts"][0]["outcome"] == "stored"
     instance = Instance.objects.get()
     assert instance.lossy and float(instance.lossy_ratio) == pytest.approx(result.lossy_ratio, rel=0.01)

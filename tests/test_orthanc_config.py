@@ -38,9 +38,7 @@ def _assert_hardened(config: dict, *, remote_ok: bool = False) -> None:
 def test_the_session_archive_runs_hardened(orthanc_server):
     config = json.loads(orthanc_server.config_path.read_text())
     _assert_hardened(config)
-    assert {p.rsplit("/", 1)[-1] for p in config["Plugins"]} == {
-        "libOrthancDicomWeb.so", "libOrthancGdcm.so"
-    }
+    assert {p.rsplit("/", 1)[-1] for p in config["Plugins"]} == {"libOrthancDicomWeb.so", "libOrthancGdcm.so"}
     assert orthanc_server.config_path.stat().st_mode & 0o077 == 0
 
 
@@ -51,8 +49,11 @@ def test_the_running_archive_refuses_anonymous_and_default_credentials(orthanc_s
     default = requests.get(f"{orthanc_server.url}/system", auth=("orthanc", "orthanc"), timeout=5)
     assert default.status_code == 401
     # Explorer is off: its page is not served.
-    explorer = requests.get(f"{orthanc_server.url}/app/explorer.html",
-                            auth=(orthanc_server.username, orthanc_server.password), timeout=5)
+    explorer = requests.get(
+        f"{orthanc_server.url}/app/explorer.html",
+        auth=(orthanc_server.username, orthanc_server.password),
+        timeout=5,
+    )
     assert explorer.status_code == 404
     loaded = orthanc_server.client().system()
     assert loaded["Version"].startswith("1.")
@@ -65,8 +66,9 @@ def test_the_deploy_configuration_is_hardened_too():
 
 def test_default_credentials_are_refused(tmp_path):
     with pytest.raises(ValueError):
-        archive_config(storage_dir=tmp_path, http_port=1, dicom_port=2, username="orthanc",
-                       password="orthanc")
+        archive_config(
+            storage_dir=tmp_path, http_port=1, dicom_port=2, username="orthanc", password="orthanc"
+        )
 
 
 def test_two_clients_keep_their_own_archive(orthanc_server):

@@ -127,9 +127,20 @@ def test_a_failing_model_leaves_the_study_readable_and_says_why(
     from inference.demo import DEMO_LABELS
 
     # The manifest names an output the network does not have: the model fails on every image.
-    build_constant_model(models_dir, probabilities={"pneumothorax": 0.95}, manifest_overrides={"outputs": [
-        {"name": "missing", "kind": "probabilities", "activation": "sigmoid", "labels": list(DEMO_LABELS)}
-    ]})
+    build_constant_model(
+        models_dir,
+        probabilities={"pneumothorax": 0.95},
+        manifest_overrides={
+            "outputs": [
+                {
+                    "name": "missing",
+                    "kind": "probabilities",
+                    "activation": "sigmoid",
+                    "labels": list(DEMO_LABELS),
+                }
+            ]
+        },
+    )
     study = send_chest(tech_a, tmp_path)
     prepare_study_for_reading(study.pk)
     run = PreRead.objects.get(study=study)
@@ -187,8 +198,10 @@ def test_the_read_page_offers_the_labelled_draft_and_overlays(
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Once the radiologist has written their own findings, the AI label goes.
-    client.post(reverse("read", args=[study.pk]), {"findings": "Pneumothorax droit confirmé.",
-                                                   "conclusion": "Pneumothorax.", "save": "1"})
+    client.post(
+        reverse("read", args=[study.pk]),
+        {"findings": "Pneumothorax droit confirmé.", "conclusion": "Pneumothorax.", "save": "1"},
+    )
     page = client.get(reverse("read", args=[study.pk])).content.decode()
     assert 'id="ai-draft-label"' not in page and "Pneumothorax droit confirmé." in page
 
@@ -222,8 +235,15 @@ def test_the_web_process_never_imports_onnxruntime():
         "print('onnxruntime' in sys.modules, 'inference.preread' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
-        env={"PYTHONPATH": str(REPO / "platform"), "DJANGO_SETTINGS_MODULE": "joliba.settings",
-             "PATH": "/usr/bin:/bin"},
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={
+            "PYTHONPATH": str(REPO / "platform"),
+            "DJANGO_SETTINGS_MODULE": "joliba.settings",
+            "PATH": "/usr/bin:/bin",
+        },
     )
     assert out.stdout.split() == ["False", "False"], out.stderr

@@ -89,18 +89,37 @@ def own_worker(django_db_setup, orthanc_server, tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": database_url(settings.DATABASES["default"]),
-        "ORTHANC_URL": orthanc_server.url, "ORTHANC_USERNAME": orthanc_server.username,
-        "ORTHANC_PASSWORD": orthanc_server.password, "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "INGEST_SPOOL_DIR": str(tmp_path / "spool"), "JOLIBA_MODELS_DIR": str(models),
+        "ORTHANC_URL": orthanc_server.url,
+        "ORTHANC_USERNAME": orthanc_server.username,
+        "ORTHANC_PASSWORD": orthanc_server.password,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "INGEST_SPOOL_DIR": str(tmp_path / "spool"),
+        "JOLIBA_MODELS_DIR": str(models),
         "PYTHONPATH": str(REPO / "platform"),
     }
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, "--pool=prefork",
-             "--concurrency=1", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--loglevel=INFO"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "joliba",
+                "worker",
+                "-Q",
+                queue,
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     try:
         wait_for(lambda: b" ready." in log_path.read_bytes() or proc.poll() is not None, timeout=60)

@@ -36,8 +36,11 @@ def _grey(data: bytes) -> np.ndarray:
 
 def _preview(tech_a, radiologist, path) -> np.ndarray:
     with path.open("rb") as f:
-        sent = api_client(tech_a).post(reverse("api_upload"), {"files": [f], "indication": "Toux",
-                                                              "priority": "routine"}, format="multipart")
+        sent = api_client(tech_a).post(
+            reverse("api_upload"),
+            {"files": [f], "indication": "Toux", "priority": "routine"},
+            format="multipart",
+        )
     assert sent.status_code == 201 and sent.json()["verdicts"][0]["outcome"] == "stored", sent.content
     instance = Instance.objects.get(study_id=sent.json()["verdicts"][0]["study"])
     page = api_client(radiologist).get(reverse("api_preview", args=[instance.study_id, instance.pk]))

@@ -15,14 +15,24 @@ from tests.paths import REPO
 
 
 def test_the_quickstart_server_sends_static_files_gzipped(tmp_path):
-    env = {**os.environ, "JOLIBA_ENV": "development", "DEBUG": "1", "STATIC_ROOT": str(tmp_path / "static"),
-           "JOLIBA_DATA_DIR": str(tmp_path), "PYTHONPATH": str(REPO / "platform")}
+    env = {
+        **os.environ,
+        "JOLIBA_ENV": "development",
+        "DEBUG": "1",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "JOLIBA_DATA_DIR": str(tmp_path),
+        "PYTHONPATH": str(REPO / "platform"),
+    }
     env.pop("DATABASE_URL", None)
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], env=env, check=True, timeout=300)
     port = free_port()
-    server = subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/static/uploads/send.js"
         deadline = time.monotonic() + 30

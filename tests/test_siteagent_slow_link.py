@@ -35,8 +35,23 @@ def token_for(user) -> str:
 
 
 def push(url, token, state_dir, *paths, extra=(), **popen):
-    cmd = [sys.executable, "-m", "siteagent", "--server", url, "--token", token,
-           "--state-dir", str(state_dir), "--retry-base", "0.2", "--wait", "60", *extra, *map(str, paths)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "siteagent",
+        "--server",
+        url,
+        "--token",
+        token,
+        "--state-dir",
+        str(state_dir),
+        "--retry-base",
+        "0.2",
+        "--wait",
+        "60",
+        *extra,
+        *map(str, paths),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = (Path(state_dir).parent / "agent.log").open("ab")
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env, cwd=REPO, **popen)
@@ -73,8 +88,9 @@ def test_it_delivers_complete_studies_through_a_link_cut_every_two_seconds(
 ):
     ct = [CT_HEAD / f"{i:02d}.dcm" for i in range(1, 7)]
     with SlowLink(target(live_server), rate_bps=2_000_000, rtt_s=0.1, cut_every_s=2.5, down_s=0.3) as link:
-        summary = summary_of(push(link.url, token_for(tech_a), tmp_path / "state", TIBIA, *ct,
-                                  extra=["--priority", "urgent"]))
+        summary = summary_of(
+            push(link.url, token_for(tech_a), tmp_path / "state", TIBIA, *ct, extra=["--priority", "urgent"])
+        )
         stats = link.stats()
     assert stats["cuts"] >= 3 and stats["connections_cut"] >= 2, stats
     assert summary["pending_items"] == 0 and len(summary["studies"]) == 2
@@ -111,13 +127,16 @@ def test_an_agent_killed_mid_upload_finishes_the_job_when_restarted(
     assert_pixels_identical(orthanc_server, study, [TIBIA])
 
 
-def test_a_stat_study_overtakes_routine_ones_already_waiting(
-    live_server, shared_spool, tech_a, tmp_path
-):
+def test_a_stat_study_overtakes_routine_ones_already_waiting(live_server, shared_spool, tech_a, tmp_path):
     state = tmp_path / "state"
     with SlowLink(target(live_server), rate_bps=2_000_000, rtt_s=0.05) as link:
-        routine = push(link.url, token_for(tech_a), state, *[CT_HEAD / f"{i:02d}.dcm" for i in range(1, 29)],
-                       extra=["--chunk-size", "262144"])
+        routine = push(
+            link.url,
+            token_for(tech_a),
+            state,
+            *[CT_HEAD / f"{i:02d}.dcm" for i in range(1, 29)],
+            extra=["--chunk-size", "262144"],
+        )
         wait_for(lambda: link.stats()["bytes_up"] > 100_000, timeout=60, interval=0.05)
         stat = push(link.url, token_for(tech_a), state, TIBIA, extra=["--priority", "stat"])
         assert summary_of(stat)["queued"] is True  # the running sender takes it, by urgency

@@ -17,8 +17,12 @@ pytestmark = pytest.mark.django_db
 def test_it_keeps_a_complete_upload_while_the_archive_is_down_and_stores_it_once_back_up(
     tech_a, settings, tmp_path, orthanc_server
 ):
-    path = dicom_copy(CT_HEAD / "03.dcm", tmp_path / "03.dcm", StudyInstanceUID=generate_uid(),
-                      SOPInstanceUID=generate_uid())
+    path = dicom_copy(
+        CT_HEAD / "03.dcm",
+        tmp_path / "03.dcm",
+        StudyInstanceUID=generate_uid(),
+        SOPInstanceUID=generate_uid(),
+    )
     data = path.read_bytes()
     tech = api_client(tech_a)
     created = _create(tech, data)

@@ -27,8 +27,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.orthanc]
 
 def ct_slices(tmp_path, count: int) -> list[bytes]:
     study = generate_uid()
-    return [dicom_copy(CT_HEAD / f"{1 + i % 28:02d}.dcm", tmp_path / f"{i}.dcm", StudyInstanceUID=study,
-                       SOPInstanceUID=generate_uid()).read_bytes() for i in range(count)]
+    return [
+        dicom_copy(
+            CT_HEAD / f"{1 + i % 28:02d}.dcm",
+            tmp_path / f"{i}.dcm",
+            StudyInstanceUID=study,
+            SOPInstanceUID=generate_uid(),
+        ).read_bytes()
+        for i in range(count)
+    ]
 
 
 def queued_tasks() -> int:
@@ -40,17 +47,17 @@ def queued_tasks() -> int:
 
 def in_a_thread(work):
     """Run `work` on its own database connection, as another request of the web server would."""
+
     def run(*args):
         try:
             return work(*args)
         finally:
             connection.close()
+
     return run
 
 
-def test_creating_a_transfer_leaves_the_sites_complete_ones_to_their_finaliser(
-    tech_a, tmp_path, monkeypatch
-):
+def test_creating_a_transfer_leaves_the_sites_complete_ones_to_their_finaliser(tech_a, tmp_path, monkeypatch):
     monkeypatch.setattr(tasks.finalise_transfer, "delay", lambda *a, **k: None)  # by hand here
     [data, other] = ct_slices(tmp_path, 2)
     tech = api_client(tech_a)

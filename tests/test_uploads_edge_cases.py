@@ -33,13 +33,17 @@ def _meta(**values: str) -> str:
 
 def send(client, name: str, data: bytes) -> dict:
     """One file through tus; every answer on the way is checked, none may be a 500."""
-    created = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)), **TUS,
-                          HTTP_UPLOAD_METADATA=_meta(filename=name.rsplit("/", 1)[-1],
-                                                     sha256=hashlib.sha256(data).hexdigest()))
+    created = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(len(data)),
+        **TUS,
+        HTTP_UPLOAD_METADATA=_meta(filename=name.rsplit("/", 1)[-1], sha256=hashlib.sha256(data).hexdigest()),
+    )
     assert created.status_code == 201, (name, created.status_code, created.content[:300])
     url = created["Location"]
-    patched = client.generic("PATCH", url, data, content_type="application/offset+octet-stream",
-                             HTTP_UPLOAD_OFFSET="0", **TUS)
+    patched = client.generic(
+        "PATCH", url, data, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **TUS
+    )
     assert patched.status_code == 204, (name, patched.status_code, patched.content[:300])
     assert patched["Upload-Offset"] == str(len(data))
     status = client.get(url)
@@ -72,17 +76,25 @@ def test_it_gives_every_edge_case_file_sent_through_tus_the_direct_paths_verdict
     for row in FileVerdict.objects.exclude(outcome="refused"):
         instance = Instance.objects.get(sop_instance_uid=row.sop_instance_uid)
         assert archive.instance_tags(instance.orthanc_id)["SOPInstanceUID"] == row.sop_instance_uid
-    assert not FileVerdict.objects.filter(outcome="refused", sop_instance_uid__in=Instance.objects.values(
-        "sop_instance_uid")).exists()
+    assert not FileVerdict.objects.filter(
+        outcome="refused", sop_instance_uid__in=Instance.objects.values("sop_instance_uid")
+    ).exists()
     assert elapsed < 90, elapsed
 
 
 def fresh_study(tmp_path, numbers) -> list[bytes]:
     """CT slices copied under new UIDs: a study of their own in the session's shared Orthanc."""
     study, series = generate_uid(), generate_uid()
-    return [dicom_copy(CT_HEAD / f"{i:02d}.dcm", tmp_path / f"{i:02d}.dcm", StudyInstanceUID=study,
-                       SeriesInstanceUID=series, SOPInstanceUID=generate_uid()).read_bytes()
-            for i in numbers]
+    return [
+        dicom_copy(
+            CT_HEAD / f"{i:02d}.dcm",
+            tmp_path / f"{i:02d}.dcm",
+            StudyInstanceUID=study,
+            SeriesInstanceUID=series,
+            SOPInstanceUID=generate_uid(),
+        ).read_bytes()
+        for i in numbers
+    ]
 
 
 def _bundle(path, members: dict[str, bytes]):
@@ -99,22 +111,37 @@ def test_it_refuses_bundle_members_its_manifest_does_not_list(tech_a, tmp_path):
     instances = []
     for data in listed.values():
         ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), stop_before_pixels=True)
-        instances.append({"sop_instance_uid": str(ds.SOPInstanceUID),
-                          "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+        instances.append(
+            {
+                "sop_instance_uid": str(ds.SOPInstanceUID),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            }
+        )
     manifest = client.post("/api/v1/uploads/manifests/", {"instances": instances}, format="json").json()
     bundle = _bundle(tmp_path / "lot.zip", {**listed, "intrus.dcm": stranger})
-    created = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(bundle)), **TUS,
-                          HTTP_UPLOAD_METADATA=_meta(filename="lot.zip", kind="bundle",
-                                                     manifest=manifest["id"],
-                                                     sha256=hashlib.sha256(bundle).hexdigest()))
+    created = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(len(bundle)),
+        **TUS,
+        HTTP_UPLOAD_METADATA=_meta(
+            filename="lot.zip",
+            kind="bundle",
+            manifest=manifest["id"],
+            sha256=hashlib.sha256(bundle).hexdigest(),
+        ),
+    )
     url = created["Location"]
-    patched = client.generic("PATCH", url, bundle, content_type="application/offset+octet-stream",
-                             HTTP_UPLOAD_OFFSET="0", **TUS)
+    patched = client.generic(
+        "PATCH", url, bundle, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **TUS
+    )
     assert patched.status_code == 204
     status = client.get(url).json()
     assert status["state"] == "finalised" and status["outcome"] == "mixed", status
-    verdicts = {v["filename"]: v for v in
-                client.get(f"/api/v1/uploads/manifests/?id={manifest['id']}").json()["verdicts"]}
+    verdicts = {
+        v["filename"]: v
+        for v in client.get(f"/api/v1/uploads/manifests/?id={manifest['id']}").json()["verdicts"]
+    }
     assert set(verdicts) == {"09.dcm", "10.dcm", "intrus.dcm"}  # a verdict per member, none dropped
     assert verdicts["intrus.dcm"]["outcome"] == "refused"
     assert verdicts["intrus.dcm"]["code"] == "not_in_manifest"
@@ -130,17 +157,35 @@ def test_it_refuses_a_bundle_that_is_only_strangers_or_empty_with_a_reason(tech_
     client = api_client(tech_a)
     data, other = fresh_study(tmp_path, (12, 13))
     ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), stop_before_pixels=True)
-    manifest = client.post("/api/v1/uploads/manifests/", {"instances": [
-        {"sop_instance_uid": str(ds.SOPInstanceUID), "sha256": hashlib.sha256(data).hexdigest(),
-         "size": len(data)}]}, format="json").json()
-    for members, code in (({"autre.dcm": other}, "not_in_manifest"),
-                          ({}, "bundle_empty")):
+    manifest = client.post(
+        "/api/v1/uploads/manifests/",
+        {
+            "instances": [
+                {
+                    "sop_instance_uid": str(ds.SOPInstanceUID),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                }
+            ]
+        },
+        format="json",
+    ).json()
+    for members, code in (({"autre.dcm": other}, "not_in_manifest"), ({}, "bundle_empty")):
         bundle = _bundle(tmp_path / f"{code}.zip", members)
-        url = client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(bundle)), **TUS,
-                          HTTP_UPLOAD_METADATA=_meta(filename="lot.zip", kind="bundle",
-                                                     manifest=manifest["id"]))["Location"]
-        client.generic("PATCH", url, bundle, content_type="application/offset+octet-stream",
-                       HTTP_UPLOAD_OFFSET="0", **TUS)
+        url = client.post(
+            "/api/v1/uploads/",
+            HTTP_UPLOAD_LENGTH=str(len(bundle)),
+            **TUS,
+            HTTP_UPLOAD_METADATA=_meta(filename="lot.zip", kind="bundle", manifest=manifest["id"]),
+        )["Location"]
+        client.generic(
+            "PATCH",
+            url,
+            bundle,
+            content_type="application/offset+octet-stream",
+            HTTP_UPLOAD_OFFSET="0",
+            **TUS,
+        )
         status = client.get(url).json()
         assert (status["outcome"], status["code"]) == ("refused", code), status
         assert status["reason"]

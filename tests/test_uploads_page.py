@@ -77,8 +77,12 @@ def test_it_resumes_a_study_after_a_dropped_link_and_a_reload(
         cdp.send("Network.enable")
         cdp.send("Network.emulateNetworkConditions", SLOW_LINK)
         patches: list[tuple[str, int]] = []
-        page.on("request", lambda r: r.method == "PATCH" and patches.append(
-            (r.url, int(r.headers.get("upload-offset", "-1")))))
+        page.on(
+            "request",
+            lambda r: (
+                r.method == "PATCH" and patches.append((r.url, int(r.headers.get("upload-offset", "-1"))))
+            ),
+        )
 
         page.goto(f"{url}/send/?chunk=65536")
         assert page.locator("#fallback").is_hidden()

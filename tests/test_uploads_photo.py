@@ -9,8 +9,14 @@ from ingest.validation import check_files
 from tests.paths import FILM_PHOTO as FILM
 from uploads.photo import PhotoRefused, wrap_photo
 
-FACTS = {"patient_name": "DIARRA^Awa", "patient_id": "KY-0042", "patient_sex": "f",
-         "patient_birth_date": "20190301", "modality": "cr", "body_part": "chest"}
+FACTS = {
+    "patient_name": "DIARRA^Awa",
+    "patient_id": "KY-0042",
+    "patient_sex": "f",
+    "patient_birth_date": "20190301",
+    "modality": "cr",
+    "body_part": "chest",
+}
 
 
 def test_a_film_photo_is_wrapped_with_the_typed_facts_and_the_same_pixels(tmp_path):
@@ -18,7 +24,11 @@ def test_a_film_photo_is_wrapped_with_the_typed_facts_and_the_same_pixels(tmp_pa
     ds = pydicom.dcmread(out)
     assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
     assert (str(ds.PatientName), ds.PatientID, ds.PatientSex, ds.Modality) == (
-        "DIARRA^Awa", "KY-0042", "F", "CR")
+        "DIARRA^Awa",
+        "KY-0042",
+        "F",
+        "CR",
+    )
     assert ds.ConversionType == "DF" and ds.LossyImageCompression == "01"
     expected = np.asarray(Image.open(FILM).convert("L"))
     assert np.array_equal(ds.pixel_array, expected)

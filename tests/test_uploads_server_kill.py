@@ -54,9 +54,18 @@ class Server:
         self.port, self.starts = free_port(), self.starts + 1
         log = (self.log_dir / f"server-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks",
-             f"127.0.0.1:{self.port}"],
-            env={**self.env, **overrides}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "manage.py",
+                "runserver",
+                "--noreload",
+                "--skip-checks",
+                f"127.0.0.1:{self.port}",
+            ],
+            env={**self.env, **overrides},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
 
         def ready() -> bool:
@@ -133,10 +142,14 @@ class HoldingOrthanc:
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() in ("authorization", "content-type", "accept")}
-                got = requests.request(self.command, proxy.target + self.path, data=body, headers=headers,
-                                       timeout=60)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in ("authorization", "content-type", "accept")
+                }
+                got = requests.request(
+                    self.command, proxy.target + self.path, data=body, headers=headers, timeout=60
+                )
                 if self.command == "POST" and self.path.rstrip("/") == "/instances" and proxy.armed:
                     proxy.armed = False
                     proxy.answer = got.json()
@@ -183,15 +196,27 @@ def token_for(user) -> str:
 
 def fresh_instance(src: Path, dst: Path) -> Path:
     """A copy with new UIDs: its own study in the session's Orthanc, untouched by other tests."""
-    return dicom_copy(src, dst, StudyInstanceUID=generate_uid(), SeriesInstanceUID=generate_uid(),
-                      SOPInstanceUID=generate_uid())
+    return dicom_copy(
+        src,
+        dst,
+        StudyInstanceUID=generate_uid(),
+        SeriesInstanceUID=generate_uid(),
+        SOPInstanceUID=generate_uid(),
+    )
 
 
 def create(srv: Server, token: str, data: bytes, name: str, **meta: str) -> str:
-    answer = requests.post(f"{srv.url}/api/v1/uploads/", timeout=10, headers=_headers(
-        token, **{"Upload-Length": str(len(data)),
-                  "Upload-Metadata": _meta(filename=name, sha256=hashlib.sha256(data).hexdigest(),
-                                           **meta)}))
+    answer = requests.post(
+        f"{srv.url}/api/v1/uploads/",
+        timeout=10,
+        headers=_headers(
+            token,
+            **{
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": _meta(filename=name, sha256=hashlib.sha256(data).hexdigest(), **meta),
+            },
+        ),
+    )
     assert answer.status_code == 201, answer.text
     return "/api/v1/uploads/" + answer.headers["Location"].rstrip("/").rsplit("/", 1)[1] + "/"
 
@@ -203,8 +228,14 @@ def head_offset(srv: Server, token: str, path: str) -> int:
 
 
 def patch(srv: Server, token: str, path: str, offset: int, body: bytes) -> requests.Response:
-    return requests.patch(srv.url + path, data=body, timeout=60, headers=_headers(
-        token, **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}))
+    return requests.patch(
+        srv.url + path,
+        data=body,
+        timeout=60,
+        headers=_headers(
+            token, **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+        ),
+    )
 
 
 def assert_stored_once(orthanc_server, sop_uid: str, study_uid: str) -> None:
@@ -232,13 +263,20 @@ def test_it_resumes_a_patch_cut_by_a_killed_server_from_an_acknowledged_offset(
     sent = 700_000
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.putrequest("PATCH", path)
-    for key, value in _headers(token, **{"Upload-Offset": "0", "Content-Length": str(len(data)),
-                                         "Content-Type": "application/offset+octet-stream"}).items():
+    for key, value in _headers(
+        token,
+        **{
+            "Upload-Offset": "0",
+            "Content-Length": str(len(data)),
+            "Content-Type": "application/offset+octet-stream",
+        },
+    ).items():
         conn.putheader(key, value)
     conn.endheaders()
     for start in range(0, sent, 50_000):
-        conn.send(data[start:min(start + 50_000, sent)])
+        conn.send(data[start : min(start + 50_000, sent)])
         time.sleep(0.01)
+
     # The server checkpoints a long PATCH: some offset is acknowledged while the request is open.
     def checkpointed() -> int:
         offset = head_offset(server, token, path)
@@ -325,8 +363,9 @@ def test_it_stores_an_instance_once_when_the_server_dies_mid_finalisation(
         assert patch(server, token, path, 0, data).status_code == 204
         proxy.armed = True
         # The status request finalises in the server process; it will never answer.
-        asking = threading.Thread(target=lambda: _quietly(requests.get, server.url + path,
-                                                          headers=_headers(token), timeout=60))
+        asking = threading.Thread(
+            target=lambda: _quietly(requests.get, server.url + path, headers=_headers(token), timeout=60)
+        )
         asking.start()
         assert proxy.stored.wait(30), "the server never stored the instance"
         server.kill()
@@ -370,8 +409,9 @@ def test_a_server_killed_mid_finalisation_leaves_the_feed_a_study_with_its_site(
         upload_id = path.rstrip("/").rsplit("/", 1)[1]
         assert patch(server, token, path, 0, data).status_code == 204
         proxy.armed = True
-        asking = threading.Thread(target=lambda: _quietly(requests.get, server.url + path,
-                                                          headers=_headers(token), timeout=60))
+        asking = threading.Thread(
+            target=lambda: _quietly(requests.get, server.url + path, headers=_headers(token), timeout=60)
+        )
         asking.start()
         assert proxy.stored.wait(30), "the server never stored the instance"
         server.kill()
@@ -412,7 +452,12 @@ def _row_unlocked(upload_id: str) -> bool:
 def test_the_server_process_answers_tus_with_the_test_database(server, tech_a):
     """Guard for the harness itself: the subprocess sees this test's rows (else every test above lies)."""
     server.start()
-    answer = requests.post(f"{server.url}/api/v1/uploads/", timeout=10, headers=_headers(
-        token_for(tech_a), **{"Upload-Length": "10", "Upload-Metadata": _meta(filename="x.dcm")}))
+    answer = requests.post(
+        f"{server.url}/api/v1/uploads/",
+        timeout=10,
+        headers=_headers(
+            token_for(tech_a), **{"Upload-Length": "10", "Upload-Metadata": _meta(filename="x.dcm")}
+        ),
+    )
     assert answer.status_code == 201, answer.text
     assert Transfer.objects.filter(submission__site=tech_a.site).count() == 1

@@ -24,20 +24,31 @@ pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 
 def slices(tmp_path, numbers) -> list[bytes]:
     study, series = generate_uid(), generate_uid()
-    return [dicom_copy(CT_HEAD / f"{n:02d}.dcm", tmp_path / f"{n:02d}.dcm", StudyInstanceUID=study,
-                       SeriesInstanceUID=series, SOPInstanceUID=generate_uid()).read_bytes()
-            for n in numbers]
+    return [
+        dicom_copy(
+            CT_HEAD / f"{n:02d}.dcm",
+            tmp_path / f"{n:02d}.dcm",
+            StudyInstanceUID=study,
+            SeriesInstanceUID=series,
+            SOPInstanceUID=generate_uid(),
+        ).read_bytes()
+        for n in numbers
+    ]
 
 
 def listed(data: bytes) -> dict:
     ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), stop_before_pixels=True)
-    return {"sop_instance_uid": str(ds.SOPInstanceUID), "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data)}
+    return {
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
 
 
 def manifest(tech, **body) -> str:
-    answer = tech.post("/api/v1/uploads/manifests/", {"priority": "urgent", "indication": "Toux",
-                                                      **body}, format="json")
+    answer = tech.post(
+        "/api/v1/uploads/manifests/", {"priority": "urgent", "indication": "Toux", **body}, format="json"
+    )
     assert answer.status_code == 201, answer.content
     return answer.json()["id"]
 
@@ -105,8 +116,15 @@ def test_a_photo_with_its_manifest_is_received_once_its_verdict_is_in(tech_a, ra
     out = io.BytesIO()
     Image.fromarray((np.arange(256 * 256) % 256).astype(np.uint8).reshape(256, 256)).save(out, format="PNG")
     mid = manifest(tech, files=1, instances=[])
-    answer = send(tech, out.getvalue(), manifest=mid, kind="photo", filename="film.png",
-                  patient_name="DIARRA^Awa", modality="CR")
+    answer = send(
+        tech,
+        out.getvalue(),
+        manifest=mid,
+        kind="photo",
+        filename="film.png",
+        patient_name="DIARRA^Awa",
+        modality="CR",
+    )
     assert answer["outcome"] == "stored", answer
     study = the_study()
     assert study.status == "received" and study.expected_instances == 1
@@ -125,8 +143,9 @@ def test_the_form_and_the_api_announce_their_study_once_every_file_has_a_verdict
     handles = [io.BytesIO(f) for f in files]
     for i, h in enumerate(handles):
         h.name = f"{i}.dcm"
-    answer = api_client(tech_a).post(reverse("api_upload"), {"files": handles, "indication": "x"},
-                                     format="multipart")
+    answer = api_client(tech_a).post(
+        reverse("api_upload"), {"files": handles, "indication": "x"}, format="multipart"
+    )
     assert [v["outcome"] for v in answer.json()["verdicts"]] == ["stored", "stored"]
     assert the_study().status == "received" and the_study().instances.count() == 2
     events = list(the_study().events.values_list("transition", flat=True))

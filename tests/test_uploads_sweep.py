@@ -68,8 +68,11 @@ def test_a_photo_nothing_can_read_gets_a_verdict_and_the_status_request_never_50
 
 
 def test_wrapping_refuses_what_pillow_or_pydicom_cannot_take(tmp_path):
-    for data, code in ((wide_png(), "photo_too_large"), (fuzzed_tiff(), "photo_unreadable"),
-                       (b"GIF89a" + b"\0" * 100, "photo_unreadable")):
+    for data, code in (
+        (wide_png(), "photo_too_large"),
+        (fuzzed_tiff(), "photo_unreadable"),
+        (b"GIF89a" + b"\0" * 100, "photo_unreadable"),
+    ):
         source = tmp_path / "in"
         source.write_bytes(data)
         with pytest.raises(PhotoRefused) as refused:
@@ -79,8 +82,12 @@ def test_wrapping_refuses_what_pillow_or_pydicom_cannot_take(tmp_path):
 
 def fresh_slice(tmp_path, number: int) -> bytes:
     """A CT slice of a study of its own: the session's archive is shared with other tests."""
-    return dicom_copy(CT_HEAD / f"{number:02d}.dcm", tmp_path / f"{number:02d}.dcm",
-                      StudyInstanceUID=generate_uid(), SOPInstanceUID=generate_uid()).read_bytes()
+    return dicom_copy(
+        CT_HEAD / f"{number:02d}.dcm",
+        tmp_path / f"{number:02d}.dcm",
+        StudyInstanceUID=generate_uid(),
+        SOPInstanceUID=generate_uid(),
+    ).read_bytes()
 
 
 def test_an_input_nothing_foresaw_is_refused_as_unprocessable_not_retried_for_ever(
@@ -123,8 +130,12 @@ def test_the_sweep_finishes_every_transfer_even_behind_ones_that_fail(
     monkeypatch.setattr(finalisation, "_check", database_trouble)
     tasks.sweep_transfers()
     states = dict(Transfer.objects.values_list("filename", "state"))
-    assert states == {"stuck.dcm": "complete", "large.png": "finalised", "scan.tif": "finalised",
-                      "21.dcm": "finalised"}
+    assert states == {
+        "stuck.dcm": "complete",
+        "large.png": "finalised",
+        "scan.tif": "finalised",
+        "21.dcm": "finalised",
+    }
     assert Transfer.objects.get(filename="21.dcm").outcome == "stored"
     monkeypatch.setattr(finalisation, "_check", check)
     tasks.sweep_transfers()  # the next sweep gives the last one its verdict

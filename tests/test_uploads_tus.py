@@ -24,13 +24,21 @@ def _meta(**values) -> str:
 def _create(client, data: bytes, **meta):
     meta.setdefault("filename", "01.dcm")
     meta.setdefault("sha256", hashlib.sha256(data).hexdigest())
-    return client.post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)),
-                       HTTP_UPLOAD_METADATA=_meta(**meta), **TUS)
+    return client.post(
+        "/api/v1/uploads/", HTTP_UPLOAD_LENGTH=str(len(data)), HTTP_UPLOAD_METADATA=_meta(**meta), **TUS
+    )
 
 
 def _patch(client, url, offset, body, **extra):
-    return client.generic("PATCH", url, body, content_type="application/offset+octet-stream",
-                          HTTP_UPLOAD_OFFSET=str(offset), **TUS, **extra)
+    return client.generic(
+        "PATCH",
+        url,
+        body,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET=str(offset),
+        **TUS,
+        **extra,
+    )
 
 
 def test_it_announces_tus_and_its_extensions(client):
@@ -44,8 +52,12 @@ def test_it_announces_tus_and_its_extensions(client):
 def test_it_refuses_strangers_and_wrong_versions(client, tech_a, radiologist):
     data = b"x" * 10
     assert _create(client, data).status_code == 401
-    assert api_client(tech_a).post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="10",
-                                   HTTP_TUS_RESUMABLE="0.2.2").status_code == 412
+    assert (
+        api_client(tech_a)
+        .post("/api/v1/uploads/", HTTP_UPLOAD_LENGTH="10", HTTP_TUS_RESUMABLE="0.2.2")
+        .status_code
+        == 412
+    )
     assert _create(api_client(radiologist), data).status_code == 403
 
 
@@ -152,12 +164,23 @@ def test_a_study_is_received_only_when_its_manifest_is_complete(tech_a):
     import pydicom
 
     uids = [pydicom.dcmread(CT_HEAD / f"{i:02d}.dcm", stop_before_pixels=True) for i in (4, 5)]
-    manifest = tech.post("/api/v1/uploads/manifests/", {
-        "priority": "stat", "indication": "Traumatisme crânien",
-        "study_instance_uid": str(uids[0].StudyInstanceUID),
-        "instances": [{"sop_instance_uid": str(d.SOPInstanceUID), "sha256": hashlib.sha256(f).hexdigest(),
-                       "size": len(f)} for d, f in zip(uids, files, strict=True)],
-    }, format="json")
+    manifest = tech.post(
+        "/api/v1/uploads/manifests/",
+        {
+            "priority": "stat",
+            "indication": "Traumatisme crânien",
+            "study_instance_uid": str(uids[0].StudyInstanceUID),
+            "instances": [
+                {
+                    "sop_instance_uid": str(d.SOPInstanceUID),
+                    "sha256": hashlib.sha256(f).hexdigest(),
+                    "size": len(f),
+                }
+                for d, f in zip(uids, files, strict=True)
+            ],
+        },
+        format="json",
+    )
     assert manifest.status_code == 201, manifest.content
     mid = manifest.json()["id"]
     assert len(manifest.json()["missing"]) == 2

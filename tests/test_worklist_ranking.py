@@ -10,8 +10,12 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 def case(priority="routine", minutes_ago=0.0, ai=None, critical=False) -> CaseFactors:
-    return CaseFactors(priority=priority, waiting_since=NOW - timedelta(minutes=minutes_ago),
-                       ai_urgency=ai, ai_critical=critical)
+    return CaseFactors(
+        priority=priority,
+        waiting_since=NOW - timedelta(minutes=minutes_ago),
+        ai_urgency=ai,
+        ai_critical=critical,
+    )
 
 
 def order(named: dict[str, CaseFactors], now=NOW, **kwargs) -> list[str]:
@@ -20,7 +24,9 @@ def order(named: dict[str, CaseFactors], now=NOW, **kwargs) -> list[str]:
 
 def test_clinical_priority_orders_fresh_cases_without_ai():
     assert order({"routine": case("routine"), "stat": case("stat"), "urgent": case("urgent")}) == [
-        "stat", "urgent", "routine"
+        "stat",
+        "urgent",
+        "routine",
     ]
 
 
@@ -39,9 +45,7 @@ def test_a_low_ai_urgency_does_not_overtake_clinical_priority():
 def test_a_routine_case_past_its_sla_overtakes_a_fresh_urgent_one():
     fresh_urgent = case("urgent", 0)
     assert order({"routine": case("routine", 12 * 60), "urgent": fresh_urgent}) == ["urgent", "routine"]
-    assert order({"routine": case("routine", 24 * 60 + 1), "urgent": fresh_urgent}) == [
-        "routine", "urgent"
-    ]
+    assert order({"routine": case("routine", 24 * 60 + 1), "urgent": fresh_urgent}) == ["routine", "urgent"]
 
 
 def test_an_urgent_case_at_its_sla_overtakes_a_fresh_stat_one():
@@ -51,9 +55,7 @@ def test_an_urgent_case_at_its_sla_overtakes_a_fresh_stat_one():
 def test_nothing_starves_even_against_the_highest_possible_newcomer():
     """A routine case with no AI finding eventually beats a fresh STAT with a critical AI flag."""
     newcomer = rank_case(case("stat", 0, ai=1.0, critical=True), now=NOW).score
-    waited = next(
-        h for h in range(1, 24 * 7) if rank_case(case("routine", h * 60), now=NOW).score > newcomer
-    )
+    waited = next(h for h in range(1, 24 * 7) if rank_case(case("routine", h * 60), now=NOW).score > newcomer)
     assert waited <= 72, f"a routine case waits {waited} h before it beats any newcomer"
 
 
@@ -64,8 +66,10 @@ def test_scores_rise_with_waiting_time_for_every_priority():
 
 
 def test_ties_go_to_the_longest_waiting():
-    assert order({"newer": case("routine", 10), "older": case("routine", 10.5)},
-                 weights={"waiting_per_hour": 0.0, "sla": 0.0}) == ["older", "newer"]
+    assert order(
+        {"newer": case("routine", 10), "older": case("routine", 10.5)},
+        weights={"waiting_per_hour": 0.0, "sla": 0.0},
+    ) == ["older", "newer"]
 
 
 def test_weights_and_slas_come_from_the_deployment():

@@ -13,7 +13,9 @@ class Site(models.Model):
     phone = models.CharField(_("téléphone"), max_length=32, blank=True)
     email = models.EmailField(_("courriel"), blank=True)
     dicom_aet = models.CharField(
-        _("AE title DICOM"), max_length=16, blank=True,
+        _("AE title DICOM"),
+        max_length=16,
+        blank=True,
         help_text=_("Calling AE title of the site's modality or gateway, for studies sent by C-STORE."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -34,7 +36,11 @@ class User(AbstractUser):
 
     role = models.CharField(_("rôle"), max_length=16, choices=Role.choices)
     site = models.ForeignKey(
-        Site, verbose_name=_("site"), null=True, blank=True, on_delete=models.PROTECT,
+        Site,
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="users",
     )
     phone = models.CharField(_("téléphone"), max_length=32, blank=True)

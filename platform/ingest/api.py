@@ -25,8 +25,7 @@ class VerdictSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FileVerdict
-        fields = ["filename", "size", "sha256", "outcome", "code", "reason", "sop_instance_uid",
-                  "study"]
+        fields = ["filename", "size", "sha256", "outcome", "code", "reason", "sop_instance_uid", "study"]
 
 
 class SubmissionSerializer(serializers.ModelSerializer):
@@ -43,23 +42,28 @@ class UploadRequestSerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
 
 
-@extend_schema(request={"multipart/form-data": UploadRequestSerializer},
-               responses={201: SubmissionSerializer})
+@extend_schema(
+    request={"multipart/form-data": UploadRequestSerializer}, responses={201: SubmissionSerializer}
+)
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def upload_study(request):
     """Send the DICOM files of a study; every file gets a verdict (accepted or refused, why)."""
     if not may_send_for_site(request.user):
         raise PermissionDenied(describe("forbidden"))
-    data = UploadRequestSerializer(data={
-        "files": request.FILES.getlist("files"),
-        "indication": request.data.get("indication", ""),
-        "priority": request.data.get("priority", Priority.ROUTINE),
-    })
+    data = UploadRequestSerializer(
+        data={
+            "files": request.FILES.getlist("files"),
+            "indication": request.data.get("indication", ""),
+            "priority": request.data.get("priority", Priority.ROUTINE),
+        }
+    )
     data.is_valid(raise_exception=True)
     with spooled(data.validated_data["files"]) as incoming:
         sent = receive_submission(
-            site=request.user.site, sender=request.user, files=incoming,
+            site=request.user.site,
+            sender=request.user,
+            files=incoming,
             indication=data.validated_data["indication"],
             priority=data.validated_data["priority"],
         )

@@ -44,7 +44,7 @@ def orthanc_study_id(patient_id: str, study_instance_uid: str) -> str:
     (Orthanc Book, "Orthanc identifiers".) Always checked against the archive before use.
     """
     digest = hashlib.sha1(f"{patient_id}|{study_instance_uid}".encode()).hexdigest()
-    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
+    return "-".join(digest[i : i + 8] for i in range(0, 40, 8))
 
 
 class _Batch:
@@ -87,8 +87,13 @@ def _record(batch: _Batch, facts: dict, instance_id: str, study_id: str) -> Stud
     sop_uid = facts["SOPInstanceUID"]
     arrival, intent = _arrival(batch, sop_uid, instance_id)
     try:
-        recorded = record_instance(facts=facts, orthanc_instance_id=instance_id,
-                                   orthanc_study_id=study_id, arrival=arrival, complete=False)
+        recorded = record_instance(
+            facts=facts,
+            orthanc_instance_id=instance_id,
+            orthanc_study_id=study_id,
+            arrival=arrival,
+            complete=False,
+        )
     except InstanceConflict:
         log.warning("archive instance %s reuses another study's SOP Instance UID", instance_id)
         return None
@@ -172,7 +177,8 @@ def complete_archive_study(client: OrthancClient, orthanc_study_id: str, batch: 
 
 def _watch(orthanc_study_id: str, study_instance_uid: str = "") -> None:
     watch, created = ArrivingArchiveStudy.objects.get_or_create(
-        orthanc_study_id=orthanc_study_id, defaults={"study_instance_uid": study_instance_uid})
+        orthanc_study_id=orthanc_study_id, defaults={"study_instance_uid": study_instance_uid}
+    )
     if not created and study_instance_uid and not watch.study_instance_uid:
         ArrivingArchiveStudy.objects.filter(pk=watch.pk).update(study_instance_uid=study_instance_uid)
 

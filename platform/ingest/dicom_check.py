@@ -25,10 +25,25 @@ from inference.pixel_codes import PixelCode
 MAX_PIXEL_BYTES = 1_500_000_000  # decoded size guard, checked before any decoding
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 FACT_TAGS = (
-    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientName",
-    "PatientID", "PatientSex", "PatientBirthDate", "PatientAge", "AccessionNumber", "Modality",
-    "BodyPartExamined", "StudyDescription", "StudyDate", "InstitutionName", "InstanceNumber",
-    "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "PatientName",
+    "PatientID",
+    "PatientSex",
+    "PatientBirthDate",
+    "PatientAge",
+    "AccessionNumber",
+    "Modality",
+    "BodyPartExamined",
+    "StudyDescription",
+    "StudyDate",
+    "InstitutionName",
+    "InstanceNumber",
+    "LossyImageCompression",
+    "LossyImageCompressionRatio",
+    "LossyImageCompressionMethod",
 )
 # Groups a DICOM data set without preamble can plausibly start with: File Meta (0002) or the
 # identifying group (0008) that old modalities and CD writers put first.
@@ -227,8 +242,14 @@ def main(argv: list[str]) -> int:
         try:
             result = check_file(Path(name), out_path)
             code = FileCode.FILE_META_ADDED if result["repaired"] else FileCode.OK
-            line = {"index": index, "ok": True, "code": str(code), "params": {},
-                    "clean_path": str(out_path), **result}
+            line = {
+                "index": index,
+                "ok": True,
+                "code": str(code),
+                "params": {},
+                "clean_path": str(out_path),
+                **result,
+            }
         except Refused as exc:
             line = _refusal(index, exc.code, **exc.params)
         except RecursionError:

@@ -26,7 +26,8 @@ class SubmissionForm(forms.Form):
     # it never hides Form.files (the uploaded files), whatever mypy reads in the class body.
     files = MultipleFileField(label=_("Fichiers DICOM de l'examen"))  # type: ignore[assignment]
     indication = forms.CharField(
-        label=_("Indication clinique"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        label=_("Indication clinique"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
     )
-    priority = forms.ChoiceField(label=_("Priorité"), choices=Priority.choices,
-                                 initial=Priority.ROUTINE)
+    priority = forms.ChoiceField(label=_("Priorité"), choices=Priority.choices, initial=Priority.ROUTINE)

@@ -70,8 +70,12 @@ class Checked:
 
 def refused_file(incoming: IncomingFile, code: str, **params: object) -> Checked:
     """A file its caller refuses before checking it (e.g. a bundle member nobody announced)."""
-    return Checked(incoming=incoming, size=incoming.path.stat().st_size,
-                   sha256=incoming.sha256 or _sha256(incoming.path), refusal=(code, params))
+    return Checked(
+        incoming=incoming,
+        size=incoming.path.stat().st_size,
+        sha256=incoming.sha256 or _sha256(incoming.path),
+        refusal=(code, params),
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -90,8 +94,11 @@ def _limits() -> Limits:
 def arrival_of(submission: Submission) -> Arrival:
     """The sender's intent, as the studies app takes it."""
     return Arrival(
-        site_id=submission.site_id, sender_id=submission.sender_id, priority=submission.priority,
-        indication=submission.indication, source=Source.UPLOAD,
+        site_id=submission.site_id,
+        sender_id=submission.sender_id,
+        priority=submission.priority,
+        indication=submission.indication,
+        source=Source.UPLOAD,
         expected_instances=submission.expected_instances,
     )
 
@@ -118,8 +125,7 @@ def receive_submission(
     Runs in autocommit (no surrounding transaction), so the intents of step 1 are durable
     before step 2 stores anything.
     """
-    submission = Submission.objects.create(site=site, sender=sender, indication=indication,
-                                           priority=priority)
+    submission = Submission.objects.create(site=site, sender=sender, indication=indication, priority=priority)
     with work_dir() as work:
         checked = check_and_intend(submission=submission, files=files, work=work)
         store_checked(submission=submission, checked=checked)
@@ -130,9 +136,7 @@ def receive_submission(
 # --- step 1 ----------------------------------------------------------------------------------
 
 
-def check_and_intend(
-    *, submission: Submission, files: list[IncomingFile], work: Path
-) -> list[Checked]:
+def check_and_intend(*, submission: Submission, files: list[IncomingFile], work: Path) -> list[Checked]:
     """Validate `files` and write the sender's intent for each one that will go to the archive.
 
     The caller must commit before store_checked: the intent has to outlive a crash between the
@@ -141,18 +145,28 @@ def check_and_intend(
     verdicts = check_files([f.path for f in files], work, _limits()) if files else []
     checked = []
     for incoming, verdict in zip(files, verdicts, strict=True):
-        item = Checked(incoming=incoming, size=incoming.path.stat().st_size,
-                       sha256=incoming.sha256 or _sha256(incoming.path), verdict=verdict,
-                       facts=verdict.facts)
+        item = Checked(
+            incoming=incoming,
+            size=incoming.path.stat().st_size,
+            sha256=incoming.sha256 or _sha256(incoming.path),
+            verdict=verdict,
+            facts=verdict.facts,
+        )
         if not verdict.ok:
             item.refusal = (verdict.code, verdict.params)
         else:
             item.refusal = refusal_before_archive(site_id=submission.site_id, facts=verdict.facts)
         checked.append(item)
     InstanceIntent.objects.bulk_create(
-        [InstanceIntent(submission=submission, study_instance_uid=c.facts["StudyInstanceUID"],
-                        sop_instance_uid=c.sop_instance_uid)
-         for c in checked if c.refusal is None],
+        [
+            InstanceIntent(
+                submission=submission,
+                study_instance_uid=c.facts["StudyInstanceUID"],
+                sop_instance_uid=c.sop_instance_uid,
+            )
+            for c in checked
+            if c.refusal is None
+        ],
         ignore_conflicts=True,  # a retried step 1 writes nothing twice
     )
     return checked
@@ -195,8 +209,11 @@ def store_checked(
     rows = []
     for item in checked:
         row = FileVerdict(
-            submission=submission, filename=item.incoming.name[:255], size=item.size,
-            sha256=item.sha256, sop_instance_uid=item.sop_instance_uid[:64],
+            submission=submission,
+            filename=item.incoming.name[:255],
+            size=item.size,
+            sha256=item.sha256,
+            sop_instance_uid=item.sop_instance_uid[:64],
         )
         rows.append(row)
         if item.refusal is not None:
@@ -211,8 +228,9 @@ def store_checked(
             if _rejects_the_file(exc.status):
                 # Orthanc read the file and said no: trying again would get the same answer.
                 log.warning("archive rejected a checked file (HTTP %s)", exc.status)
-                InstanceIntent.objects.filter(submission=submission,
-                                              sop_instance_uid=item.sop_instance_uid).delete()
+                InstanceIntent.objects.filter(
+                    submission=submission, sop_instance_uid=item.sop_instance_uid
+                ).delete()
                 _refuse(row, Code.ARCHIVE_REJECTED, status=exc.status)
                 continue
             log.warning("archive unavailable: %s", exc)
@@ -224,12 +242,16 @@ def store_checked(
             continue
         try:
             recorded = record_instance(
-                facts=item.facts, orthanc_instance_id=stored.orthanc_id,
-                orthanc_study_id=stored.study_id, arrival=arrival, complete=False,
+                facts=item.facts,
+                orthanc_instance_id=stored.orthanc_id,
+                orthanc_study_id=stored.study_id,
+                arrival=arrival,
+                complete=False,
             )
         except InstanceConflict:  # taken by another study since step 1
-            log.warning("instance %s stored but its SOP Instance UID belongs to another study",
-                        stored.orthanc_id)
+            log.warning(
+                "instance %s stored but its SOP Instance UID belongs to another study", stored.orthanc_id
+            )
             _refuse(row, Code.SOP_UID_CONFLICT)
             continue
         study = recorded.study
@@ -248,11 +270,14 @@ def _recorded_for_us_by_the_feed(submission: Submission, sop_instance_uid: str) 
     """The changes feed met this sending's file in the archive first (after a crash, or in a
     race) and recorded it: it is this sending's file, stored once, not a duplicate — unless
     the sending already has it (the same file sent twice)."""
-    return InstanceIntent.objects.filter(
-        submission=submission, sop_instance_uid=sop_instance_uid, recorded_by_feed_at__isnull=False
-    ).exists() and not submission.verdicts.filter(
-        sop_instance_uid=sop_instance_uid, outcome__in=(Outcome.STORED, Outcome.DUPLICATE)
-    ).exists()
+    return (
+        InstanceIntent.objects.filter(
+            submission=submission, sop_instance_uid=sop_instance_uid, recorded_by_feed_at__isnull=False
+        ).exists()
+        and not submission.verdicts.filter(
+            sop_instance_uid=sop_instance_uid, outcome__in=(Outcome.STORED, Outcome.DUPLICATE)
+        ).exists()
+    )
 
 
 def _rejects_the_file(status: int | None) -> bool:
@@ -270,9 +295,7 @@ def _refuse(row: FileVerdict, code: str, **params: object) -> None:
 
 def settle(submission: Submission) -> bool:
     """Every file of `submission` has its verdict: its studies are complete (once)."""
-    if not Submission.objects.filter(pk=submission.pk, settled_at=None).update(
-        settled_at=timezone.now()
-    ):
+    if not Submission.objects.filter(pk=submission.pk, settled_at=None).update(settled_at=timezone.now()):
         return False  # settled already, by a concurrent finaliser
     study_ids = set(submission.verdicts.exclude(study=None).values_list("study_id", flat=True))
     for study in Study.objects.filter(pk__in=study_ids).order_by("pk"):
@@ -285,13 +308,18 @@ def settle(submission: Submission) -> bool:
 
 def intent_for(sop_instance_uid: str) -> InstanceIntent | None:
     """The first intent written for this instance (by any sending)."""
-    return (InstanceIntent.objects.select_related("submission")
-            .filter(sop_instance_uid=sop_instance_uid).order_by("pk").first())
+    return (
+        InstanceIntent.objects.select_related("submission")
+        .filter(sop_instance_uid=sop_instance_uid)
+        .order_by("pk")
+        .first()
+    )
 
 
 def note_recorded_by_feed(intent: InstanceIntent) -> None:
     InstanceIntent.objects.filter(pk=intent.pk, recorded_by_feed_at=None).update(
-        recorded_by_feed_at=timezone.now())
+        recorded_by_feed_at=timezone.now()
+    )
 
 
 def sender_still_sending(study_instance_uid: str) -> bool:
@@ -306,5 +334,6 @@ def forget_old_intents(*, older_than: timedelta) -> int:
     """Intents of settled sendings serve the audit a while, then go."""
     cutoff = timezone.now() - older_than
     deleted, _ = InstanceIntent.objects.filter(
-        created_at__lt=cutoff, submission__settled_at__isnull=False).delete()
+        created_at__lt=cutoff, submission__settled_at__isnull=False
+    ).delete()
     return deleted

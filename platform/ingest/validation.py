@@ -48,8 +48,12 @@ def _run_child(paths: list[Path], out_dir: Path, limits: Limits) -> dict[int, di
     env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"}
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, timeout=limits.wall_seconds * max(1, len(paths)),
-            preexec_fn=_limit_child(limits), env=env, check=False,
+            cmd,
+            capture_output=True,
+            timeout=limits.wall_seconds * max(1, len(paths)),
+            preexec_fn=_limit_child(limits),
+            env=env,
+            check=False,
         )
         stdout = proc.stdout
     except subprocess.TimeoutExpired as exc:
@@ -66,8 +70,11 @@ def _run_child(paths: list[Path], out_dir: Path, limits: Limits) -> dict[int, di
 
 def _verdict(line: dict) -> Verdict:
     return Verdict(
-        ok=line["ok"], code=line["code"], params=line.get("params") or {},
-        facts=line.get("facts", {}), repaired=line.get("repaired", []),
+        ok=line["ok"],
+        code=line["code"],
+        params=line.get("params") or {},
+        facts=line.get("facts", {}),
+        repaired=line.get("repaired", []),
         clean_path=Path(line["clean_path"]) if line.get("clean_path") else None,
     )
 
@@ -80,8 +87,7 @@ def check_files(paths: list[Path], out_dir: Path, limits: Limits | None = None) 
     for i, path in enumerate(paths):
         size = path.stat().st_size
         if size > limits.max_file_bytes:
-            verdicts[i] = Verdict(False, "file_too_large",
-                                  {"limit_mb": limits.max_file_bytes // 1024**2})
+            verdicts[i] = Verdict(False, "file_too_large", {"limit_mb": limits.max_file_bytes // 1024**2})
         elif size == 0:
             verdicts[i] = Verdict(False, "empty")
         else:

@@ -55,36 +55,47 @@ MESSAGES: dict[str, object] = {
     Code.EMPTY: _("Fichier vide : renvoyez-le."),
     Code.FILE_TOO_LARGE: _("Fichier trop volumineux (plus de %(limit_mb)s Mo)."),
     FileCode.TOO_SMALL: _("Fichier trop petit pour être un fichier DICOM."),
-    FileCode.NOT_DICOM: _("Ce n'est pas un fichier DICOM (texte, photo ou autre document) : "
-                          "envoyez les images de l'examen."),
-    FileCode.UNREADABLE: _("Fichier DICOM illisible (%(detail)s) : exportez-le à nouveau depuis "
-                           "l'appareil."),
+    FileCode.NOT_DICOM: _(
+        "Ce n'est pas un fichier DICOM (texte, photo ou autre document) : envoyez les images de l'examen."
+    ),
+    FileCode.UNREADABLE: _("Fichier DICOM illisible (%(detail)s) : exportez-le à nouveau depuis l'appareil."),
     FileCode.TOO_DEEP: _("Structure DICOM imbriquée trop profondément."),
-    FileCode.MISSING_UID: _("Identifiant %(uid)s absent ou invalide : ce fichier ne peut être "
-                            "rangé dans aucun examen."),
-    FileCode.EXCEEDED_LIMITS: _("Fichier refusé : sa lecture dépasse les limites de mémoire ou de "
-                                "temps."),
+    FileCode.MISSING_UID: _(
+        "Identifiant %(uid)s absent ou invalide : ce fichier ne peut être rangé dans aucun examen."
+    ),
+    FileCode.EXCEEDED_LIMITS: _("Fichier refusé : sa lecture dépasse les limites de mémoire ou de temps."),
     PixelCode.NO_PIXELS: _("Image sans données de pixels (fichier incomplet ?)."),
     PixelCode.NOT_IMAGE: _("Ce fichier DICOM ne contient pas d'image à lire."),
     PixelCode.BAD_PIXEL_DESCRIPTION: _("Description des pixels incomplète ou invalide (%(field)s)."),
-    PixelCode.TOO_LARGE: _("Image déclarée de %(rows)s×%(columns)s×%(frames)s : trop grande pour "
-                           "être vérifiée."),
-    PixelCode.TRUNCATED: _("Fichier incomplet : ses données s'arrêtent avant la fin (envoi ou copie "
-                           "interrompus). Renvoyez-le."),
+    PixelCode.TOO_LARGE: _(
+        "Image déclarée de %(rows)s×%(columns)s×%(frames)s : trop grande pour être vérifiée."
+    ),
+    PixelCode.TRUNCATED: _(
+        "Fichier incomplet : ses données s'arrêtent avant la fin (envoi ou copie interrompus). Renvoyez-le."
+    ),
     PixelCode.UNDECODABLE: _("Pixels illisibles (%(syntax)s) : %(detail)s"),
-    PixelCode.UNSUPPORTED_CODEC: _("Compression non prise en charge (%(transfer_syntax)s) : "
-                                   "renvoyez l'examen sans compression ou en JPEG-LS."),
+    PixelCode.UNSUPPORTED_CODEC: _(
+        "Compression non prise en charge (%(transfer_syntax)s) : "
+        "renvoyez l'examen sans compression ou en JPEG-LS."
+    ),
     # What the platform decides with what it already has.
     Code.OTHER_SITE: _("Cet examen a déjà été envoyé par un autre site."),
-    Code.STUDY_CLOSED: _("Cet examen a déjà un compte rendu signé : envoyez ces images comme un "
-                         "nouvel examen, ou appelez le centre."),
-    Code.SOP_UID_CONFLICT: _("Identifiant d'image (SOP Instance UID) déjà utilisé par un autre "
-                             "examen : ce fichier n'a pas été stocké. Appelez le centre."),
-    Code.ARCHIVE_REJECTED: _("L'archive refuse ce fichier (DICOM non conforme) : exportez-le à "
-                             "nouveau depuis l'appareil, ou appelez le centre."),
+    Code.STUDY_CLOSED: _(
+        "Cet examen a déjà un compte rendu signé : envoyez ces images comme un "
+        "nouvel examen, ou appelez le centre."
+    ),
+    Code.SOP_UID_CONFLICT: _(
+        "Identifiant d'image (SOP Instance UID) déjà utilisé par un autre "
+        "examen : ce fichier n'a pas été stocké. Appelez le centre."
+    ),
+    Code.ARCHIVE_REJECTED: _(
+        "L'archive refuse ce fichier (DICOM non conforme) : exportez-le à "
+        "nouveau depuis l'appareil, ou appelez le centre."
+    ),
     Code.ARCHIVE_UNAVAILABLE: _("L'archive n'a pas pu enregistrer ce fichier ; renvoyez-le."),
-    Code.UNPROCESSABLE: _("Le centre n'a pas pu traiter ce fichier : renvoyez-le, et appelez le "
-                          "centre si cela se répète."),
+    Code.UNPROCESSABLE: _(
+        "Le centre n'a pas pu traiter ce fichier : renvoyez-le, et appelez le centre si cela se répète."
+    ),
     # Resumable transfers (uploads app): the file as a whole.
     "sha256_mismatch": _("Fichier altéré en route (empreinte SHA-256 différente) : renvoyez-le."),
     "photo_unreadable": _("Photo illisible : une photo JPEG ou PNG est attendue."),
@@ -93,9 +104,11 @@ MESSAGES: dict[str, object] = {
     "bundle_too_many": _("Lot refusé : trop de fichiers (%(limit)s au plus)."),
     "bundle_bad_member": _("Lot refusé : contenu compressé inattendu."),
     "bundle_unreadable": _("Lot illisible : renvoyez-le."),
-    "not_in_manifest": _("Fichier du lot absent du manifeste de l'examen (empreinte SHA-256 "
-                         "inconnue) : il n'a pas été stocké. Renvoyez l'examen depuis le poste "
-                         "du site."),
+    "not_in_manifest": _(
+        "Fichier du lot absent du manifeste de l'examen (empreinte SHA-256 "
+        "inconnue) : il n'a pas été stocké. Renvoyez l'examen depuis le poste "
+        "du site."
+    ),
     # Refusals of a tus request (the HTTP status says how; the code says why).
     "unauthenticated": _("Identification requise."),
     "forbidden": _("Seul un technicien d'un site peut envoyer des examens."),

@@ -22,7 +22,9 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with spooled(form.cleaned_data["files"]) as incoming:
             sent = receive_submission(
-                site=user.site, sender=user, files=incoming,
+                site=user.site,
+                sender=user,
+                files=incoming,
                 indication=form.cleaned_data["indication"],
                 priority=form.cleaned_data["priority"],
             )
@@ -37,8 +39,14 @@ def upload_result(request: HttpRequest, upload_id: str) -> HttpResponse:
         raise Http404
     verdicts = list(sent.verdicts.select_related("study"))
     studies = {v.study for v in verdicts if v.study}
-    return render(request, "ingest/upload_result.html", {
-        "submission": sent, "verdicts": verdicts, "studies": sorted(studies, key=lambda s: s.pk),
-        "accepted": sum(v.accepted for v in verdicts),
-        "refused": sum(not v.accepted for v in verdicts),
-    })
+    return render(
+        request,
+        "ingest/upload_result.html",
+        {
+            "submission": sent,
+            "verdicts": verdicts,
+            "studies": sorted(studies, key=lambda s: s.pk),
+            "accepted": sum(v.accepted for v in verdicts),
+            "refused": sum(not v.accepted for v in verdicts),
+        },
+    )

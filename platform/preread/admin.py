@@ -12,15 +12,32 @@ class ImageResultInline(admin.TabularInline):
     model = ImageResult
     extra = 0
     can_delete = False
-    fields = ("instance", "status", "urgency", "critical_flags", "model_name", "model_version",
-              "reason_code", "reason_params")
+    fields = (
+        "instance",
+        "status",
+        "urgency",
+        "critical_flags",
+        "model_name",
+        "model_version",
+        "reason_code",
+        "reason_params",
+    )
     readonly_fields = fields
 
 
 @admin.register(PreRead)
 class PreReadAdmin(admin.ModelAdmin):
-    list_display = ["study", "status", "model_name", "model_version", "urgency", "is_current",
-                    "attempts", "started_at", "finished_at"]
+    list_display = [
+        "study",
+        "status",
+        "model_name",
+        "model_version",
+        "urgency",
+        "is_current",
+        "attempts",
+        "started_at",
+        "finished_at",
+    ]
     list_filter = ["status", "is_current", "model_name", "demo"]
     readonly_fields = [f.name for f in PreRead._meta.fields]
     inlines = [ImageResultInline]

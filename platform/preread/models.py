@@ -150,8 +150,10 @@ class ImageResult(ModelFacts):
             return []
         return [
             {
-                "label": b["label"], "score": b["score"],
-                "left": 100 * b["x0"] / self.columns, "top": 100 * b["y0"] / self.rows,
+                "label": b["label"],
+                "score": b["score"],
+                "left": 100 * b["x0"] / self.columns,
+                "top": 100 * b["y0"] / self.rows,
                 "width": 100 * (b["x1"] - b["x0"]) / self.columns,
                 "height": 100 * (b["y1"] - b["y0"]) / self.rows,
             }

@@ -122,14 +122,26 @@ def _score_instance(*, run: PreRead, instance: Instance, registry: ModelRegistry
         result = run_preread(data, registry, max_pixels=settings.PREREAD_MAX_PIXELS)
     except Exception as exc:  # the library promises not to raise; if it does, the study still moves on
         log.exception("pre-read crashed on instance %s", instance.pk)
-        _store(run, instance, status=Outcome.FAILED, reason_code="internal_error",
-               reason_params={"error": type(exc).__name__})
+        _store(
+            run,
+            instance,
+            status=Outcome.FAILED,
+            reason_code="internal_error",
+            reason_params={"error": type(exc).__name__},
+        )
         return
     package = registry.get(result.model_name) if result.model_name else None
-    names = {lab.name: {"fr": lab.display_fr, "en": lab.display_en} for lab in package.spec.labels} \
-        if package is not None else {}
-    _store(run, instance, **_fields_from(result, data),
-           flag_names={f: names[f] for f in result.critical_flags if f in names})
+    names = (
+        {lab.name: {"fr": lab.display_fr, "en": lab.display_en} for lab in package.spec.labels}
+        if package is not None
+        else {}
+    )
+    _store(
+        run,
+        instance,
+        **_fields_from(result, data),
+        flag_names={f: names[f] for f in result.critical_flags if f in names},
+    )
 
 
 def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
@@ -146,18 +158,27 @@ def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
     reason = result.reason
     return {
         "status": result.status,
-        "model_name": result.model_name or "", "model_version": result.model_version or "",
-        "model_sha256": result.model_sha256 or "", "demo": result.demo,
-        "urgency": result.urgency, "critical_flags": list(result.critical_flags),
-        "draft_fr": result.draft_fr, "draft_en": result.draft_en,
+        "model_name": result.model_name or "",
+        "model_version": result.model_version or "",
+        "model_sha256": result.model_sha256 or "",
+        "demo": result.demo,
+        "urgency": result.urgency,
+        "critical_flags": list(result.critical_flags),
+        "draft_fr": result.draft_fr,
+        "draft_en": result.draft_en,
         "reason_code": reason.code if reason else "",
         "reason_params": dict(reason.params) if reason else {},
-        "outputs": dict(result.outputs), "boxes": list(result.boxes),
-        "heatmap_png": result.heatmap_png(), "columns": columns, "rows": rows,
+        "outputs": dict(result.outputs),
+        "boxes": list(result.boxes),
+        "heatmap_png": result.heatmap_png(),
+        "columns": columns,
+        "rows": rows,
         "timings_ms": as_dict["timings_ms"],
         "details": {
-            "warnings": as_dict["warnings"], "quality": as_dict["quality"],
-            "regression": as_dict["regression"], "positive_labels": as_dict["positive_labels"],
+            "warnings": as_dict["warnings"],
+            "quality": as_dict["quality"],
+            "regression": as_dict["regression"],
+            "positive_labels": as_dict["positive_labels"],
             "pixel_spacing_mm": as_dict["pixel_spacing_mm"],
             "heatmap": {k: v for k, v in heatmap.items() if k != "png_base64"} if heatmap else None,
         },
@@ -208,8 +229,16 @@ def _finish(*, run: PreRead, study: Study, candidates: int, elapsed_ms: float) -
 
 
 def _copy_facts(image: ImageResult, run: PreRead) -> None:
-    for name in ("model_name", "model_version", "model_sha256", "demo", "draft_fr", "draft_en",
-                 "reason_code", "reason_params"):
+    for name in (
+        "model_name",
+        "model_version",
+        "model_sha256",
+        "demo",
+        "draft_fr",
+        "draft_en",
+        "reason_code",
+        "reason_params",
+    ):
         setattr(run, name, getattr(image, name))
 
 

@@ -38,8 +38,11 @@ def report(request: Request, pk: int) -> Response:
     body.is_valid(raise_exception=True)
     try:
         saved = save_report(
-            study=study, author=signed_in(request), findings=body.validated_data.get("findings", ""),
-            conclusion=body.validated_data.get("conclusion", ""), sign=body.validated_data["sign"],
+            study=study,
+            author=signed_in(request),
+            findings=body.validated_data.get("findings", ""),
+            conclusion=body.validated_data.get("conclusion", ""),
+            sign=body.validated_data["sign"],
         )
     except DjangoPermissionDenied as exc:
         raise PermissionDenied(str(exc)) from None

@@ -27,8 +27,10 @@ def report_pdf(report: Report) -> bytes:
     story = [
         para("Compte rendu d'imagerie / Imaging report", "Title"),
         para(f"Site : {study.site.name if study.site else '—'}"),
-        para(f"Patient : {study.patient_name} — ID {study.patient_id} — né(e) le "
-             f"{study.patient_birth_date or '?'} — sexe {study.patient_sex or '?'}"),
+        para(
+            f"Patient : {study.patient_name} — ID {study.patient_id} — né(e) le "
+            f"{study.patient_birth_date or '?'} — sexe {study.patient_sex or '?'}"
+        ),
         para(f"Examen : {study.modality} {study.description} du {study.study_date or '?'}"),
         para(f"Indication : {study.indication or '—'}"),
         Spacer(1, 12),
@@ -37,8 +39,7 @@ def report_pdf(report: Report) -> bytes:
         para("Conclusion", "Heading2"),
         para(report.conclusion),
         Spacer(1, 18),
-        para(f"Signé par Dr {report.author.get_full_name() or report.author.username} "
-             f"le {signed}"),
+        para(f"Signé par Dr {report.author.get_full_name() or report.author.username} le {signed}"),
     ]
     doc.build(story)
     return buffer.getvalue()

@@ -16,9 +16,7 @@ from studies.models import Status, Study
 from .models import Report
 
 
-def save_report(
-    *, study: Study, author: User, findings: str, conclusion: str, sign: bool
-) -> Report:
+def save_report(*, study: Study, author: User, findings: str, conclusion: str, sign: bool) -> Report:
     """Write (and optionally sign) the report of a study the author is reading."""
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)
@@ -47,11 +45,7 @@ def open_report(*, user: User, study: Study) -> Report:
     report = Report.objects.filter(study=study).select_related("author", "study__site").first()
     if report is None or not access.may_see_report(user, study, signed=report.is_signed):
         raise Http404
-    if (
-        report.is_signed
-        and study.status == Status.REPORTED
-        and access.opening_delivers_report(user, study)
-    ):
+    if report.is_signed and study.status == Status.REPORTED and access.opening_delivers_report(user, study):
         try:
             lifecycle.transition(study, Transition.DELIVER, actor=user)
         except lifecycle.TransitionRefused:  # opened twice at once: delivered by the other

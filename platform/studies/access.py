@@ -81,18 +81,12 @@ def may_read_studies(user: Person) -> bool:
 
 
 def may_claim(user: Person, study: Study) -> bool:
-    return (
-        may_read_studies(user)
-        and study.status in CLAIMABLE
-        and study.assigned_to_id in (None, user.pk)
-    )
+    return may_read_studies(user) and study.status in CLAIMABLE and study.assigned_to_id in (None, user.pk)
 
 
 def holds(user: Person, study: Study) -> bool:
     """The radiologist currently reading this study."""
-    return (
-        may_read_studies(user) and study.status == Status.IN_READING and study.assigned_to_id == user.pk
-    )
+    return may_read_studies(user) and study.status == Status.IN_READING and study.assigned_to_id == user.pk
 
 
 def may_sign_reports(user: Person, study: Study) -> bool:

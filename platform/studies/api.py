@@ -45,10 +45,29 @@ class StudySerializer(serializers.ModelSerializer):
     class Meta:
         model = Study
         fields = [
-            "id", "study_instance_uid", "site", "source", "patient_name", "patient_id",
-            "patient_sex", "patient_birth_date", "accession_number", "modality", "body_part",
-            "description", "study_date", "indication", "priority", "status", "expected_instances",
-            "created_at", "received_at", "reported_at", "delivered_at", "events", "instances",
+            "id",
+            "study_instance_uid",
+            "site",
+            "source",
+            "patient_name",
+            "patient_id",
+            "patient_sex",
+            "patient_birth_date",
+            "accession_number",
+            "modality",
+            "body_part",
+            "description",
+            "study_date",
+            "indication",
+            "priority",
+            "status",
+            "expected_instances",
+            "created_at",
+            "received_at",
+            "reported_at",
+            "delivered_at",
+            "events",
+            "instances",
             "report_signed",
         ]
 
@@ -84,8 +103,13 @@ def _move(request: Request, pk: int, event: str) -> Response:
     if "assignee" in body.validated_data:
         assignee = User.objects.filter(pk=body.validated_data["assignee"]).first()
     try:
-        lifecycle.transition(study, event, actor=access.signed_in(request), assignee=assignee,
-                             reason_code=body.validated_data.get("reason", ""))
+        lifecycle.transition(
+            study,
+            event,
+            actor=access.signed_in(request),
+            assignee=assignee,
+            reason_code=body.validated_data.get("reason", ""),
+        )
     except lifecycle.TransitionRefused as exc:
         status = 409 if exc.code in ("taken", "not_allowed_now") else 403
         return Response({"code": exc.code, "detail": exc.message}, status=status)

@@ -157,12 +157,24 @@ def create_study(*, event: str, **fields: object) -> Study:
 
 
 def _record(
-    study: Study, event: str, before: str, after: str, *, actor: User | None = None,
-    assignee: User | None = None, reason_code: str = "",
+    study: Study,
+    event: str,
+    before: str,
+    after: str,
+    *,
+    actor: User | None = None,
+    assignee: User | None = None,
+    reason_code: str = "",
 ) -> None:
     StudyEvent.objects.create(
-        study_id=study.pk, transition=event, from_status=before, to_status=after, actor=actor,
-        assignee=assignee, reason_code=reason_code, at=timezone.now(),
+        study_id=study.pk,
+        transition=event,
+        from_status=before,
+        to_status=after,
+        actor=actor,
+        assignee=assignee,
+        reason_code=reason_code,
+        at=timezone.now(),
     )
     study_id = study.pk
     transaction.on_commit(

@@ -15,7 +15,6 @@ class Priority(models.TextChoices):
     STAT = "stat", _("Extrême urgence (STAT)")
 
 
-
 class Status(models.TextChoices):
     """Where a study is in its life; the allowed moves are the table in studies.lifecycle."""
 
@@ -41,12 +40,19 @@ class Study(models.Model):
     orthanc_id = models.CharField(max_length=64, unique=True)
     study_instance_uid = models.CharField(max_length=64, unique=True)
     site = models.ForeignKey(
-        "accounts.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="studies",
+        "accounts.Site",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="studies",
         help_text=_("Empty when a study reached the archive from an unknown sender."),
     )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.UPLOAD)
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="uploaded_studies",
     )
 
@@ -76,8 +82,12 @@ class Study(models.Model):
         _("statut"), max_length=16, choices=Status.choices, default=Status.ARRIVING, db_index=True
     )
     assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="assigned_studies", verbose_name=_("radiologue"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_studies",
+        verbose_name=_("radiologue"),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -75,8 +75,11 @@ def record_instance(
 
     study_uid, sop_uid = facts["StudyInstanceUID"], facts["SOPInstanceUID"]
     with transaction.atomic():
-        owner = Instance.objects.filter(sop_instance_uid=sop_uid).values_list(
-            "study__study_instance_uid", flat=True).first()
+        owner = (
+            Instance.objects.filter(sop_instance_uid=sop_uid)
+            .values_list("study__study_instance_uid", flat=True)
+            .first()
+        )
         if owner is not None and owner != study_uid:
             raise InstanceConflict(sop_uid)
         study = Study.objects.select_for_update().filter(study_instance_uid=study_uid).first()
@@ -86,8 +89,10 @@ def record_instance(
                 with transaction.atomic():
                     study = lifecycle.create_study(
                         event=Transition.RECEIVE if complete else Transition.ARRIVE,
-                        study_instance_uid=study_uid, orthanc_id=orthanc_study_id,
-                        **study_facts(facts), **_arrival_fields(arrival),
+                        study_instance_uid=study_uid,
+                        orthanc_id=orthanc_study_id,
+                        **study_facts(facts),
+                        **_arrival_fields(arrival),
                     )
             except IntegrityError:  # created meanwhile by a concurrent recorder: use theirs
                 created = False
@@ -114,8 +119,11 @@ def record_instance(
 
 def _arrival_fields(arrival: Arrival) -> dict[str, Any]:
     return {
-        "site_id": arrival.site_id, "uploaded_by_id": arrival.sender_id, "priority": arrival.priority,
-        "indication": arrival.indication[:2000], "source": arrival.source,
+        "site_id": arrival.site_id,
+        "uploaded_by_id": arrival.sender_id,
+        "priority": arrival.priority,
+        "indication": arrival.indication[:2000],
+        "source": arrival.source,
         "expected_instances": arrival.expected_instances,
     }
 

@@ -22,9 +22,14 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def study_list(request: HttpRequest) -> HttpResponse:
     studies = access.studies_visible_to(request.user).select_related("site").prefetch_related("events")[:200]
-    return render(request, "studies/list.html", {
-        "studies": studies, "may_send": access.may_send_for_site(request.user),
-    })
+    return render(
+        request,
+        "studies/list.html",
+        {
+            "studies": studies,
+            "may_send": access.may_send_for_site(request.user),
+        },
+    )
 
 
 @login_required
@@ -33,18 +38,22 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
     study = access.get_study_for_user(user, pk)
     report = getattr(study, "report", None)
     signed = bool(report and report.is_signed)
-    return render(request, "studies/detail.html", {
-        "study": study,
-        # The text of the report is on the report's own page (opening it there is what
-        # counts as delivered); here only whether there is one to open.
-        "report_ready": bool(report) and access.may_see_report(user, study, signed=signed),
-        "report_signed": signed,
-        "may_claim": access.may_claim(user, study),
-        "may_read": access.holds(user, study),
-        "show_ai": access.may_see_ai_output(user),
-        "instances": study.instances.all()[:24],
-        "events": study.history,
-    })
+    return render(
+        request,
+        "studies/detail.html",
+        {
+            "study": study,
+            # The text of the report is on the report's own page (opening it there is what
+            # counts as delivered); here only whether there is one to open.
+            "report_ready": bool(report) and access.may_see_report(user, study, signed=signed),
+            "report_signed": signed,
+            "may_claim": access.may_claim(user, study),
+            "may_read": access.holds(user, study),
+            "show_ai": access.may_see_ai_output(user),
+            "instances": study.instances.all()[:24],
+            "events": study.history,
+        },
+    )
 
 
 @require_GET

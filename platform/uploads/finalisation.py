@@ -90,9 +90,12 @@ def finalise_waiting(*, manifest: StudyManifest | None = None) -> int:
 
 
 def _locked(transfer_id) -> Transfer | Finalised:
-    transfer = (Transfer.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("submission")
-                .filter(pk=transfer_id, state=Transfer.State.COMPLETE).first())
+    transfer = (
+        Transfer.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("submission")
+        .filter(pk=transfer_id, state=Transfer.State.COMPLETE)
+        .first()
+    )
     if transfer is not None:
         return transfer
     waiting = Transfer.objects.filter(pk=transfer_id, state=Transfer.State.COMPLETE).exists()
@@ -117,8 +120,7 @@ def _finalise(transfer_id, work: Path) -> Finalised:
         transfer = _locked(transfer_id)
         if isinstance(transfer, Finalised):
             return transfer
-        verdicts = store_checked(submission=transfer.submission, checked=checked,
-                                 archive_down_raises=True)
+        verdicts = store_checked(submission=transfer.submission, checked=checked, archive_down_raises=True)
         outcomes = {v.outcome for v in verdicts}
         outcome = outcomes.pop() if len(outcomes) == 1 else Outcome.MIXED
         one = verdicts[0] if len(verdicts) == 1 else None
@@ -170,15 +172,19 @@ def _check(transfer: Transfer, work: Path) -> list[Checked]:
     to_check = []
     for i, incoming in enumerate(files):
         if listed is not None:
-            incoming = IncomingFile(name=incoming.name, path=incoming.path,
-                                    sha256=incoming.sha256 or spool.sha256_of(incoming.path))
+            incoming = IncomingFile(
+                name=incoming.name,
+                path=incoming.path,
+                sha256=incoming.sha256 or spool.sha256_of(incoming.path),
+            )
             if incoming.sha256 not in listed:
                 log.warning("bundle member not listed in its manifest refused (transfer %s)", transfer.pk)
                 checked[i] = refused_file(incoming, "not_in_manifest")
                 continue
         to_check.append((i, incoming))
-    results = check_and_intend(submission=transfer.submission, files=[f for _, f in to_check],
-                               work=work / "checked")
+    results = check_and_intend(
+        submission=transfer.submission, files=[f for _, f in to_check], work=work / "checked"
+    )
     for (i, _incoming), result in zip(to_check, results, strict=True):
         checked[i] = result
     return [c for c in checked if c is not None]

@@ -18,8 +18,11 @@ from .refusals import UploadRefused
 
 def manifest_for(user: User, manifest_id: str | None, *, to_send: bool = False) -> StudyManifest:
     """The manifest if `user` may see it (`to_send`: may also send for it); else 404."""
-    manifest = (StudyManifest.objects.select_related("submission").filter(pk=manifest_id).first()
-                if manifest_id else None)
+    manifest = (
+        StudyManifest.objects.select_related("submission").filter(pk=manifest_id).first()
+        if manifest_id
+        else None
+    )
     if manifest is None:
         raise UploadRefused(404, "not_found")
     site_id = manifest.submission.site_id
@@ -30,8 +33,14 @@ def manifest_for(user: User, manifest_id: str | None, *, to_send: bool = False) 
 
 
 def open_manifest(
-    *, user: User, manifest_id: str | None, study_instance_uid: str = "", priority: str = Priority.ROUTINE,
-    indication: str = "", expected: list[dict] | None = None, expected_files: int = 0,
+    *,
+    user: User,
+    manifest_id: str | None,
+    study_instance_uid: str = "",
+    priority: str = Priority.ROUTINE,
+    indication: str = "",
+    expected: list[dict] | None = None,
+    expected_files: int = 0,
 ) -> tuple[StudyManifest, bool]:
     """Create the manifest of a study, or return the one this site already sent under that id."""
     site_id = user.site_id
@@ -43,14 +52,20 @@ def open_manifest(
     expected_files = expected_files or len(expected)
     with transaction.atomic():
         submission = Submission.objects.create(
-            site_id=site_id, sender=user, indication=indication, priority=priority,
+            site_id=site_id,
+            sender=user,
+            indication=indication,
+            priority=priority,
             # The site sees the study arriving with its progress: n of this many.
             expected_instances=len(expected) or expected_files or None,
         )
         kwargs = {"pk": manifest_id} if manifest_id else {}
         manifest = StudyManifest.objects.create(
-            submission=submission, study_instance_uid=study_instance_uid, expected=expected,
-            expected_files=expected_files, **kwargs,
+            submission=submission,
+            study_instance_uid=study_instance_uid,
+            expected=expected,
+            expected_files=expected_files,
+            **kwargs,
         )
     return manifest, True
 
@@ -61,8 +76,13 @@ def manifest_status(manifest: StudyManifest) -> dict:
     expected = [e["sop_instance_uid"] for e in manifest.expected]
     have = instances_in_archive(expected)
     verdicts = [
-        {"filename": v.filename, "outcome": v.outcome, "code": v.code, "reason": v.reason,
-         "sop_instance_uid": v.sop_instance_uid}
+        {
+            "filename": v.filename,
+            "outcome": v.outcome,
+            "code": v.code,
+            "reason": v.reason,
+            "sop_instance_uid": v.sop_instance_uid,
+        }
         for v in submission.verdicts.all()
     ]
     return {
@@ -72,7 +92,8 @@ def manifest_status(manifest: StudyManifest) -> dict:
         "study": submission.verdicts.exclude(study=None).values_list("study_id", flat=True).first(),
         "verdicts": verdicts,
         "open_uploads": Transfer.objects.filter(
-            submission=submission, state__in=Transfer.OPEN_STATES).count(),
+            submission=submission, state__in=Transfer.OPEN_STATES
+        ).count(),
     }
 
 
@@ -84,15 +105,17 @@ def settle_manifest(manifest: StudyManifest) -> bool:
     if manifest.expected:
         expected = {e["sop_instance_uid"] for e in manifest.expected}
         have = instances_in_archive(list(expected))
-        refused = set(submission.verdicts.filter(outcome=Outcome.REFUSED)
-                      .values_list("sop_instance_uid", flat=True))
+        refused = set(
+            submission.verdicts.filter(outcome=Outcome.REFUSED).values_list("sop_instance_uid", flat=True)
+        )
         settled = expected <= (have | refused)
     else:
-        finished = Transfer.objects.filter(
-            submission=submission, state=Transfer.State.FINALISED
-        ).exclude(kind=Transfer.Kind.PREVIEW).count()
+        finished = (
+            Transfer.objects.filter(submission=submission, state=Transfer.State.FINALISED)
+            .exclude(kind=Transfer.Kind.PREVIEW)
+            .count()
+        )
         settled = manifest.expected_files > 0 and finished >= manifest.expected_files
     if settled:
         settle(submission)  # once, even with two finalisers settling together
     return settled
-

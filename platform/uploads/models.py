@@ -23,9 +23,7 @@ class StudyManifest(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The submission holds the site, sender, priority and indication; the verdicts of the
     # manifest's files hang from it.
-    submission = models.OneToOneField(
-        "ingest.Submission", on_delete=models.PROTECT, related_name="manifest"
-    )
+    submission = models.OneToOneField("ingest.Submission", on_delete=models.PROTECT, related_name="manifest")
     study_instance_uid = models.CharField(max_length=64, blank=True, db_index=True)
     # [{"sop_instance_uid", "sha256", "size"}] — empty when only a file count is known.
     expected = models.JSONField(default=list, blank=True)
@@ -60,9 +58,7 @@ class Transfer(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The sending it belongs to: a manifest's (submission.manifest), or one of its own.
-    submission = models.ForeignKey(
-        "ingest.Submission", on_delete=models.PROTECT, related_name="transfers"
-    )
+    submission = models.ForeignKey("ingest.Submission", on_delete=models.PROTECT, related_name="transfers")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DICOM)
     length = models.BigIntegerField()
     offset = models.BigIntegerField(default=0)
@@ -70,9 +66,7 @@ class Transfer(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     # Decoded Upload-Metadata (may hold the facts typed for a photo; never logged).
     metadata = models.JSONField(default=dict, blank=True)
-    state = models.CharField(
-        max_length=16, choices=State.choices, default=State.RECEIVING, db_index=True
-    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING, db_index=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     code = models.CharField(max_length=32, blank=True)  # a key of ingest.verdicts.MESSAGES
     params = models.JSONField(default=dict, blank=True)

@@ -47,7 +47,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def append_from(
-    path: Path, offset: int, read: Callable[[int], bytes], limit: int, digest=None,
+    path: Path,
+    offset: int,
+    read: Callable[[int], bytes],
+    limit: int,
+    digest=None,
     checkpoint: Callable[[int], None] | None = None,
 ) -> tuple[int, bool]:
     """Write up to `limit` bytes read from `read` at `offset`; fsync; return (written, complete).

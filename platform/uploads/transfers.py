@@ -78,8 +78,11 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
     if metadata.get("manifest"):
         manifest_id = parse_uuid(metadata["manifest"])
         if manifest_id is not None:
-            manifest = StudyManifest.objects.select_related("submission").filter(
-                pk=manifest_id, submission__site_id=site_id).first()
+            manifest = (
+                StudyManifest.objects.select_related("submission")
+                .filter(pk=manifest_id, submission__site_id=site_id)
+                .first()
+            )
         if manifest is None:
             raise UploadRefused(400, "unknown_manifest")
     sha = metadata.get("sha256", "").lower()
@@ -90,9 +93,12 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
         # Only that row: transfers stay free for their finalisers, and NO KEY UPDATE does not
         # wait for transactions that merely insert rows pointing to the site.
         Site.objects.select_for_update(no_key=True).filter(pk=site_id).first()
-        in_use = Transfer.objects.filter(
-            submission__site_id=site_id, state__in=Transfer.OPEN_STATES
-        ).aggregate(total=Sum("length"))["total"] or 0
+        in_use = (
+            Transfer.objects.filter(submission__site_id=site_id, state__in=Transfer.OPEN_STATES).aggregate(
+                total=Sum("length")
+            )["total"]
+            or 0
+        )
         if in_use + length > site_quota_bytes():
             raise UploadRefused(413, "quota")
         if manifest is not None:
@@ -100,13 +106,18 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
         else:
             priority = metadata.get("priority")
             submission = Submission.objects.create(
-                site_id=site_id, sender=user,
+                site_id=site_id,
+                sender=user,
                 priority=priority if priority in Priority.values else Priority.ROUTINE,
                 indication=metadata.get("indication", "")[:2000],
             )
         transfer = Transfer.objects.create(
-            submission=submission, kind=kind, length=length,
-            filename=Path(metadata.get("filename", "")).name[:255], sha256=sha, metadata=metadata,
+            submission=submission,
+            kind=kind,
+            length=length,
+            filename=Path(metadata.get("filename", "")).name[:255],
+            sha256=sha,
+            metadata=metadata,
             expires_at=timezone.now() + expiry_delay(),
         )
         spool.create_part(transfer.pk)
@@ -122,7 +133,11 @@ class ChunkResult:
 
 
 def receive_chunk(
-    *, transfer: Transfer, offset: int, read, content_length: int | None,
+    *,
+    transfer: Transfer,
+    offset: int,
+    read,
+    content_length: int | None,
     checksum: tuple[str, bytes] | None = None,
 ) -> ChunkResult:
     """Append a PATCH body at `offset`. Acknowledged bytes are on disk before this returns."""
@@ -157,7 +172,8 @@ def receive_chunk(
 def _advance(transfer_id, new_offset: int) -> None:
     # Greatest(): a stale request finishing late never moves the offset backwards.
     Transfer.objects.filter(pk=transfer_id, state=Transfer.State.RECEIVING).update(
-        offset=Greatest(F("offset"), new_offset), expires_at=timezone.now() + expiry_delay(),
+        offset=Greatest(F("offset"), new_offset),
+        expires_at=timezone.now() + expiry_delay(),
         updated_at=timezone.now(),
     )
 
@@ -174,7 +190,8 @@ def _mark_complete(transfer: Transfer) -> None:
 def terminate_transfer(transfer: Transfer) -> None:
     if transfer.state == Transfer.State.RECEIVING:
         Transfer.objects.filter(pk=transfer.pk, state=Transfer.State.RECEIVING).update(
-            state=Transfer.State.TERMINATED)
+            state=Transfer.State.TERMINATED
+        )
         spool.remove(transfer.pk)
         return
     raise UploadRefused(409, "not_receiving")
@@ -183,8 +200,11 @@ def terminate_transfer(transfer: Transfer) -> None:
 def expire_stale_transfers(now=None) -> int:
     """Close transfers nobody resumed in time and give their disk back."""
     now = now or timezone.now()
-    stale = list(Transfer.objects.filter(state=Transfer.State.RECEIVING, expires_at__lt=now)
-                 .values_list("pk", flat=True))
+    stale = list(
+        Transfer.objects.filter(state=Transfer.State.RECEIVING, expires_at__lt=now).values_list(
+            "pk", flat=True
+        )
+    )
     expired = 0
     for pk in stale:
         if Transfer.objects.filter(pk=pk, state=Transfer.State.RECEIVING, expires_at__lt=now).update(

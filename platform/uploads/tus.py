@@ -175,8 +175,11 @@ def _patch(request: HttpRequest, transfer: Transfer) -> HttpResponse:
             raise UploadRefused(400, "bad_checksum") from exc
     content_length = request.META.get("CONTENT_LENGTH")
     transfers.receive_chunk(
-        transfer=transfer, offset=offset, read=request.read,
-        content_length=int(content_length) if content_length else None, checksum=checksum,
+        transfer=transfer,
+        offset=offset,
+        read=request.read,
+        content_length=int(content_length) if content_length else None,
+        checksum=checksum,
     )
     transfer.refresh_from_db()
     return _tus(HttpResponse(status=204), transfer)
@@ -198,11 +201,18 @@ def status(request: HttpRequest, upload_id) -> HttpResponse:
             log.exception("finalising transfer %s from a status request failed", transfer.pk)
         transfer.refresh_from_db()
     manifest = transfer.manifest
-    return JsonResponse({
-        "id": str(transfer.pk), "state": transfer.state, "offset": transfer.offset,
-        "length": transfer.length, "outcome": transfer.outcome, "code": transfer.code,
-        "reason": transfer.reason, "manifest": str(manifest.pk) if manifest else None,
-    })
+    return JsonResponse(
+        {
+            "id": str(transfer.pk),
+            "state": transfer.state,
+            "offset": transfer.offset,
+            "length": transfer.length,
+            "outcome": transfer.outcome,
+            "code": transfer.code,
+            "reason": transfer.reason,
+            "manifest": str(manifest.pk) if manifest else None,
+        }
+    )
 
 
 @csrf_exempt
@@ -223,17 +233,23 @@ def manifests(request: HttpRequest) -> HttpResponse:
     try:
         data = json.loads(request.body or b"{}")
         expected = [
-            {"sop_instance_uid": str(e["sop_instance_uid"])[:64], "sha256": str(e.get("sha256", ""))[:64],
-             "size": int(e.get("size", 0))}
+            {
+                "sop_instance_uid": str(e["sop_instance_uid"])[:64],
+                "sha256": str(e.get("sha256", ""))[:64],
+                "size": int(e.get("size", 0)),
+            }
             for e in data.get("instances", [])
         ]
         priority = data.get("priority", Priority.ROUTINE)
         if priority not in Priority.values:
             raise ValueError("priority")
         manifest, created = study_manifests.open_manifest(
-            user=user, manifest_id=transfers.parse_uuid(str(data["id"])) if data.get("id") else None,
-            study_instance_uid=str(data.get("study_instance_uid", ""))[:64], priority=priority,
-            indication=str(data.get("indication", ""))[:2000], expected=expected,
+            user=user,
+            manifest_id=transfers.parse_uuid(str(data["id"])) if data.get("id") else None,
+            study_instance_uid=str(data.get("study_instance_uid", ""))[:64],
+            priority=priority,
+            indication=str(data.get("indication", ""))[:2000],
+            expected=expected,
             expected_files=int(data.get("files", 0) or 0),
         )
     except (ValueError, KeyError, TypeError):

@@ -52,8 +52,10 @@ def _text() -> dict[str, str]:
         "study_open": _("voir l'examen"),
         "resumed": _("Reprise de l'envoi interrompu."),
         # crypto.subtle exists only in secure contexts (https, localhost): a plain-http site sends unhashed.
-        "no_hash": _("Empreinte SHA-256 indisponible (connexion non sécurisée) : "
-                     "fichiers envoyés sans contrôle d'intégrité de bout en bout."),
+        "no_hash": _(
+            "Empreinte SHA-256 indisponible (connexion non sécurisée) : "
+            "fichiers envoyés sans contrôle d'intégrité de bout en bout."
+        ),
         "files": _("fichier(s)"),
         "forget": _("Abandonner"),
         "started": _("commencé le"),
@@ -65,9 +67,13 @@ def _text() -> dict[str, str]:
 def send_page(request: HttpRequest) -> HttpResponse:
     if not may_send_for_site(request.user):
         raise PermissionDenied
-    return render(request, "uploads/send.html", {
-        "priorities": Priority.choices,
-        "chunk_size": _chunk_size(request),
-        "max_bytes": transfers.max_upload_bytes(),
-        "text": _text(),
-    })
+    return render(
+        request,
+        "uploads/send.html",
+        {
+            "priorities": Priority.choices,
+            "chunk_size": _chunk_size(request),
+            "max_bytes": transfers.max_upload_bytes(),
+            "text": _text(),
+        },
+    )

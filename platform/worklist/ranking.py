@@ -93,8 +93,9 @@ def rank_case(
         "overdue": w["overdue"] * max(used - 1.0, 0.0),
         "waiting": w["waiting_per_hour"] * waited / 60,
     }
-    return Rank(score=sum(parts.values()), minutes_waited=waited, minutes_left=sla - waited,
-                factors=factors, **parts)
+    return Rank(
+        score=sum(parts.values()), minutes_waited=waited, minutes_left=sla - waited, factors=factors, **parts
+    )
 
 
 T = TypeVar("T")
@@ -109,7 +110,6 @@ def order_cases(
     sla_minutes: Mapping[str, float] | None = None,
 ) -> list[tuple[T, Rank]]:
     """Cases with their rank, most pressing first; ties go to the longest waiting."""
-    ranked = [(c, rank_case(factors_of(c), now=now, weights=weights, sla_minutes=sla_minutes))
-              for c in cases]
+    ranked = [(c, rank_case(factors_of(c), now=now, weights=weights, sla_minutes=sla_minutes)) for c in cases]
     ranked.sort(key=lambda cr: (-cr[1].score, cr[1].factors.waiting_since))
     return ranked

@@ -56,10 +56,13 @@ def worklist_for(user: User, *, now: datetime | None = None) -> list[Case]:
 
     Ranked in Python: the score depends on now, and a worklist holds tens to a few hundred cases.
     """
-    studies = with_current_preread(with_waiting_since(
-        access.studies_visible_to(user).filter(status__in=WORKLIST_STATUSES)
-        .select_related("site", "assigned_to")
-    ))
+    studies = with_current_preread(
+        with_waiting_since(
+            access.studies_visible_to(user)
+            .filter(status__in=WORKLIST_STATUSES)
+            .select_related("site", "assigned_to")
+        )
+    )
     rows = []
     for study in studies:
         current = getattr(study, "current_prereads", [])
@@ -67,11 +70,20 @@ def worklist_for(user: User, *, now: datetime | None = None) -> list[Case]:
         since = getattr(study, "waiting_since", None) or study.created_at
         rows.append((study, since, ai))
     ranked = order_cases(
-        rows, lambda row: factors_of(*row), now=now or timezone.now(),
-        weights=settings.WORKLIST_WEIGHTS, sla_minutes=settings.WORKLIST_SLA_MINUTES,
+        rows,
+        lambda row: factors_of(*row),
+        now=now or timezone.now(),
+        weights=settings.WORKLIST_WEIGHTS,
+        sla_minutes=settings.WORKLIST_SLA_MINUTES,
     )
     return [
-        Case(study=study, waiting_since=since, ai=ai, rank=rank,
-             may_claim=access.may_claim(user, study), held=access.holds(user, study))
+        Case(
+            study=study,
+            waiting_since=since,
+            ai=ai,
+            rank=rank,
+            may_claim=access.may_claim(user, study),
+            held=access.holds(user, study),
+        )
         for (study, since, ai), rank in ranked
     ]

@@ -26,9 +26,14 @@ def _radiologist_only(request: HttpRequest) -> None:
 def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
     cases = worklist_for(access.signed_in(request))
-    return render(request, "worklist/worklist.html", {
-        "cases": cases, "any_demo": any(c.ai and c.ai.demo for c in cases),
-    })
+    return render(
+        request,
+        "worklist/worklist.html",
+        {
+            "cases": cases,
+            "any_demo": any(c.ai and c.ai.demo for c in cases),
+        },
+    )
 
 
 def _move(request: HttpRequest, pk: int, event: str) -> lifecycle.TransitionRefused | None:
@@ -86,11 +91,20 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Brouillon enregistré."))
             return redirect("read", pk=study.pk)
     findings_now = form["findings"].value() or ""
-    return render(request, "worklist/read.html", {
-        "study": study, "form": form, "report": report, "instances": study.instances.all()[:24],
-        "ai": ai, "ai_results": image_results_by_instance(ai), "show_ai": True,
-        "ai_draft_unedited": bool(draft) and findings_now.strip() == draft.strip(),
-    })
+    return render(
+        request,
+        "worklist/read.html",
+        {
+            "study": study,
+            "form": form,
+            "report": report,
+            "instances": study.instances.all()[:24],
+            "ai": ai,
+            "ai_results": image_results_by_instance(ai),
+            "show_ai": True,
+            "ai_draft_unedited": bool(draft) and findings_now.strip() == draft.strip(),
+        },
+    )
 
 
 @require_GET

@@ -66,7 +66,9 @@ def test_latency_from_complete_study_to_reordered_worklist(worker_models, tech_a
         "preread_service_ms_p50": round(statistics.median(server_ms), 1),
     }
     print(json.dumps(summary))
-    print(f"latency p95 {summary['with_ai_s']['p95']} s with AI vs {summary['no_model_peer_s']['p95']} s "
-          f"without (peer), n={len(with_ai)}")
+    print(
+        f"latency p95 {summary['with_ai_s']['p95']} s with AI vs {summary['no_model_peer_s']['p95']} s "
+        f"without (peer), n={len(with_ai)}"
+    )
     assert len(server_ms) == 10
     assert _p95(with_ai) < 10.0

@@ -81,8 +81,10 @@ def best_lossless(files: list[Path]) -> dict:
     for path in files:
         reference = pydicom.dcmread(path).pixel_array
         sizes = {}
-        for name, uid, plugin in (("jpegls", JPEGLSLossless, "pyjpegls"),
-                                  ("j2k", JPEG2000Lossless, "pylibjpeg")):
+        for name, uid, plugin in (
+            ("jpegls", JPEGLSLossless, "pyjpegls"),
+            ("j2k", JPEG2000Lossless, "pylibjpeg"),
+        ):
             try:
                 ds = pydicom.dcmread(path)
                 ds.compress(uid, reference, encoding_plugin=plugin, generate_instance_uid=False)
@@ -101,8 +103,14 @@ def best_lossless(files: list[Path]) -> dict:
             size, pixels = sizes[codec]
         total += size
         total_pixels += pixels or 0
-        per_file.append({"file": path.name, "codec": codec, "bytes": size,
-                         **{f"{k}_bytes": v[0] for k, v in sizes.items()}})
+        per_file.append(
+            {
+                "file": path.name,
+                "codec": codec,
+                "bytes": size,
+                **{f"{k}_bytes": v[0] for k, v in sizes.items()},
+            }
+        )
     return {"bytes": total, "pixel_data_bytes": total_pixels, "per_file": per_file}
 
 
@@ -120,13 +128,17 @@ def lossy_report(files: list[Path], workdir: Path) -> dict:
         sent += done.size
         err = image_error(path, out)
         lossless = done.codec != "j2k-lossy"
-        per_image.append({
-            "file": path.name, "codec": done.codec,
-            "ratio": round(done.raw_size / done.size, 2),
-            "pixel_ratio": round(done.lossy_ratio, 2) if done.lossy_ratio else None,
-            "psnr_db": None if err["psnr_db"] == float("inf") else err["psnr_db"],
-            "max_error": err["max_error"], "lossless_fallback": lossless,
-        })
+        per_image.append(
+            {
+                "file": path.name,
+                "codec": done.codec,
+                "ratio": round(done.raw_size / done.size, 2),
+                "pixel_ratio": round(done.lossy_ratio, 2) if done.lossy_ratio else None,
+                "psnr_db": None if err["psnr_db"] == float("inf") else err["psnr_db"],
+                "max_error": err["max_error"],
+                "lossless_fallback": lossless,
+            }
+        )
         out.unlink(missing_ok=True)
     return {"ratio": round(raw / max(sent, 1), 2), "bytes": sent, "per_image": per_image}
 
@@ -212,40 +224,95 @@ class Platform:
         self.orthanc = self.children.orthanc(self.root / "orthanc-joliba")
         for folder in ("celery-queue", "celery-processed", "celery-control", "spool", "models"):
             (self.var / folder).mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER",
-                            "INGEST_SPOOL_DIR", "JOLIBA_MODELS_DIR")}
-        env.update({
-            "JOLIBA_DATA_DIR": str(self.var), "INGEST_SPOOL_DIR": str(self.var / "spool"),
-            "JOLIBA_MODELS_DIR": str(self.var / "models"), "DEBUG": "0",
-            "SECRET_KEY": "bench-" + os.urandom(24).hex(),
-            "ORTHANC_URL": self.orthanc.url, "ORTHANC_USERNAME": self.orthanc.username,
-            "ORTHANC_PASSWORD": self.orthanc.password,
-            "PYTHONPATH": str(REPO / "platform"), "DJANGO_SETTINGS_MODULE": "joliba.settings",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in (
+                "DATABASE_URL",
+                "CELERY_BROKER_URL",
+                "CELERY_TASK_ALWAYS_EAGER",
+                "INGEST_SPOOL_DIR",
+                "JOLIBA_MODELS_DIR",
+            )
+        }
+        env.update(
+            {
+                "JOLIBA_DATA_DIR": str(self.var),
+                "INGEST_SPOOL_DIR": str(self.var / "spool"),
+                "JOLIBA_MODELS_DIR": str(self.var / "models"),
+                "DEBUG": "0",
+                "SECRET_KEY": "bench-" + os.urandom(24).hex(),
+                "ORTHANC_URL": self.orthanc.url,
+                "ORTHANC_USERNAME": self.orthanc.username,
+                "ORTHANC_PASSWORD": self.orthanc.password,
+                "PYTHONPATH": str(REPO / "platform"),
+                "DJANGO_SETTINGS_MODULE": "joliba.settings",
+            }
+        )
         manage = [sys.executable, str(REPO / "manage.py")]
-        subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO,
-                       timeout=180)
-        made = subprocess.run([*manage, "shell", "-c", (
-            "from accounts.models import Site, User\n"
-            "from rest_framework.authtoken.models import Token\n"
-            "site, _ = Site.objects.get_or_create(\n"
-            "    code='bench', defaults={'name': 'Banc', 'region': 'Kayes'})\n"
-            "u = User.objects.create_user(\n"
-            "    username='tech.bench', password=None, role='technician', site=site)\n"
-            "print(Token.objects.create(user=u).key)\n")],
-            env=env, check=True, cwd=REPO, capture_output=True, text=True, timeout=120)
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO, timeout=180)
+        made = subprocess.run(
+            [
+                *manage,
+                "shell",
+                "-c",
+                (
+                    "from accounts.models import Site, User\n"
+                    "from rest_framework.authtoken.models import Token\n"
+                    "site, _ = Site.objects.get_or_create(\n"
+                    "    code='bench', defaults={'name': 'Banc', 'region': 'Kayes'})\n"
+                    "u = User.objects.create_user(\n"
+                    "    username='tech.bench', password=None, role='technician', site=site)\n"
+                    "print(Token.objects.create(user=u).key)\n"
+                ),
+            ],
+            env=env,
+            check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         self.token = made.stdout.strip().splitlines()[-1]
         log = (self.root / "web.log").open("ab")
-        web = self.children.popen([*manage, "runserver", "--noreload", f"127.0.0.1:{self.port}"],
-                                  env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        web = self.children.popen(
+            [*manage, "runserver", "--noreload", f"127.0.0.1:{self.port}"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         worker_log = self.root / "worker.log"
         worker = self.children.popen(
-            [sys.executable, "-m", "celery", "-A", "joliba", "worker", "--pool=solo", "--concurrency=1",
-             "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            env=env, cwd=REPO, stdout=worker_log.open("ab"), stderr=subprocess.STDOUT)
-        wait_until(lambda: requests.options(f"http://127.0.0.1:{self.port}/api/v1/uploads/",
-                                            timeout=2).status_code == 204, 90, "runserver", web)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "joliba",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=worker_log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: (
+                requests.options(f"http://127.0.0.1:{self.port}/api/v1/uploads/", timeout=2).status_code
+                == 204
+            ),
+            90,
+            "runserver",
+            web,
+        )
         wait_until(lambda: "ready" in worker_log.read_text(errors="replace"), 90, "celery worker", worker)
         return self
 
@@ -299,9 +366,14 @@ class Meter:
 
 
 def make_link(target, args) -> SlowLink:
-    return SlowLink(target, rate_bps=args.rate_bps, rtt_s=args.rtt_s,
-                    cut_every_s=args.cut_every_s or None, down_s=args.down_s,
-                    first_cut_s=args.first_cut_s if args.cut_every_s else None)
+    return SlowLink(
+        target,
+        rate_bps=args.rate_bps,
+        rtt_s=args.rtt_s,
+        cut_every_s=args.cut_every_s or None,
+        down_s=args.down_s,
+        first_cut_s=args.first_cut_s if args.cut_every_s else None,
+    )
 
 
 # --- the two senders ---------------------------------------------------------------------------
@@ -309,9 +381,24 @@ def make_link(target, args) -> SlowLink:
 
 def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s: float) -> dict:
     state = root / "agent-state"
-    cmd = [sys.executable, "-m", "siteagent", "--server", "", "--token", platform.token,
-           "--state-dir", str(state), "--policy", "lossless", "--max-time", f"{budget_s:.0f}",
-           "--wait", "300", *map(str, files)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "siteagent",
+        "--server",
+        "",
+        "--token",
+        platform.token,
+        "--state-dir",
+        str(state),
+        "--policy",
+        "lossless",
+        "--max-time",
+        f"{budget_s:.0f}",
+        "--wait",
+        "300",
+        *map(str, files),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     link = make_link(platform.address, args).start()
     cmd[cmd.index("--server") + 1] = link.url
@@ -319,8 +406,9 @@ def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s
     meter = Meter(link, started + budget_s + 30)
     agent_log = (root / "agent.log").open("ab")
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=agent_log, env=env, cwd=REPO,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=agent_log, env=env, cwd=REPO, start_new_session=True
+        )
         try:
             out, _ = proc.communicate(timeout=budget_s + 120)
         except subprocess.TimeoutExpired:
@@ -337,14 +425,20 @@ def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s
     except ValueError:
         summary = {}
     studies = summary.get("studies") or []
-    finished = (proc.returncode == 0 and summary.get("pending_items") == 0 and bool(studies)
-                and all(s.get("complete") for s in studies))
+    finished = (
+        proc.returncode == 0
+        and summary.get("pending_items") == 0
+        and bool(studies)
+        and all(s.get("complete") for s in studies)
+    )
     payload = int(summary.get("bytes_payload", 0))
     preview = int(summary.get("preview_bytes", 0))
     needed = payload + preview
     return {
-        "bytes_on_wire": stats["bytes_up"], "bytes_down": stats["bytes_down"],
-        "preview_bytes": preview, "payload_bytes": payload,
+        "bytes_on_wire": stats["bytes_up"],
+        "bytes_down": stats["bytes_down"],
+        "preview_bytes": preview,
+        "payload_bytes": payload,
         "bytes_on_wire_without_preview": stats["bytes_up"] - preview,
         "resent_bytes": stats["bytes_up"] - needed,
         "resent_fraction": round((stats["bytes_up"] - needed) / max(needed, 1), 4),
@@ -353,10 +447,14 @@ def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s
         "transfer_s": round(ended - (meter.first_up or ended), 2),
         "last_byte_up_s": round((meter.last_up or ended) - started, 2),
         "confirm_after_last_byte_s": round(ended - (meter.last_up or ended), 2),
-        "cuts": stats["cuts"], "cuts_during_transfer": meter.cuts_between(meter.first_up, ended),
-        "connections_cut": stats["connections_cut"], "link_errors": summary.get("link_errors"),
-        "exit_code": proc.returncode, "timed_out": meter.timed_out,
-        "finished": finished, "archive_instances": platform.archive_instances(),
+        "cuts": stats["cuts"],
+        "cuts_during_transfer": meter.cuts_between(meter.first_up, ended),
+        "connections_cut": stats["connections_cut"],
+        "link_errors": summary.get("link_errors"),
+        "exit_code": proc.returncode,
+        "timed_out": meter.timed_out,
+        "finished": finished,
+        "archive_instances": platform.archive_instances(),
         "studies": [{k: s.get(k) for k in ("complete", "missing", "outcomes")} for s in studies],
     }
 
@@ -383,8 +481,12 @@ def run_peer(orthanc: OrthancProcess, files: list[Path], args, *, cuts: bool, bu
                 # give it the time left, as a browser would; the Meter cuts at the deadline.
                 left = max(5.0, deadline - time.monotonic())
                 try:
-                    r = session.post(f"{link.url}/instances", data=data, timeout=(left, 120),
-                                     headers={"Content-Type": "application/dicom"})
+                    r = session.post(
+                        f"{link.url}/instances",
+                        data=data,
+                        timeout=(left, 120),
+                        headers={"Content-Type": "application/dicom"},
+                    )
                 except requests.RequestException:
                     session.close()  # a dead connection: the next attempt opens a fresh one
                     time.sleep(args.down_s + 0.5)
@@ -395,8 +497,10 @@ def run_peer(orthanc: OrthancProcess, files: list[Path], args, *, cuts: bool, bu
                 say(f"  peer: {path.name} refused by Orthanc ({r.status_code})")
                 break  # a refusal, not a link fault: retrying would not help
             (stored if ok else failed).append(path)
-            say(f"  peer ({'cuts' if cuts else 'no cuts'}): {path.name} "
-                f"{'stored' if ok else 'FAILED'} after {requests_made} request(s) so far")
+            say(
+                f"  peer ({'cuts' if cuts else 'no cuts'}): {path.name} "
+                f"{'stored' if ok else 'FAILED'} after {requests_made} request(s) so far"
+            )
         ended = time.monotonic()
     finally:
         meter.stop()
@@ -406,15 +510,20 @@ def run_peer(orthanc: OrthancProcess, files: list[Path], args, *, cuts: bool, bu
     needed = sum(p.stat().st_size for p in stored)
     count = archive_count(orthanc)
     return {
-        "bytes_on_wire": stats["bytes_up"], "bytes_down": stats["bytes_down"],
+        "bytes_on_wire": stats["bytes_up"],
+        "bytes_down": stats["bytes_down"],
         "resent_bytes": stats["bytes_up"] - needed,
         "resent_fraction": round((stats["bytes_up"] - needed) / needed, 4) if needed else None,
         "wasted_fraction_of_wire": round((stats["bytes_up"] - needed) / max(stats["bytes_up"], 1), 4),
         "delivered_bytes": needed,
-        "wall_s": round(ended - started, 2), "cuts": stats["cuts"],
-        "connections_cut": stats["connections_cut"], "requests": requests_made,
-        "files_stored": len(stored), "files_failed": [p.name for p in failed][:40],
-        "archive_instances": count, "timed_out": meter.timed_out,
+        "wall_s": round(ended - started, 2),
+        "cuts": stats["cuts"],
+        "connections_cut": stats["connections_cut"],
+        "requests": requests_made,
+        "files_stored": len(stored),
+        "files_failed": [p.name for p in failed][:40],
+        "archive_instances": count,
+        "timed_out": meter.timed_out,
         "finished": not failed and count >= len(files),
     }
 
@@ -432,9 +541,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rtt-s", type=float, default=0.3)
     p.add_argument("--cut-every-s", type=float)
     p.add_argument("--down-s", type=float, default=0.5)
-    p.add_argument("--first-cut-s", type=float,
-                   help="first cut this long after each link starts (default: one period; "
-                        "--quick: 3 s, so that a cut lands inside Joliba's few-second transfer)")
+    p.add_argument(
+        "--first-cut-s",
+        type=float,
+        help="first cut this long after each link starts (default: one period; "
+        "--quick: 3 s, so that a cut lands inside Joliba's few-second transfer)",
+    )
     p.add_argument("--peer-attempts", type=int, default=3)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) at the end")
     args = p.parse_args(argv)
@@ -474,12 +586,16 @@ def targets(result: dict) -> dict:
         "wire_vs_best_codec": {"excess": round(excess, 4), "limit": 0.03, "met": excess <= 0.03},
         "wall_time": {"wall_s": j["wall_s"], "limit_s": round(allowed, 1), "met": j["wall_s"] <= allowed},
         "transfer_time (first byte on the wire to confirmed)": {
-            "transfer_s": j["transfer_s"], "limit_s": round(allowed_transfer, 1),
-            "met": j["transfer_s"] <= allowed_transfer},
+            "transfer_s": j["transfer_s"],
+            "limit_s": round(allowed_transfer, 1),
+            "met": j["transfer_s"] <= allowed_transfer,
+        },
         "resent": {"fraction": j["resent_fraction"], "limit": 0.05, "met": j["resent_fraction"] <= 0.05},
         "finishes_where_plain_cannot": {
-            "joliba": j["finished"], "peer_with_cuts": result["peer_with_cuts"]["finished"],
-            "met": j["finished"] and not result["peer_with_cuts"]["finished"]},
+            "joliba": j["finished"],
+            "peer_with_cuts": result["peer_with_cuts"]["finished"],
+            "met": j["finished"] and not result["peer_with_cuts"]["finished"],
+        },
     }
 
 
@@ -529,23 +645,32 @@ def main(argv=None) -> int:
         joliba = run_joliba(platform, files, args, root, budget_s=wire_s + 180)
         say(f"  Joliba: {json.dumps({k: joliba[k] for k in ('bytes_on_wire', 'wall_s', 'finished')})}")
         say("Orthanc POST /instances through the link, with cuts")
-        peer_cuts = run_peer(peer_cut_orthanc, files, args, cuts=True,
-                             budget_s=1.5 * args.peer_attempts * wire_s + 60)
+        peer_cuts = run_peer(
+            peer_cut_orthanc, files, args, cuts=True, budget_s=1.5 * args.peer_attempts * wire_s + 60
+        )
         say("Orthanc POST /instances through the link, without cuts")
         peer_plain = run_peer(peer_plain_orthanc, files, args, cuts=False, budget_s=1.5 * wire_s + 60)
 
         result = {
-            "benchmark": "upload_slow_link", "mode": args.label,
+            "benchmark": "upload_slow_link",
+            "mode": args.label,
             "files": [p.name for p in files],
-            "link_bps": args.rate_bps, "rtt_s": args.rtt_s, "cut_every_s": args.cut_every_s,
-            "down_s": args.down_s, "first_cut_s": args.first_cut_s,
-            "peer_attempts": args.peer_attempts, "wire_direction": "up",
+            "link_bps": args.rate_bps,
+            "rtt_s": args.rtt_s,
+            "cut_every_s": args.cut_every_s,
+            "down_s": args.down_s,
+            "first_cut_s": args.first_cut_s,
+            "peer_attempts": args.peer_attempts,
+            "wire_direction": "up",
             "bytes_raw": raw,
             "best_lossless_codec_bytes": best["bytes"],
             "best_lossless_pixel_data_bytes": best["pixel_data_bytes"],
             "best_lossless_per_file": best["per_file"],
-            "joliba": joliba, "peer_with_cuts": peer_cuts, "peer_without_cuts": peer_plain,
-            "lossy": lossy, "cpus": os.cpu_count(),
+            "joliba": joliba,
+            "peer_with_cuts": peer_cuts,
+            "peer_without_cuts": peer_plain,
+            "lossy": lossy,
+            "cpus": os.cpu_count(),
         }
         result["targets"] = targets(result)
         print(summary_line(result), flush=True)

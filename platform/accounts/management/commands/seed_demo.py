@@ -36,8 +36,13 @@ class Command(BaseCommand):
                 continue
             password = secrets.token_urlsafe(9)
             User.objects.create_user(
-                username=username, password=password, first_name=first, last_name=last, role=role,
-                site=sites.get(site), is_staff=role == User.Role.ADMIN,
+                username=username,
+                password=password,
+                first_name=first,
+                last_name=last,
+                role=role,
+                site=sites.get(site),
+                is_staff=role == User.Role.ADMIN,
                 is_superuser=role == User.Role.ADMIN,
             )
             created.append((username, role, password))
