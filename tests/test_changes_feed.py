@@ -4,6 +4,7 @@ consumer neither lose nor double any."""
 import pytest
 from pydicom.uid import generate_uid
 
+from ingest import changes_feed
 from ingest.changes_feed import follow_changes
 from ingest.models import ArrivingArchiveStudy, ChangesCursor
 from ingest.tasks import follow_orthanc_changes
@@ -50,20 +51,25 @@ def _stable(client, uids):
     wait_for(all_stable, timeout=30, interval=0.5)
 
 
-def test_a_crash_mid_batch_then_a_restart_loses_and_doubles_nothing(orthanc_server, tmp_path):
+def test_a_crash_mid_batch_then_a_restart_loses_and_doubles_nothing(orthanc_server, tmp_path, monkeypatch):
     client = orthanc_server.client()
     uids = _push_studies_straight_to_orthanc(client, tmp_path, 3)
     _stable(client, uids)
 
     handled = []
 
-    def crash_after_first_new_study(change):
+    handle = changes_feed._handle
+
+    def crash_after_first_new_study(batch, change):  # the process dies once a study is recorded
+        handle(batch, change)
         handled.append(change)
         if Study.objects.filter(study_instance_uid__in=uids).exists():
             raise Crash("worker killed mid-batch")
 
+    monkeypatch.setattr(changes_feed, "_handle", crash_after_first_new_study)
     with pytest.raises(Crash):
-        follow_changes(client, on_change=crash_after_first_new_study)
+        follow_changes(client)
+    monkeypatch.undo()
     # The crashed batch is rolled back whole: the cursor stays before it, its studies are gone.
     crashed_at = handled[-1].seq
     assert ChangesCursor.objects.get().last_seq < crashed_at

@@ -108,11 +108,6 @@ def test_the_ingest_gives_each_a_verdict_and_stores_only_the_good_one(tech_a, or
 
 @pytest.mark.django_db
 @pytest.mark.orthanc
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty file fails the whole request (400, 'Le fichier soumis est "
-    "vide.'): the serializer refuses it before the ingest gives per-file verdicts",
-)
 def test_an_empty_file_gets_its_own_verdict_and_the_others_are_still_ingested(tech_a, made, tmp_path):
     answer = _upload(tech_a, [_good_slice(tmp_path), made["empty.dcm"]])
     assert answer.status_code == 201, answer.content[:300]

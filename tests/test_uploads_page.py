@@ -37,7 +37,6 @@ def tus_bundle():
 @pytest.fixture
 def page_settings(settings, worker_spool_dir):
     settings.INGEST_SPOOL_DIR = worker_spool_dir  # the worker finalises what the page sends
-    settings.UPLOADS_PAGE_ALLOW_CHUNK_OVERRIDE = True
     return settings
 
 
@@ -68,6 +67,7 @@ def _logged_in_page(browser, url: str, username: str):
 def test_it_resumes_a_study_after_a_dropped_link_and_a_reload(
     tus_bundle, page_settings, live_server, celery_worker, tech_a
 ):
+    page_settings.UPLOADS_PAGE_CHUNK_BYTES = 65536  # small chunks: "mid-upload" lasts long enough
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     url = live_server.url
     files = [str(CT_HEAD / f"{i:02d}.dcm") for i in (1, 2, 3)]
@@ -84,7 +84,7 @@ def test_it_resumes_a_study_after_a_dropped_link_and_a_reload(
             ),
         )
 
-        page.goto(f"{url}/send/?chunk=65536")
+        page.goto(f"{url}/send/")
         assert page.locator("#fallback").is_hidden()
         page.set_input_files("#dicom-files", files)
         page.fill("#indication", "Chute, céphalées persistantes")
@@ -205,14 +205,11 @@ def test_first_load_is_small_and_works_without_javascript(tus_bundle, live_serve
         assert plain.locator("#fallback a").get_attribute("href") == "/studies/send/"
 
 
-def test_only_senders_get_the_page_and_the_chunk_override_needs_a_setting(
-    client, tech_a, radiologist, settings
-):
-    settings.DEBUG = False
+def test_only_senders_get_the_page_and_its_chunk_size_is_a_setting(client, tech_a, radiologist, settings):
     client.force_login(radiologist)
     assert client.get("/send/").status_code == 403
     client.force_login(tech_a)
-    page = client.get("/send/?chunk=65536")
+    page = client.get("/send/?chunk=65536")  # no test hook in the page: the query is ignored
     assert page.status_code == 200 and 'data-chunk="1048576"' in page.content.decode()
-    settings.UPLOADS_PAGE_ALLOW_CHUNK_OVERRIDE = True
-    assert 'data-chunk="65536"' in client.get("/send/?chunk=65536").content.decode()
+    settings.UPLOADS_PAGE_CHUNK_BYTES = 65536
+    assert 'data-chunk="65536"' in client.get("/send/").content.decode()

@@ -37,7 +37,8 @@ class SubmissionSerializer(serializers.ModelSerializer):
 
 
 class UploadRequestSerializer(serializers.Serializer):
-    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+    # An empty file is a file like any other: the ingest gives it its own verdict ("empty").
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
     indication = serializers.CharField(max_length=2000)
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import F
@@ -227,7 +226,6 @@ def follow_changes(
     client: OrthancClient | None = None,
     *,
     max_batches: int | None = None,
-    on_change: Callable[[Change], None] | None = None,
 ) -> int:
     """Handle the changes after the stored cursor, then the watched studies; returns how many
     changes were read.
@@ -246,8 +244,6 @@ def follow_changes(
             batch = _Batch(client)
             for change in page.changes:
                 _handle(batch, change)
-                if on_change:
-                    on_change(change)
                 handled += 1
             if page.changes:
                 cursor.last_seq = page.last

@@ -24,7 +24,10 @@ class MultipleFileField(forms.FileField):
 class SubmissionForm(forms.Form):
     # Named "files" on the wire since the first API; the metaclass moves it off the instance, so
     # it never hides Form.files (the uploaded files), whatever mypy reads in the class body.
-    files = MultipleFileField(label=_("Fichiers DICOM de l'examen"))  # type: ignore[assignment]
+    files = MultipleFileField(  # type: ignore[assignment]
+        label=_("Fichiers DICOM de l'examen"),
+        allow_empty_file=True,  # refused by the ingest, with a verdict
+    )
     indication = forms.CharField(
         label=_("Indication clinique"),
         widget=forms.Textarea(attrs={"rows": 3}),

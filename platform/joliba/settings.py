@@ -178,6 +178,9 @@ INGEST_ABANDONED_SUBMISSION_SECONDS = int(env("INGEST_ABANDONED_SUBMISSION_SECON
 # Resumable (tus) uploads: the web process writes the spool, the worker reads it: share it.
 UPLOADS_MAX_BYTES = int(env("UPLOADS_MAX_BYTES", str(INGEST_MAX_FILE_BYTES)))
 UPLOADS_SITE_QUOTA_BYTES = int(env("UPLOADS_SITE_QUOTA_BYTES", str(20 * 1024**3)))
+# The page's PATCH size: big chunks mean fewer round trips on a 300 ms link, and a dropped PATCH
+# costs nothing because the server keeps every byte it received (uploads.transfers.receive_chunk).
+UPLOADS_PAGE_CHUNK_BYTES = int(env("UPLOADS_PAGE_CHUNK_BYTES", str(1024 * 1024)))
 UPLOADS_EXPIRE_SECONDS = int(env("UPLOADS_EXPIRE_SECONDS", str(7 * 24 * 3600)))
 # A finalisation that finds its transfer held by another process asks again this soon, this often.
 UPLOADS_BUSY_RETRY_SECONDS = float(env("UPLOADS_BUSY_RETRY_SECONDS", "5"))

@@ -16,21 +16,6 @@ from studies.models import Priority
 
 from . import transfers
 
-# Big chunks: fewer round trips on a 300 ms link, and a dropped PATCH costs nothing because
-# the server keeps every byte it received (see transfers.receive_chunk).
-CHUNK_BYTES = 1024 * 1024
-MIN_TEST_CHUNK_BYTES = 16 * 1024
-
-
-def _chunk_size(request: HttpRequest) -> int:
-    """?chunk= lets a browser test make 'mid-upload' last; honoured only in DEBUG or when allowed."""
-    if not (settings.DEBUG or getattr(settings, "UPLOADS_PAGE_ALLOW_CHUNK_OVERRIDE", False)):
-        return CHUNK_BYTES
-    try:
-        return max(MIN_TEST_CHUNK_BYTES, int(request.GET.get("chunk", CHUNK_BYTES)))
-    except ValueError:
-        return CHUNK_BYTES
-
 
 def _text() -> dict[str, str]:
     """What the script says, translated here so the page needs no JavaScript catalogue."""
@@ -72,7 +57,7 @@ def send_page(request: HttpRequest) -> HttpResponse:
         "uploads/send.html",
         {
             "priorities": Priority.choices,
-            "chunk_size": _chunk_size(request),
+            "chunk_size": settings.UPLOADS_PAGE_CHUNK_BYTES,
             "max_bytes": transfers.max_upload_bytes(),
             "text": _text(),
         },
