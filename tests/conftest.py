@@ -19,16 +19,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from orthanc.server import OrthancProcess
-from tests.helpers import clear_models, database_url
+from tests.helpers import clear_models, database_url, start_worker, stop_worker
 from tests.paths import (
     HAVE_SHARED_TESTDATA,
     NOT_FOUND,
@@ -210,42 +207,9 @@ def celery_worker(
         "JOLIBA_MODELS_DIR": str(worker_models_dir),
         "PYTHONPATH": str(REPO / "platform"),
     }
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "joliba",
-            "worker",
-            "-Q",
-            queue,
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    deadline = time.monotonic() + 60
-    while b" ready." not in log_path.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
+    proc = start_worker(queue, env, tmp_path_factory.mktemp("worker") / "worker.log")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_worker(proc)
 
 
 # Personas, named for who they are.

@@ -87,6 +87,47 @@ def database_url(db: dict) -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
+# --- A real Celery worker ----------------------------------------------------------------------
+
+
+def worker_command(queue: str, *, pool: str = "solo") -> list[str]:
+    """`celery worker` as the tests run it: one queue, one process, no chatter between workers."""
+    import sys
+
+    return [
+        sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, f"--pool={pool}",
+        "--concurrency=1", "--without-heartbeat", "--without-gossip", "--without-mingle",
+        "--loglevel=INFO",
+    ]  # fmt: skip
+
+
+def start_worker(queue: str, env: dict[str, str], log_path: Path, *, pool: str = "solo"):
+    """Start a worker on `queue` and return its process once it says it is ready (60 s at most)."""
+    import subprocess
+
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            worker_command(queue, pool=pool), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+    deadline = time.monotonic() + 60
+    while b" ready." not in log_path.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def stop_worker(proc) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 # --- The API ------------------------------------------------------------------------------------
 def api_client(user):
     """A DRF test client authenticated with the user's token."""

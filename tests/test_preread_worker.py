@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -20,6 +18,8 @@ from tests.helpers import (
     database_url,
     send_chest,
     send_ct,
+    start_worker,
+    stop_worker,
     wait_for,
 )
 from tests.paths import REPO
@@ -98,40 +98,13 @@ def own_worker(django_db_setup, orthanc_server, tmp_path):
         "PYTHONPATH": str(REPO / "platform"),
     }
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "joliba",
-                "worker",
-                "-Q",
-                queue,
-                "--pool=prefork",
-                "--concurrency=1",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+    # prefork: the pool's child is the one killed, the parent redelivers its task.
+    proc = start_worker(queue, env, log_path, pool="prefork")
     try:
-        wait_for(lambda: b" ready." in log_path.read_bytes() or proc.poll() is not None, timeout=60)
-        assert proc.poll() is None, log_path.read_text()[-2000:]
         yield proc, log_path
     finally:
         app.conf.task_default_queue = previous_queue
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_worker(proc)
 
 
 def _children(pid: int) -> list[int]:
