@@ -143,6 +143,9 @@ def _test_settings(request, settings, tmp_path):
     from joliba.celery import app
 
     settings.INGEST_SPOOL_DIR = tmp_path / "spool"
+    # Personas are created for almost every test: a fast hash (the production hashers are slow on
+    # purpose). Processes the tests start use their own settings, so they log in by token.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     queue = app.conf.task_default_queue
     if "celery_worker" not in request.fixturenames:
         app.conf.task_default_queue = UNCONSUMED_QUEUE

@@ -99,6 +99,7 @@ def test_the_worker_follows_the_feed_into_the_reading_queue(celery_worker, ortha
     wait_for(lambda: Study.objects.get(pk=study.pk).status == "queued", timeout=30)
 
 
+@pytest.mark.orthanc  # its own Orthanc, restarted mid-test
 def test_instances_stored_just_before_an_orthanc_restart_are_recorded_and_completed(tmp_path, site_a):
     """Orthanc announces StableStudy from memory: restarted within its stability delay, it never
     does. The feed records each instance as it comes (NewInstance, study arriving) and completes
