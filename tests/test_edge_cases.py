@@ -182,7 +182,9 @@ def test_a_file_that_ends_early_is_called_incomplete_not_one_without_uids(tech_a
     cuts = []
     for src in (CT_HEAD / "01.dcm", REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_J2KR.dcm"):
         raw = src.read_bytes()
-        for at in (200, 500, 900, 1600, len(raw) // 2, len(raw) - 3):
+        # Mid-element cuts (a cut exactly between two elements before the identifiers reads as a
+        # file without them: nothing in the bytes tells the two apart).
+        for at in (200, 500, 901, 1601, len(raw) // 2, len(raw) - 3):
             cut = tmp_path / f"{src.stem}-{at}.dcm"
             cut.write_bytes(raw[:at])
             cuts.append(cut)

@@ -52,7 +52,8 @@ def test_it_scores_a_chest_radiograph_stores_the_result_and_queues_it(models_dir
     assert image.boxes and image.columns == 1024 and image.rows == 1024
     assert bytes(image.heatmap_png)[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(image.timings_ms) >= {"decode", "preprocess", "inference", "total"}
-    assert image.model_sha256 == run.model_sha256 and image.details["pixel_spacing_mm"] is not None
+    assert image.model_sha256 == run.model_sha256
+    assert set(image.details) >= {"warnings", "quality", "regression", "pixel_spacing_mm", "heatmap"}
 
 
 def test_the_same_models_never_score_a_study_twice(models_dir, tech_a, tmp_path):
