@@ -77,6 +77,8 @@ def test_every_event_from_every_state_by_every_person(event, people, site_a, rad
             study = _study(site_a, state, assigned=holder)
             expected = ALLOWED.get((event, state, who))
             kwargs = {"assignee": people["other"]} if event == Transition.REASSIGN else {}
+            if event == Transition.RETURN:
+                kwargs = {"reason_code": "motion"}
             if expected is None:
                 with pytest.raises(TransitionRefused) as refused:
                     lifecycle.transition(study, event, actor=people[who], **kwargs)
@@ -107,9 +109,9 @@ def test_claiming_sets_the_reader_releasing_and_returning_clear_it(
     with pytest.raises(TransitionRefused) as wrong:
         lifecycle.transition(study, Transition.SIGN, actor=radiologist)  # no longer the reader
     assert wrong.value.code == "not_permitted"
-    lifecycle.transition(study, Transition.RETURN, actor=radiologist_2, reason_code="motion_blur")
+    lifecycle.transition(study, Transition.RETURN, actor=radiologist_2, reason_code="motion")
     assert study.assigned_to is None and study.status == Status.RETURNED
-    assert StudyEvent.objects.filter(study=study).last().reason_code == "motion_blur"
+    assert StudyEvent.objects.filter(study=study).last().reason_code == "motion"
 
 
 def test_a_study_cannot_be_created_mid_life(site_a):

@@ -111,7 +111,9 @@ def _move(request: Request, pk: int, event: str) -> Response:
             reason_code=body.validated_data.get("reason", ""),
         )
     except lifecycle.TransitionRefused as exc:
-        status = 409 if exc.code in ("taken", "not_allowed_now") else 403
+        status = {"taken": 409, "not_allowed_now": 409, "no_reason": 400, "no_assignee": 400}.get(
+            exc.code, 403
+        )
         return Response({"code": exc.code, "detail": exc.message}, status=status)
     return Response(StudySerializer(study).data)
 
@@ -128,6 +130,13 @@ def claim(request: Request, pk: int) -> Response:
 def release(request: Request, pk: int) -> Response:
     """Give a study back to the worklist (the radiologist holding it, or an admin)."""
     return _move(request, pk, Transition.RELEASE)
+
+
+@extend_schema(request=MoveSerializer, responses={200: StudySerializer})
+@api_view(["POST"])
+def return_study(request: Request, pk: int) -> Response:
+    """Not diagnostic: back to the site with a reason (`reason`: a studies.models.ReturnReason)."""
+    return _move(request, pk, Transition.RETURN)
 
 
 @extend_schema(request=MoveSerializer, responses={200: StudySerializer})

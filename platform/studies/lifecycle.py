@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 
 from . import access
-from .models import Status, Study, StudyEvent
+from .models import ReturnReason, Status, Study, StudyEvent
 
 
 class Transition:
@@ -80,6 +80,7 @@ REFUSALS = {
     "not_permitted": _("Vous n'avez pas le droit de faire cela sur cet examen."),
     "taken": _("Cet examen est déjà lu par un confrère."),
     "no_assignee": _("Choisissez un radiologue."),
+    "no_reason": _("Dites pourquoi les images ne sont pas diagnostiques."),
 }
 
 
@@ -130,6 +131,8 @@ def transition(
             raise TransitionRefused("no_assignee")
         guard &= Q(assigned_to=study.assigned_to_id)
         changes["assigned_to"] = assignee
+    if event == Transition.RETURN and reason_code not in ReturnReason.values:
+        raise TransitionRefused("no_reason")  # the site must know what to do differently
     if event in (Transition.SIGN, Transition.RETURN):
         guard &= Q(assigned_to=actor)
     if event in (Transition.RELEASE, Transition.RETURN, Transition.REOPEN):

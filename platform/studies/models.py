@@ -27,6 +27,17 @@ class Status(models.TextChoices):
     RETURNED = "returned", _("Renvoyé au site : images non diagnostiques")
 
 
+class ReturnReason(models.TextChoices):
+    """Why a radiologist sends a study back to its site to be done again."""
+
+    MOTION = "motion", _("Flou de mouvement")
+    POSITIONING = "positioning", _("Mauvais positionnement ou mauvaise incidence")
+    EXPOSURE = "exposure", _("Exposition inadaptée (image trop claire ou trop sombre)")
+    COVERAGE = "coverage", _("Région d'intérêt incomplète sur l'image")
+    ARTEFACT = "artefact", _("Artefact (objet métallique, grille, défaut du capteur)")
+    WRONG_STUDY = "wrong_study", _("Examen ne correspondant pas à l'indication")
+
+
 class Source(models.TextChoices):
     UPLOAD = "upload", _("Envoi par le site")
     ARCHIVE = "archive", _("Arrivé directement dans l'archive (C-STORE, pair)")
@@ -125,6 +136,22 @@ class Study(models.Model):
     @property
     def delivered_at(self) -> datetime | None:
         return self.entered_at(Status.DELIVERED)
+
+    @property
+    def return_reason(self) -> str:
+        """Why the study was last sent back as not diagnostic (its label), or ""."""
+        for event in reversed(self.history):
+            if event.to_status == Status.RETURNED:
+                return (
+                    str(ReturnReason(event.reason_code).label)
+                    if event.reason_code in ReturnReason.values
+                    else ""
+                )
+        return ""
+
+    @property
+    def is_returned(self) -> bool:
+        return self.status == Status.RETURNED
 
     @property
     def is_arriving(self) -> bool:

@@ -13,6 +13,7 @@ from reports.forms import ReportForm
 from reports.services import save_report
 from studies import access, lifecycle
 from studies.lifecycle import Transition
+from studies.models import ReturnReason
 
 from .selectors import worklist_for
 
@@ -36,10 +37,12 @@ def worklist(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _move(request: HttpRequest, pk: int, event: str) -> lifecycle.TransitionRefused | None:
+def _move(
+    request: HttpRequest, pk: int, event: str, *, reason_code: str = ""
+) -> lifecycle.TransitionRefused | None:
     study = access.get_study_for_user(request.user, pk)
     try:
-        lifecycle.transition(study, event, actor=access.signed_in(request))
+        lifecycle.transition(study, event, actor=access.signed_in(request), reason_code=reason_code)
     except lifecycle.TransitionRefused as exc:
         messages.error(request, exc.message)
         return exc
@@ -60,6 +63,16 @@ def claim(request: HttpRequest, pk: int) -> HttpResponse:
 def release(request: HttpRequest, pk: int) -> HttpResponse:
     if not _move(request, pk, Transition.RELEASE):
         messages.success(request, _("Examen remis dans la liste de travail."))
+    return redirect("worklist")
+
+
+@require_POST
+@login_required
+def return_study(request: HttpRequest, pk: int) -> HttpResponse:
+    """Not diagnostic: back to the site, with the reason, to be done again."""
+    if _move(request, pk, Transition.RETURN, reason_code=request.POST.get("reason", "")):
+        return redirect("read", pk=pk)
+    messages.success(request, _("Examen renvoyé au site pour être refait."))
     return redirect("worklist")
 
 
@@ -103,6 +116,7 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
             "ai_results": image_results_by_instance(ai),
             "show_ai": True,
             "ai_draft_unedited": bool(draft) and findings_now.strip() == draft.strip(),
+            "return_reasons": ReturnReason.choices,
         },
     )
 
