@@ -30,8 +30,9 @@ from django.utils import timezone
 from accounts.models import Site, User
 from orthanc.client import OrthancError
 from studies.archive import get_archive
+from studies.lifecycle import CLOSED
 from studies.models import Source, Study
-from studies.selectors import CLOSED, known_study, study_of_instance
+from studies.selectors import known_study, study_of_instance
 from studies.services import Arrival, InstanceConflict, attribute_to_sender, mark_complete, record_instance
 
 from .models import FileVerdict, InstanceIntent, Submission

@@ -48,6 +48,8 @@ class Transition:
 
 
 NEW = ""  # a study being created has no status yet
+# Reported: an upload adds nothing more to it; images reaching it through the archive reopen it.
+CLOSED = (Status.REPORTED, Status.DELIVERED)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ RULES: dict[str, Rule] = {
     Transition.SIGN: Rule((Status.IN_READING,), Status.REPORTED, access.may_sign_reports),
     Transition.RETURN: Rule((Status.IN_READING,), Status.RETURNED, access.may_sign_reports),
     Transition.DELIVER: Rule((Status.REPORTED,), Status.DELIVERED, access.opening_delivers_report),
-    Transition.REOPEN: Rule((Status.REPORTED, Status.DELIVERED), Status.RECEIVED, None),
+    Transition.REOPEN: Rule(CLOSED, Status.RECEIVED, None),
 }
 
 REFUSALS = {

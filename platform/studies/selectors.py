@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import Instance, Status, Study
-
-# A study in one of these states takes no more images from its site by upload.
-CLOSED = (Status.REPORTED, Status.DELIVERED)
+from .models import Instance, Study
 
 
 @dataclass(frozen=True)

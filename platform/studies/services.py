@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from . import lifecycle
 from .lifecycle import Transition
-from .models import Priority, Source, Status, Study
+from .models import Instance, Priority, Source, Status, Study
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,6 @@ def record_instance(
     study raises InstanceConflict and records nothing. An instance reaching a study already
     reported reopens it, so the new images are read.
     """
-    from .models import Instance
-
     study_uid, sop_uid = facts["StudyInstanceUID"], facts["SOPInstanceUID"]
     with transaction.atomic():
         owner = (
@@ -130,7 +128,7 @@ def _arrival_fields(arrival: Arrival) -> dict[str, Any]:
 
 def _take_new_image(study: Study, *, arrival: Arrival, complete: bool) -> None:
     """A new instance for a study the platform already has."""
-    if study.status in (Status.REPORTED, Status.DELIVERED):
+    if study.status in lifecycle.CLOSED:
         # Images after the report would stay unread: back to the worklist as an addendum case.
         lifecycle.transition(study, Transition.REOPEN)
     elif study.status == Status.RETURNED:
