@@ -12,7 +12,7 @@ import io
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -192,21 +192,44 @@ def send_chest(user, tmp_path: Path, name: str = "cxr", priority: str = "routine
     return send_files(user, [new_chest(tmp_path, name, **tags)], priority=priority)
 
 
-def send_ct(user, tmp_path: Path, n: int = 2, priority: str = "urgent"):
-    """The first n slices of the CT series as a new study."""
+def ct_study(tmp_path: Path, numbers: Iterable[int]) -> list[Path]:
+    """Slices of the CT series (by instance number, wrapping past its 28) copied as one new study,
+    under new UIDs: a study of its own in the session's shared Orthanc."""
     from pydicom.uid import generate_uid
 
     study_uid, series_uid = generate_uid(), generate_uid()
-    paths = [
+    return [
         dicom_copy(
-            CT_SERIES / f"{i:02d}.dcm",
-            tmp_path / f"ct{i}.dcm",
+            CT_SERIES / f"{1 + (n - 1) % 28:02d}.dcm",
+            tmp_path / f"ct-{study_uid[-8:]}-{i}.dcm",
             StudyInstanceUID=study_uid,
             SeriesInstanceUID=series_uid,
             SOPInstanceUID=generate_uid(),
         )
-        for i in range(1, n + 1)
+        for i, n in enumerate(numbers)
     ]
+
+
+def ct_study_bytes(tmp_path: Path, numbers: Iterable[int]) -> list[bytes]:
+    return [path.read_bytes() for path in ct_study(tmp_path, numbers)]
+
+
+def in_archive(orthanc_server: Any, uid: str) -> bool:
+    """Whether Orthanc knows this UID (any level), asked directly, not through the platform."""
+    import requests
+
+    found = requests.post(
+        f"{orthanc_server.url}/tools/lookup",
+        data=uid,
+        timeout=5,
+        auth=(orthanc_server.username, orthanc_server.password),
+    )
+    return bool(found.json())
+
+
+def send_ct(user, tmp_path: Path, n: int = 2, priority: str = "urgent"):
+    """The first n slices of the CT series as a new study."""
+    paths = ct_study(tmp_path, range(1, n + 1))
     return send_files(user, paths, priority=priority, indication="Traumatisme crânien")
 
 

@@ -3,7 +3,6 @@ archive never keeps a file the platform does not point to."""
 
 import pydicom
 import pytest
-import requests
 from django.urls import reverse
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
@@ -12,7 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from ingest.changes_feed import follow_changes
 from studies import lifecycle
 from studies.models import Instance, Study
-from tests.helpers import api_client, dicom_copy
+from tests.helpers import api_client, dicom_copy, in_archive
 from tests.paths import CT_HEAD
 from tests.test_uploads_tus import TUS, _create, _patch
 from uploads import finalisation
@@ -34,16 +33,6 @@ def send(client, *paths, priority="routine"):
             h.close()
     assert answer.status_code == 201, answer.content[:300]
     return answer.json()["verdicts"]
-
-
-def in_archive(orthanc_server, uid: str) -> bool:
-    found = requests.post(
-        f"{orthanc_server.url}/tools/lookup",
-        data=uid,
-        timeout=5,
-        auth=(orthanc_server.username, orthanc_server.password),
-    )
-    return bool(found.json())
 
 
 def slice_of(tmp_path, name, number, study_uid, sop_uid=None):

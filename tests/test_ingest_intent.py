@@ -13,14 +13,13 @@ SIGKILL of the web process is in tests/test_uploads_server_kill.py.
 
 import pydicom
 import pytest
-import requests
 from django.urls import reverse
 from pydicom.uid import generate_uid
 
 from ingest.changes_feed import follow_changes
 from ingest.models import ChangesCursor, FileVerdict, InstanceIntent
 from studies.models import Instance, Study
-from tests.helpers import api_client, dicom_copy
+from tests.helpers import api_client, dicom_copy, in_archive
 from tests.paths import CT_HEAD
 from tests.test_uploads_tus import _create, _patch
 from uploads import finalisation, tasks
@@ -50,16 +49,6 @@ def feed_from_now(orthanc_server):
     client = orthanc_server.client()
     start_feed_at_the_present(client)
     return client
-
-
-def in_archive(orthanc_server, uid: str) -> bool:
-    found = requests.post(
-        f"{orthanc_server.url}/tools/lookup",
-        data=uid,
-        timeout=5,
-        auth=(orthanc_server.username, orthanc_server.password),
-    )
-    return bool(found.json())
 
 
 def fresh_ct(tmp_path, name="ct.dcm"):

@@ -14,28 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection, transaction
-from pydicom.uid import generate_uid
 
-from tests.helpers import api_client, dicom_copy, wait_for
-from tests.paths import CT_HEAD
+from tests.helpers import api_client, ct_study_bytes, wait_for
 from tests.test_uploads_tus import _create, _patch
 from uploads import finalisation, spool, tasks
 from uploads.models import Transfer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.orthanc]
-
-
-def ct_slices(tmp_path, count: int) -> list[bytes]:
-    study = generate_uid()
-    return [
-        dicom_copy(
-            CT_HEAD / f"{1 + i % 28:02d}.dcm",
-            tmp_path / f"{i}.dcm",
-            StudyInstanceUID=study,
-            SOPInstanceUID=generate_uid(),
-        ).read_bytes()
-        for i in range(count)
-    ]
 
 
 def queued_tasks() -> int:
@@ -59,7 +44,7 @@ def in_a_thread(work):
 
 def test_creating_a_transfer_leaves_the_sites_complete_ones_to_their_finaliser(tech_a, tmp_path, monkeypatch):
     monkeypatch.setattr(tasks.finalise_transfer, "delay", lambda *a, **k: None)  # by hand here
-    [data, other] = ct_slices(tmp_path, 2)
+    [data, other] = ct_study_bytes(tmp_path, range(1, 2 + 1))
     tech = api_client(tech_a)
     _patch(tech, _create(tech, data)["Location"], 0, data)
     complete = Transfer.objects.get(state="complete")
@@ -91,7 +76,7 @@ def test_a_finalisation_that_finds_its_transfer_held_is_tried_again_soon(
     celery_worker, worker_spool_dir, settings, tech_a, tmp_path, monkeypatch
 ):
     settings.INGEST_SPOOL_DIR = worker_spool_dir  # the worker reads what the web side wrote
-    [data] = ct_slices(tmp_path, 1)
+    [data] = ct_study_bytes(tmp_path, range(1, 1 + 1))
     tech = api_client(tech_a)
     with monkeypatch.context() as m:
         m.setattr(tasks.finalise_transfer, "delay", lambda *a, **k: None)
@@ -124,7 +109,7 @@ def test_many_creations_and_finalisations_at_once_leave_no_transfer_behind(
 ):
     """Four senders of one site, 16 slices, the worker finalising while others create."""
     settings.INGEST_SPOOL_DIR = worker_spool_dir
-    slices = ct_slices(tmp_path, 16)
+    slices = ct_study_bytes(tmp_path, range(1, 16 + 1))
 
     def sender(batch):
         tech = api_client(tech_a)

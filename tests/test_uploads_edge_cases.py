@@ -14,12 +14,11 @@ import zipfile
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 
 from ingest.models import FileVerdict
 from studies.models import Instance
-from tests.helpers import api_client, dicom_copy
-from tests.paths import CT_HEAD, EDGE_CASES, available
+from tests.helpers import api_client, ct_study_bytes
+from tests.paths import EDGE_CASES, available
 from tests.test_edge_cases import EXPECTED
 from uploads.models import Transfer
 
@@ -82,21 +81,6 @@ def test_it_gives_every_edge_case_file_sent_through_tus_the_direct_paths_verdict
     assert elapsed < 90, elapsed
 
 
-def fresh_study(tmp_path, numbers) -> list[bytes]:
-    """CT slices copied under new UIDs: a study of their own in the session's shared Orthanc."""
-    study, series = generate_uid(), generate_uid()
-    return [
-        dicom_copy(
-            CT_HEAD / f"{i:02d}.dcm",
-            tmp_path / f"{i:02d}.dcm",
-            StudyInstanceUID=study,
-            SeriesInstanceUID=series,
-            SOPInstanceUID=generate_uid(),
-        ).read_bytes()
-        for i in numbers
-    ]
-
-
 def _bundle(path, members: dict[str, bytes]):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
         for name, data in members.items():
@@ -106,7 +90,7 @@ def _bundle(path, members: dict[str, bytes]):
 
 def test_it_refuses_bundle_members_its_manifest_does_not_list(tech_a, tmp_path):
     client = api_client(tech_a)
-    first, second, stranger = fresh_study(tmp_path, (9, 10, 11))
+    first, second, stranger = ct_study_bytes(tmp_path, (9, 10, 11))
     listed = {"09.dcm": first, "10.dcm": second}
     instances = []
     for data in listed.values():
@@ -155,7 +139,7 @@ def test_it_refuses_bundle_members_its_manifest_does_not_list(tech_a, tmp_path):
 
 def test_it_refuses_a_bundle_that_is_only_strangers_or_empty_with_a_reason(tech_a, tmp_path):
     client = api_client(tech_a)
-    data, other = fresh_study(tmp_path, (12, 13))
+    data, other = ct_study_bytes(tmp_path, (12, 13))
     ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), stop_before_pixels=True)
     manifest = client.post(
         "/api/v1/uploads/manifests/",

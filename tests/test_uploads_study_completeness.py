@@ -11,29 +11,13 @@ import pydicom
 import pytest
 from django.urls import reverse
 from PIL import Image
-from pydicom.uid import generate_uid
 
 from studies.access import may_claim
 from studies.models import Study
-from tests.helpers import api_client, dicom_copy
-from tests.paths import CT_HEAD
+from tests.helpers import api_client, ct_study_bytes
 from tests.test_uploads_tus import _create, _patch
 
 pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
-
-
-def slices(tmp_path, numbers) -> list[bytes]:
-    study, series = generate_uid(), generate_uid()
-    return [
-        dicom_copy(
-            CT_HEAD / f"{n:02d}.dcm",
-            tmp_path / f"{n:02d}.dcm",
-            StudyInstanceUID=study,
-            SeriesInstanceUID=series,
-            SOPInstanceUID=generate_uid(),
-        ).read_bytes()
-        for n in numbers
-    ]
 
 
 def listed(data: bytes) -> dict:
@@ -73,7 +57,7 @@ def test_a_manifest_listing_its_instances_keeps_the_study_arriving_until_all_are
     tech_a, radiologist, tmp_path
 ):
     tech = api_client(tech_a)
-    files = slices(tmp_path, (1, 2, 3))
+    files = ct_study_bytes(tmp_path, (1, 2, 3))
     mid = manifest(tech, instances=[listed(f) for f in files])
     for n, data in enumerate(files[:2], start=1):
         assert send(tech, data, manifest=mid)["outcome"] == "stored"
@@ -89,7 +73,7 @@ def test_a_manifest_counting_files_keeps_the_study_arriving_until_all_have_a_ver
 ):
     """The page's manifests: a file count, no instance list (the browser does not read DICOM)."""
     tech = api_client(tech_a)
-    files = slices(tmp_path, (4, 5))
+    files = ct_study_bytes(tmp_path, (4, 5))
     mid = manifest(tech, files=2, instances=[])
     send(tech, files[0], manifest=mid)
     assert_arriving(1, 2, radiologist)
@@ -99,7 +83,7 @@ def test_a_manifest_counting_files_keeps_the_study_arriving_until_all_have_a_ver
 
 def test_a_bundle_of_part_of_a_study_leaves_it_arriving(tech_a, radiologist, tmp_path):
     tech = api_client(tech_a)
-    files = slices(tmp_path, (6, 7, 8))
+    files = ct_study_bytes(tmp_path, (6, 7, 8))
     mid = manifest(tech, instances=[listed(f) for f in files])
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as bundle:
@@ -131,7 +115,7 @@ def test_a_photo_with_its_manifest_is_received_once_its_verdict_is_in(tech_a, ra
 
 
 def test_a_transfer_without_manifest_is_a_whole_study(tech_a, tmp_path):
-    [data] = slices(tmp_path, (9,))
+    [data] = ct_study_bytes(tmp_path, (9,))
     send(api_client(tech_a), data, priority="stat", indication="Chute")
     study = the_study()
     assert (study.status, study.priority, study.indication) == ("received", "stat", "Chute")
@@ -139,7 +123,7 @@ def test_a_transfer_without_manifest_is_a_whole_study(tech_a, tmp_path):
 
 
 def test_the_form_and_the_api_announce_their_study_once_every_file_has_a_verdict(tech_a, client, tmp_path):
-    files = slices(tmp_path, (10, 11))
+    files = ct_study_bytes(tmp_path, (10, 11))
     handles = [io.BytesIO(f) for f in files]
     for i, h in enumerate(handles):
         h.name = f"{i}.dcm"
@@ -153,7 +137,7 @@ def test_the_form_and_the_api_announce_their_study_once_every_file_has_a_verdict
 
     Study.objects.all().delete()
     client.force_login(tech_a)
-    more = slices(tmp_path, (12,))
+    more = ct_study_bytes(tmp_path, (12,))
     upload = io.BytesIO(more[0])
     upload.name = "12.dcm"
     sent = client.post(reverse("upload"), {"files": [upload], "indication": "x", "priority": "routine"})
