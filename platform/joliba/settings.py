@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "worklist",
     "preread",
     "uploads",
+    "viewer",
+    "assignment",
 ]
 
 MIDDLEWARE = [
