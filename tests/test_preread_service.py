@@ -200,7 +200,7 @@ def test_the_read_page_offers_the_labelled_draft_and_overlays(
 
     # Once the radiologist has written their own findings, the AI label goes.
     client.post(
-        reverse("read", args=[study.pk]),
+        reverse("report_edit", args=[study.pk]),
         {"findings": "Pneumothorax droit confirmé.", "conclusion": "Pneumothorax.", "save": "1"},
     )
     page = client.get(reverse("read", args=[study.pk])).content.decode()

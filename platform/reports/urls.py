@@ -5,5 +5,6 @@ from . import views
 # Mounted under studies/<int:pk>/.
 urlpatterns = [
     path("report/", views.report_page, name="report"),
+    path("report/edit/", views.edit_report, name="report_edit"),
     path("report.pdf", views.report_pdf_view, name="report_pdf"),
 ]

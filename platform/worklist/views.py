@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -9,8 +9,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from preread.models import ImageResult
 from preread.selectors import current_preread, image_results_by_instance
-from reports.forms import ReportForm
-from reports.services import save_report
 from studies import access, lifecycle
 from studies.lifecycle import Transition
 from studies.models import ReturnReason
@@ -78,44 +76,23 @@ def return_study(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def read(request: HttpRequest, pk: int) -> HttpResponse:
+    """The reading page. Each part (viewer, report editor, reading actions) is drawn by the app
+    that owns it; this view only decides who may be here."""
     _radiologist_only(request)
     study = access.get_study_for_user(request.user, pk)
     if not access.may_sign_reports(request.user, study):
         messages.error(request, _("Prenez d'abord cet examen en lecture."))
         return redirect("study_detail", pk=study.pk)
-    report = getattr(study, "report", None)
     ai = current_preread(study)
-    draft = ai.draft_body if ai and ai.is_scored else ""
-    if report:
-        initial = {"findings": report.findings, "conclusion": report.conclusion}
-    else:  # the AI draft is where the radiologist starts; the label stays until they edit it
-        initial = {"findings": draft} if draft else {}
-    form = ReportForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        sign = "sign" in request.POST
-        try:
-            save_report(study=study, author=access.signed_in(request), sign=sign, **form.cleaned_data)
-        except ValidationError as exc:
-            form.add_error(None, exc.messages[0])
-        else:
-            if sign:
-                messages.success(request, _("Compte rendu signé et envoyé au site."))
-                return redirect("worklist")
-            messages.success(request, _("Brouillon enregistré."))
-            return redirect("read", pk=study.pk)
-    findings_now = form["findings"].value() or ""
     return render(
         request,
         "worklist/read.html",
         {
             "study": study,
-            "form": form,
-            "report": report,
             "instances": study.instances.all()[:24],
             "ai": ai,
             "ai_results": image_results_by_instance(ai),
             "show_ai": True,
-            "ai_draft_unedited": bool(draft) and findings_now.strip() == draft.strip(),
             "return_reasons": ReturnReason.choices,
         },
     )
