@@ -23,7 +23,7 @@ def edit_report(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReportForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
-            messages.error(request, errors[0])
+            messages.error(request, str(errors[0]))
         return redirect("read", pk=study.pk)
     author = signed_in(request)
     sign = "sign" in request.POST
