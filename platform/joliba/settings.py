@@ -216,6 +216,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preread.tasks.requeue_stalled",
         "schedule": 300.0,
     },
+    "sweep-claims": {  # claims past their time back to the queue; push mode: give waiting cases
+        "task": "assignment.tasks.sweep_claims",
+        "schedule": float(env("ASSIGNMENT_SWEEP_SECONDS", "60")),
+    },
     "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
         "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
@@ -229,6 +233,14 @@ JOLIBA_MODELS_DIR = Path(env("JOLIBA_MODELS_DIR", str(DATA_DIR / "models")))
 JOLIBA_MODELS_ALLOW_UNKNOWN_AGE = [m for m in env("JOLIBA_MODELS_ALLOW_UNKNOWN_AGE", "").split(",") if m]
 JOLIBA_ORT_THREADS = int(env("JOLIBA_ORT_THREADS", "2"))  # onnxruntime threads per worker process
 PREREAD_MAX_PIXELS = int(env("PREREAD_MAX_PIXELS", "36000000"))  # decoded size bound, checked first
+
+# Assignment (docs/lifecycle-and-access.md): "pull" (radiologists claim from the shared queue) or
+# "push" (the platform gives each case to the least-loaded competent radiologist on shift); a
+# claimed case not signed within the timeout goes back to the queue (0: never).
+ASSIGNMENT_MODE = env("ASSIGNMENT_MODE", "pull")
+if ASSIGNMENT_MODE not in ("pull", "push"):
+    raise ImproperlyConfigured("ASSIGNMENT_MODE must be pull or push")
+ASSIGNMENT_CLAIM_TIMEOUT_MINUTES = int(env("ASSIGNMENT_CLAIM_TIMEOUT_MINUTES", "120"))
 
 # Worklist order: JSON objects merged over the defaults in worklist/ranking.py (their one home).
 WORKLIST_SLA_MINUTES = json.loads(env("WORKLIST_SLA_MINUTES", "{}"))
