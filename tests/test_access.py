@@ -134,6 +134,7 @@ def test_who_reads_claims_signs_releases_hands_over_and_reassigns(people, site_a
     assert _row(lambda u: access.may_hand_over(u, held), people) == ["holder"]
     assert _row(lambda u: access.may_reassign(u, held), people) == ["admin"]
     assert _row(lambda u: access.may_see_team_load(u), people) == [*radiologists, "admin"]
+    assert _row(access.may_reassign_studies, people) == ["admin"]
 
 
 def test_who_asks_gives_and_sees_a_second_opinion(people, site_a, radiologist, radiologist_2):

@@ -89,14 +89,19 @@ def team(request: HttpRequest) -> HttpResponse:
     if not access.may_see_team_load(user):
         raise PermissionDenied
     in_reading = []
-    if user.is_joliba_admin:
+    may_reassign = access.may_reassign_studies(user)
+    if may_reassign:
         in_reading = list(
             access.studies_visible_to(user)
             .filter(status=Status.IN_READING)
             .select_related("site", "assigned_to")
             .order_by("assigned_to_id", "created_at")
         )
-    return render(request, "assignment/team.html", {"loads": team_load(), "in_reading": in_reading})
+    return render(
+        request,
+        "assignment/team.html",
+        {"loads": team_load(), "in_reading": in_reading, "may_reassign": may_reassign},
+    )
 
 
 @login_required

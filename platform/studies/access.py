@@ -69,9 +69,12 @@ class ReadingRights:
 
     def as_q(self) -> Q:
         """The same test as `cover`, as a filter on studies."""
-        q = Q(modality__in=[m for m in self.modalities if m != Modality.OT])
-        if Modality.OT in self.modalities:  # blank and unknown codes: studies.modality_group
-            q |= ~Q(modality__in=[m for m in Modality.values if m != Modality.OT])
+        if self.modalities >= set(Modality.values):
+            q = Q()  # every modality: no filter to plan around (the worklist's hot path)
+        else:
+            q = Q(modality__in=[m for m in self.modalities if m != Modality.OT])
+            if Modality.OT in self.modalities:  # blank and unknown codes: accounts.modality_group
+                q |= ~Q(modality__in=[m for m in Modality.values if m != Modality.OT])
         return q & (Q() if self.all_sites else Q(site_id__in=self.site_ids))
 
 
@@ -185,6 +188,11 @@ def may_link_patients(user: Person, study: Study, other: Study) -> bool:
     if _is_admin(user):
         return True
     return may_read_study(user, study) and may_read_study(user, other)
+
+
+def may_reassign_studies(user: Person) -> bool:
+    """Sees the cases being read with their reassignment (the page of the team's load)."""
+    return _is_admin(user)
 
 
 def may_see_team_load(user: Person) -> bool:

@@ -22,7 +22,7 @@ act on it (the pre-read starts on `receive`; alerts will hang here too).
 A move that gives a study to a radiologist (claim, assign, hand_over, reassign) first locks that
 radiologist's user row, then counts the studies they hold: every such move for one radiologist
 is serialised, so their limit in hand (accounts.ReaderProfile.max_in_hand) holds under any
-concurrency. Lock order is always user row, then study row.
+concurrency. Lock order is always user row, then study row (both FOR NO KEY UPDATE).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def transition(
     with transaction.atomic():
         if receiver is not None:
             _check_room(receiver, yourself=event == Transition.CLAIM)
-        locked = Study.objects.select_for_update().filter(pk=study.pk)
+        locked = Study.objects.select_for_update(no_key=True).filter(pk=study.pk)
         before = locked.values_list("status", flat=True).first()
         if before is None or not Study.objects.filter(guard, pk=study.pk).update(**changes):
             if event == Transition.EXPIRE and before == Status.IN_READING:
@@ -194,8 +194,11 @@ def transition(
 
 
 def _check_room(receiver: User, *, yourself: bool) -> None:
-    """Lock the radiologist's row, then count what they hold: the limit in hand, race-free."""
-    User.objects.select_for_update().filter(pk=receiver.pk).values_list("pk").first()
+    """Lock the radiologist's row, then count what they hold: the limit in hand, race-free.
+    FOR NO KEY UPDATE: it serialises the moves that give this radiologist a case, yet does not
+    block rows that merely reference them (an event naming them as actor takes a key-share
+    lock; FOR UPDATE would make a hand-over away from them wait on their own claim)."""
+    User.objects.select_for_update(no_key=True).filter(pk=receiver.pk).values_list("pk").first()
     limit = access.reading_rights(receiver, fresh=True).max_in_hand
     if in_hand(receiver.pk) >= limit:
         raise TransitionRefused("full" if yourself else "assignee_full")
