@@ -173,3 +173,23 @@ def test_the_demo_radiologists_read_everything_from_the_start(db):
     for user in User.objects.filter(role=User.Role.RADIOLOGIST):
         profile = ReaderProfile.objects.get(user=user)
         assert profile.all_sites and sorted(profile.modalities) == sorted(Modality.values)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_radiologists_from_before_reading_profiles_keep_reading_everything():
+    from django.db import connection as conn
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(conn)
+    before = [("accounts", "0002_reader_profile")]
+    latest = executor.loader.graph.leaf_nodes()
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    old_user = old.get_model("accounts", "User")
+    old_user.objects.create(username="veteran", role="radiologist")
+    old_user.objects.create(username="coordinator", role="admin")
+    executor = MigrationExecutor(conn)
+    executor.migrate(latest)
+    profile = ReaderProfile.objects.get(user__username="veteran")
+    assert profile.all_sites and sorted(profile.modalities) == sorted(Modality.values)
+    assert not ReaderProfile.objects.filter(user__username="coordinator").exists()
