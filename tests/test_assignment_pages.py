@@ -267,3 +267,15 @@ def test_a_match_across_sites_is_suggested_and_counts_as_prior_once_confirmed(
     page = client.get(reverse("read", args=[kayes.pk])).content.decode()
     assert "Troisième" not in page[page.index("Examens antérieurs") :]
     assert radiologist_2.pk
+
+
+def test_the_load_page_costs_the_same_few_queries_for_many_radiologists(
+    django_user_model, site_a, admin_user, client, django_assert_max_num_queries
+):
+    for i in range(12):
+        user = django_user_model.objects.create_user(username=f"r{i}", password="x", role="radiologist")
+        ReaderProfile.objects.create(user=user, modalities=["CR"]).sites.add(site_a)
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("team_load")).content.decode()
+    assert page.count("/ 5</td>") == 12

@@ -49,8 +49,11 @@ def on_shift_ids(now: datetime | None = None) -> set[int]:
 def team_load(users: QuerySet[User] | None = None, *, now: datetime | None = None) -> list[Load]:
     """The load of each active radiologist (or of `users`), in three queries."""
     now = now or timezone.now()
-    users = (users if users is not None else radiologists()).annotate(
-        holding=Count("assigned_studies", filter=Q(assigned_studies__status=Status.IN_READING))
+    users = (
+        (users if users is not None else radiologists())
+        .select_related("reader_profile")
+        .prefetch_related("reader_profile__sites")
+        .annotate(holding=Count("assigned_studies", filter=Q(assigned_studies__status=Status.IN_READING)))
     )
     since = now - RECENT
     given = dict(

@@ -89,14 +89,21 @@ def reading_rights(user: Person, *, fresh: bool = False) -> ReadingRights:
         return NO_RIGHTS
     if not fresh and hasattr(user, _CACHE):
         return getattr(user, _CACHE)
-    profile = ReaderProfile.objects.filter(user_id=user.pk).first()
+    profile: ReaderProfile | None
+    if fresh:
+        profile = ReaderProfile.objects.filter(user_id=user.pk).prefetch_related("sites").first()
+    else:  # a list of radiologists may come with select_related/prefetch_related: no query then
+        try:
+            profile = user.reader_profile
+        except ReaderProfile.DoesNotExist:
+            profile = None
     if profile is None:
         rights = NO_RIGHTS  # no profile: no rights to read are assumed
     else:
         rights = ReadingRights(
             modalities=frozenset(m for m in profile.modalities or [] if m in Modality.values),
             all_sites=profile.all_sites,
-            site_ids=frozenset(profile.sites.values_list("pk", flat=True)),
+            site_ids=frozenset(site.pk for site in profile.sites.all()),
             max_in_hand=profile.max_in_hand,
         )
     setattr(user, _CACHE, rights)
