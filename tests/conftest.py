@@ -231,13 +231,13 @@ def site_b(db):
 
 
 def _user(username, role, site=None):
-    from accounts.models import Modality, ReaderProfile, User
+    from accounts.models import User, read_everything
 
     user = User.objects.create_user(
         username=username, password="pw-" + username, role=role, site=site, first_name=username.title()
     )
     if role == "radiologist":  # without a profile a radiologist reads nothing (accounts.ReaderProfile)
-        ReaderProfile.objects.create(user=user, modalities=list(Modality.values), all_sites=True)
+        read_everything(user)
     return user
 
 

@@ -144,3 +144,12 @@ class ReaderProfile(models.Model):
             raise ValidationError({"modalities": _("Modalité inconnue : %s") % ", ".join(unknown)})
         if self.user_id and not self.user.is_radiologist:
             raise ValidationError({"user": _("Seul un radiologue a un profil de lecture.")})
+
+
+def read_everything(user: User) -> ReaderProfile:
+    """A profile reading every modality for every site (the demo radiologists, benchmarks, and
+    radiologists who existed before profiles); an admin narrows it in the admin pages."""
+    profile, _ = ReaderProfile.objects.get_or_create(
+        user=user, defaults={"modalities": list(Modality.values), "all_sites": True}
+    )
+    return profile

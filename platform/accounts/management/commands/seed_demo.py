@@ -5,7 +5,7 @@ import secrets
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts.models import Modality, ReaderProfile, Site, User
+from accounts.models import Site, User, read_everything
 
 SITES = [
     ("kayes", "Hôpital Fousseyni Daou de Kayes", "Kayes", "+22321520000", "radio@kayes.example"),
@@ -49,9 +49,7 @@ class Command(BaseCommand):
         # Demo radiologists read every modality for every site (a radiologist without a
         # profile reads nothing): an admin narrows it in the admin pages.
         for user in User.objects.filter(username__in=[u[0] for u in USERS], role=User.Role.RADIOLOGIST):
-            ReaderProfile.objects.get_or_create(
-                user=user, defaults={"modalities": list(Modality.values), "all_sites": True}
-            )
+            read_everything(user)
         if created:
             self.stdout.write("Comptes de démonstration (mots de passe affichés une seule fois) :")
             for username, role, password in created:
