@@ -216,6 +216,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preread.tasks.requeue_stalled",
         "schedule": 300.0,
     },
+    "export-pending-reports": {  # signed reports owed to Orthanc whose task was lost
+        "task": "reports.tasks.export_pending_reports",
+        "schedule": float(env("REPORTS_EXPORT_SWEEP_SECONDS", "120")),
+    },
     "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
         "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),

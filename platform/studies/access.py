@@ -6,7 +6,7 @@ Rules (the table in docs/access.md is generated from the tests of this module):
   sees every study; an inactive or anonymous user sees nothing;
 - a technician of a site (or an admin attached to it) sends studies for that site only;
 - radiologists read: they see the worklist, claim a complete study nobody else holds, and
-  only the radiologist holding a study writes, signs or returns it;
+  only the radiologist holding a study writes, signs or returns it; its signer amends it;
 - the radiologist holding a study, or an admin, releases it; an admin reassigns it;
 - a report is shown to the site once signed; drafts only to radiologists and admins;
 - AI output (scores, drafts, overlays) is for radiologists and admins, never for the site;
@@ -92,6 +92,15 @@ def holds(user: Person, study: Study) -> bool:
 def may_sign_reports(user: Person, study: Study) -> bool:
     """May write, save and sign the report of this study, or return it as not diagnostic."""
     return holds(user, study)
+
+
+def may_amend_report(user: Person, study: Study) -> bool:
+    """May sign a new version (amendment, addendum) of the signed report: its signer."""
+    return (
+        may_read_studies(user)
+        and study.status in (Status.REPORTED, Status.DELIVERED)
+        and study.assigned_to_id == user.pk
+    )
 
 
 def may_release(user: Person, study: Study) -> bool:

@@ -10,6 +10,7 @@
     sign        in_reading                    reported     the radiologist holding it
     return      in_reading                    returned     the radiologist holding it (not diagnostic)
     deliver     reported                      delivered    a technician of the site opens the report
+    amend       reported, delivered           reported     the radiologist who signed it (new version)
     reopen      reported, delivered           received     the platform (images after the report)
 
 Each move is a conditional UPDATE (of two radiologists claiming at once, one wins), an event row
@@ -45,6 +46,7 @@ class Transition:
     RETURN = "return"
     DELIVER = "deliver"
     REOPEN = "reopen"
+    AMEND = "amend"
 
 
 NEW = ""  # a study being created has no status yet
@@ -75,6 +77,8 @@ RULES: dict[str, Rule] = {
     Transition.RETURN: Rule((Status.IN_READING,), Status.RETURNED, access.may_sign_reports),
     Transition.DELIVER: Rule((Status.REPORTED,), Status.DELIVERED, access.opening_delivers_report),
     Transition.REOPEN: Rule(CLOSED, Status.RECEIVED, None),
+    # A new signed version (amendment, addendum): back to reported, so the site opens it again.
+    Transition.AMEND: Rule(CLOSED, Status.REPORTED, access.may_amend_report),
 }
 
 REFUSALS = {
@@ -135,7 +139,7 @@ def transition(
         changes["assigned_to"] = assignee
     if event == Transition.RETURN and reason_code not in ReturnReason.values:
         raise TransitionRefused("no_reason")  # the site must know what to do differently
-    if event in (Transition.SIGN, Transition.RETURN):
+    if event in (Transition.SIGN, Transition.RETURN, Transition.AMEND):
         guard &= Q(assigned_to=actor)
     if event in (Transition.RELEASE, Transition.RETURN, Transition.REOPEN):
         changes["assigned_to"] = None  # back in the pool (a signed study keeps its reader)
