@@ -84,7 +84,7 @@ def deliver_export(export_id: int) -> bool:
     recording it) so the task's retry policy decides what next."""
     with transaction.atomic():
         export = (
-            ReportExport.objects.select_for_update(skip_locked=True)
+            ReportExport.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("version__report__study__site", "version__author")
             .filter(pk=export_id)
             .first()
