@@ -264,3 +264,37 @@ def test_the_api_keeps_working_and_refuses_bad_input(tech_a, radiologist, tmp_pa
     assert again.status_code == 403  # signed: only a new version, with its reason
     no_reason = dr.put(url, {"kind": "amendment", "conclusion": "autre"}, format="json")
     assert no_reason.status_code == 400
+
+
+def test_a_reopened_study_is_signed_again_as_a_new_version_with_a_reason(
+    tech_a, radiologist, tmp_path, client
+):
+    study = _claimed_chest(tech_a, radiologist, tmp_path)
+    save_report(study=study, author=radiologist, findings="Normal.", conclusion="Normal.", sign=True)
+    lifecycle.transition(study, Transition.REOPEN)  # new images reached the archive
+    lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
+    client.force_login(radiologist)
+    page = client.get(reverse("read", args=[study.pk])).content.decode()
+    assert "déjà été signé" in page
+    confirm = reverse("report_sign", args=[study.pk])
+    client.post(reverse("report_edit", args=[study.pk]), {"conclusion": "Fracture costale.", "sign": "1"})
+    refused = client.post(confirm, {"confirm": "on"}).content.decode()
+    assert "dites pourquoi" in refused and ReportVersion.objects.filter(report__study=study).count() == 1
+    client.post(confirm, {"confirm": "on", "reason": "Incidence complémentaire reçue"})
+    versions = list(ReportVersion.objects.filter(report__study=study).order_by("number"))
+    assert [(v.kind, v.conclusion) for v in versions] == [
+        ("original", "Normal."),
+        ("amendment", "Fracture costale."),
+    ]
+    assert Study.objects.get(pk=study.pk).status == "reported"
+
+
+def test_a_radiologist_sees_the_draft_a_site_does_not(tech_a, radiologist, tmp_path, client):
+    study = _claimed_chest(tech_a, radiologist, tmp_path)
+    save_report(study=study, author=radiologist, findings="Brouillon en cours.", conclusion="")
+    client.force_login(radiologist)
+    page = client.get(reverse("report", args=[study.pk])).content.decode()
+    assert "brouillon" in page and "Brouillon en cours." in page
+    client.force_login(tech_a)
+    assert client.get(reverse("report", args=[study.pk])).status_code == 404
+    assert "Brouillon en cours." not in client.get(reverse("study_detail", args=[study.pk])).content.decode()

@@ -30,7 +30,14 @@ FINDINGS = "Épanchement pleural gauche ; cœur de taille normale."
 def _signed(tech, radiologist, tmp_path) -> Study:
     study = send_chest(tech, tmp_path, PatientName="COULIBALY^Awa", PatientID="KY-0042")
     lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
-    save_report(study=study, author=radiologist, findings=FINDINGS, conclusion="Pleurésie gauche.", sign=True)
+    save_report(
+        study=study,
+        author=radiologist,
+        findings=FINDINGS,
+        conclusion="Pleurésie gauche.",
+        critical_category="urgent",
+        sign=True,
+    )
     return Study.objects.get(pk=study.pk)
 
 
@@ -77,6 +84,7 @@ def test_the_signed_report_is_in_orthanc_with_the_study_and_does_not_reopen_it(
     texts = _texts(sr)
     assert FINDINGS in texts and "Pleurésie gauche." in texts and "Toux, fièvre" in texts
     assert "Dr_A" in str(sr.VerifyingObserverSequence[0].VerifyingObserverName)
+    assert "Résultat critique : urgent — à communiquer en quelques heures" in texts
 
     # The changes feed sees both new instances, and knows them as the platform's own report.
     instances_before = study.instances.count()

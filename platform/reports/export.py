@@ -18,7 +18,7 @@ from orthanc.client import OrthancError
 from studies.archive import get_archive
 
 from . import dicom_objects
-from .labels import words
+from .labels import CRITICAL, words
 from .models import SECTIONS, ExportState, ReportExport, ReportVersion
 from .pdf import report_pdf
 
@@ -70,6 +70,11 @@ def report_objects(export: ReportExport) -> tuple[bytes, bytes]:
         else None,
     )
     sections = [(name, getattr(version, name), version.ai_note(name)) for name in SECTIONS]
+    if version.critical_category:  # said in the conclusion's comment, in the report's language
+        grades = CRITICAL["en" if version.language == "en" else "fr"]
+        critical = f"{w['critical']} : {grades[version.critical_category]}"
+        name, text, note = sections[-1]
+        sections[-1] = (name, text, "\n".join(filter(None, [note, critical])))
     for earlier in report.versions.filter(number__lte=version.number, kind="addendum"):
         sections.append(("addendum", earlier.addendum, earlier.ai_note("addendum")))
     pdf = dicom_objects.encapsulated_pdf(
