@@ -6,7 +6,7 @@ Rules (the table in docs/access.md is generated from the tests of this module):
   sees every study; an inactive or anonymous user sees nothing;
 - a technician of a site (or an admin attached to it) sends studies for that site only;
 - radiologists read: they see the worklist, claim a complete study nobody else holds, and
-  only the radiologist holding a study writes, signs or returns it; its signer amends it;
+  only the radiologist holding a study writes, signs or returns it;
 - the radiologist holding a study, or an admin, releases it; an admin reassigns it;
 - a report is shown to the site once signed; drafts only to radiologists and admins;
 - AI output (scores, drafts, overlays) is for radiologists and admins, never for the site;

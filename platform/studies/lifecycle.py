@@ -78,6 +78,7 @@ RULES: dict[str, Rule] = {
     Transition.DELIVER: Rule((Status.REPORTED,), Status.DELIVERED, access.opening_delivers_report),
     Transition.REOPEN: Rule(CLOSED, Status.RECEIVED, None),
     # A new signed version (amendment, addendum): back to reported, so the site opens it again.
+    # (Its caller, reports.services.amend_report, holds the study's row lock while it asks.)
     Transition.AMEND: Rule(CLOSED, Status.REPORTED, access.may_amend_report),
 }
 
@@ -139,7 +140,7 @@ def transition(
         changes["assigned_to"] = assignee
     if event == Transition.RETURN and reason_code not in ReturnReason.values:
         raise TransitionRefused("no_reason")  # the site must know what to do differently
-    if event in (Transition.SIGN, Transition.RETURN, Transition.AMEND):
+    if event in (Transition.SIGN, Transition.RETURN):
         guard &= Q(assigned_to=actor)
     if event in (Transition.RELEASE, Transition.RETURN, Transition.REOPEN):
         changes["assigned_to"] = None  # back in the pool (a signed study keeps its reader)
