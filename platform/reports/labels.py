@@ -32,6 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "phone": "Tél.",
         "key_image": "Image clé",
         "turnaround": "Délai de lecture",
+        "radiologist": "Médecin radiologue",
     },
     "en": {
         "title": "Imaging report",
@@ -61,6 +62,7 @@ LABELS: dict[str, dict[str, str]] = {
         "phone": "Phone",
         "key_image": "Key image",
         "turnaround": "Turnaround",
+        "radiologist": "Radiologist",
     },
 }
 

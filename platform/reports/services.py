@@ -23,6 +23,7 @@ from studies import access, lifecycle
 from studies.lifecycle import Transition
 from studies.models import Status, Study
 
+from .labels import words
 from .models import (
     SECTIONS,
     CriticalCategory,
@@ -270,7 +271,7 @@ def _sign_version(
         addendum=addendum.strip(),
         author=author,
         author_name=author.get_full_name() or author.username,
-        author_title=_("Médecin radiologue"),
+        author_title=words(report.language)["radiologist"],  # in the document's language
         signed_at=timezone.now(),
         provenance=provenance,
         ai_accepted_by=author if needs_ai_acceptance(provenance) else None,
