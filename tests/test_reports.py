@@ -119,7 +119,10 @@ def test_signing_asks_for_confirmation_then_the_site_sees_it(tech_a, tech_b, rad
     assert version.technique.startswith("Radiographie thoracique") and version.indication == "Toux, fièvre"
     assert ReportExport.objects.get(version=version).state == "pending"  # written with the signature
 
-    # A signed report is immutable: the editor's post is refused.
+    # A signed report is immutable: no update of a version, and the editor's post is refused.
+    version.conclusion = "autre"
+    with pytest.raises(ValueError, match="never changes"):
+        version.save()
     client.post(edit, {"findings": "autre", "conclusion": "autre", "save": "1"})
     assert ReportVersion.objects.get(report__study=study).findings.startswith("Opacité alvéolaire")
 

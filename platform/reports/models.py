@@ -178,6 +178,11 @@ class ReportVersion(Sections):
     def __str__(self) -> str:
         return f"{self.report_id} v{self.number} {self.kind}"
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:  # a change to a signed report is a new version, never an update
+            raise ValueError("a signed report version never changes")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
     @property
     def ai_sections(self) -> list[tuple[str, str]]:
         """(section, "ai…" source) of the sections whose text came from the AI."""

@@ -65,10 +65,8 @@ def edit_report(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if "apply_template" in request.POST and fields.get("template") is not None:
             template = fields.pop("template")
-            save_report(study=study, author=author, **fields)
-            change_template(
-                study=study, author=author, template=template, language=fields.get("language", "fr")
-            )
+            saved = save_report(study=study, author=author, **fields)
+            change_template(study=study, author=author, template=template, language=saved.language)
             messages.success(request, _("Modèle appliqué."))
             return redirect("read", pk=study.pk)
         report = save_report(study=study, author=author, **fields)
