@@ -45,6 +45,7 @@ def test_the_ai_text_cannot_be_signed_without_acceptance(ai_study, radiologist, 
     page = client.get(reverse("read", args=[study.pk])).content.decode()
     findings = page.split('name="findings"', 1)[1].split("</textarea>", 1)[0]
     assert "Aspect évocateur de pneumothorax." in findings and 'id="ai-draft-label"' in page
+    assert "calque à afficher" not in findings  # the viewer's hint is not report text
 
     # Unedited: the confirmation page asks for the acceptance, and without it nothing is signed.
     answer = client.post(

@@ -18,6 +18,8 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from inference.draft import ENGLISH as DRAFT_EN
+from inference.draft import FRENCH as DRAFT_FR
 from preread.selectors import current_preread
 from studies import access, lifecycle
 from studies.lifecycle import Transition
@@ -62,12 +64,22 @@ def ai_draft_of(study: Study) -> AIDraft | None:
         return None
     bodies = {}
     for language, text in ((Language.FRENCH, ai.draft_fr), (Language.ENGLISH, ai.draft_en)):
-        body = text.split("\n", 1)[1].strip() if "\n" in text else ""
+        lines = text.split("\n")[1:]  # without the label line
+        body = "\n".join(line for line in lines if not _is_viewer_hint(line)).strip()
         if body:
             bodies[str(language)] = body
     if not bodies:
         return None
     return AIDraft(texts=bodies, source=f"{ai.model_name} {ai.model_version}", label=ai.draft_label)
+
+
+# The draft's « Zones signalées sur l'image : 2 (calque à afficher) » is a hint for the viewer's
+# overlay, meaningless on paper: it never goes into the report.
+VIEWER_HINTS = [tuple(t.regions.split("{count}", 1)) for t in (DRAFT_FR, DRAFT_EN)]
+
+
+def _is_viewer_hint(line: str) -> bool:
+    return any(line.startswith(head) and line.endswith(tail) for head, tail in VIEWER_HINTS)
 
 
 def _norm(text: str) -> str:
