@@ -59,6 +59,9 @@ ALLOWED = {
     (Transition.DELIVER, Status.REPORTED, "tech_a"): Status.DELIVERED,
     (Transition.REOPEN, Status.REPORTED, "system"): Status.RECEIVED,
     (Transition.REOPEN, Status.DELIVERED, "system"): Status.RECEIVED,
+    # A new signed version (amendment, addendum) by the radiologist who signed the report.
+    (Transition.AMEND, Status.REPORTED, "holder"): Status.REPORTED,
+    (Transition.AMEND, Status.DELIVERED, "holder"): Status.REPORTED,
 }
 PEOPLE = ["system", "holder", "other", "outsider", "admin", "tech_a", "tech_b"]
 GIVES_TO_OTHER = (Transition.ASSIGN, Transition.HAND_OVER, Transition.REASSIGN)

@@ -220,6 +220,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "assignment.tasks.sweep_claims",
         "schedule": float(env("ASSIGNMENT_SWEEP_SECONDS", "60")),
     },
+    "export-pending-reports": {  # signed reports owed to Orthanc whose task was lost
+        "task": "reports.tasks.export_pending_reports",
+        "schedule": float(env("REPORTS_EXPORT_SWEEP_SECONDS", "120")),
+    },
     "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
         "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),

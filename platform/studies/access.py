@@ -212,6 +212,15 @@ def may_sign_reports(user: Person, study: Study) -> bool:
     return holds(user, study)
 
 
+def may_amend_report(user: Person, study: Study) -> bool:
+    """May sign a new version (amendment, addendum) of the signed report: its signer."""
+    return (
+        may_read_studies(user)
+        and study.status in (Status.REPORTED, Status.DELIVERED)
+        and study.assigned_to_id == user.pk
+    )
+
+
 def may_release(user: Person, study: Study) -> bool:
     return study.status == Status.IN_READING and (holds(user, study) or _is_admin(user))
 

@@ -13,6 +13,7 @@
     sign        in_reading                    reported     the radiologist holding it
     return      in_reading                    returned     the radiologist holding it (not diagnostic)
     deliver     reported                      delivered    a technician of the site opens the report
+    amend       reported, delivered           reported     the radiologist who signed it (new version)
     reopen      reported, delivered           received     the platform (images after the report)
 
 Each move is a conditional UPDATE (of two radiologists claiming at once, one wins), an event row
@@ -58,6 +59,7 @@ class Transition:
     RETURN = "return"
     DELIVER = "deliver"
     REOPEN = "reopen"
+    AMEND = "amend"
 
 
 NEW = ""  # a study being created has no status yet
@@ -91,6 +93,9 @@ RULES: dict[str, Rule] = {
     Transition.RETURN: Rule((Status.IN_READING,), Status.RETURNED, access.may_sign_reports),
     Transition.DELIVER: Rule((Status.REPORTED,), Status.DELIVERED, access.opening_delivers_report),
     Transition.REOPEN: Rule(CLOSED, Status.RECEIVED, None),
+    # A new signed version (amendment, addendum): back to reported, so the site opens it again.
+    # (Its caller, reports.services.amend_report, holds the study's row lock while it asks.)
+    Transition.AMEND: Rule(CLOSED, Status.REPORTED, access.may_amend_report),
 }
 
 REFUSALS = {
