@@ -33,6 +33,7 @@ def escalate_overdue(now: datetime | None = None) -> int:
             needs_ack=True, acked_at__isnull=True, escalated_at__isnull=True, escalate_at__lte=now
         )
         .exclude(channel=Channel.PHONE)
+        .order_by()
         .values_list("chain", flat=True)
         .distinct()
     )

@@ -44,6 +44,8 @@ SINGLE_UCS2 = 70
 def transliterate(text: str) -> str:
     """The text with every character GSM-7 lacks replaced by its closest GSM-7 spelling, where one
     exists (accents dropped); characters with no such spelling (Arabic, N'Ko...) are kept."""
+    for space in (" ", "\u00a0", "\u202f"):  # French quotes keep their inner spaces: drop them too
+        text = text.replace("«" + space, "«").replace(space + "»", "»")
     out = []
     for ch in text:
         if ch in _BASIC or ch in _EXTENDED:
