@@ -13,11 +13,11 @@ from studies.models import Study
 PHONES = {"dr_a": "+22370000001", "dr_b": "+22370000002", "admin_a": "+22370000009", "site": "+22321000000"}
 
 
-def on_call_chain(radiologist, radiologist_2, admin_user) -> None:
-    """dr_a first, then dr_b, then the coordinator (each with a phone and an email)."""
+def on_call_chain(radiologist, radiologist_2, admin_user, *, emails: bool = True) -> None:
+    """dr_a first, then dr_b, then the coordinator (each with a phone, and an email unless told not)."""
     for user in (radiologist, radiologist_2, admin_user):
         user.phone = PHONES[user.username]
-        user.email = f"{user.username}@example.org"
+        user.email = f"{user.username}@example.org" if emails else ""
         user.save()
     OnCallEntry.objects.create(user=radiologist, role="radiologist", position=0)
     OnCallEntry.objects.create(user=radiologist_2, role="radiologist", position=1)

@@ -382,6 +382,7 @@ def _was_down(channel: str) -> bool:
 # --- Delivery reports ------------------------------------------------------------------------------
 
 KANNEL_DELIVERED, KANNEL_FAILED, KANNEL_REJECTED = 1, 2, 16
+FINAL_REPORTS = (KANNEL_DELIVERED, KANNEL_FAILED, KANNEL_REJECTED)
 
 
 def record_delivery_report(*, reference: str, report_type: int, smsc_id: str = "") -> bool:
@@ -393,6 +394,8 @@ def record_delivery_report(*, reference: str, report_type: int, smsc_id: str = "
         attempt = AlertAttempt.objects.select_for_update().filter(pk=int(reference[1:])).first()
         if attempt is None:
             return False
+        if attempt.dlr_status in FINAL_REPORTS and report_type not in FINAL_REPORTS:
+            return True  # reports can arrive out of order: "SMSC took it" never hides "delivered"
         attempt.dlr_status = report_type
         attempt.dlr_at = now
         if smsc_id:
