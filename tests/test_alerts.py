@@ -62,7 +62,7 @@ def test_it_transliterates_only_what_gsm7_lacks():
 @pytest.mark.parametrize("step", [0, 2])
 def test_every_alert_fits_one_gsm7_sms_in_both_languages(kind, lang, step):
     params = {
-        "code": "J7F3K",
+        "code": "TOMBOUCTOU-123456",  # the longest case code a site may have
         "modality": "CT",
         "site": "tombouctou",
         "flags": [{"fr": "pneumothorax sous tension", "en": "tension pneumothorax"}] * 3,
@@ -79,7 +79,7 @@ def test_every_alert_fits_one_gsm7_sms_in_both_languages(kind, lang, step):
         assert text.encoding == "gsm7" and segments(text.sms) == 1, (len(text.sms), text.sms)
         assert text.sms.endswith(link)  # the link survives any cut
         if needs_ack:
-            assert "OK J7F3K" in text.sms
+            assert "OK TOMBOUCTOU-123456" in text.sms
 
 
 def test_case_codes_are_short_and_name_the_study_back():
@@ -352,3 +352,60 @@ def test_the_board_and_duty_pages_are_for_admins_and_people_on_duty(
     client.post(reverse("alerts:resend", args=[sms.pk]))
     sms.refresh_from_db()
     assert sms.status == Status.PENDING and sms.reason_code == "resent"
+
+
+def test_ok_replies_are_read_the_way_people_type_them():
+    for text, code in [
+        ("OK J7F3", "J7F3"),
+        ("ok kayes-1234", "KAYES-1234"),
+        ("OK: KAYES 1234.", "KAYES-1234"),
+    ]:
+        match = acknowledgement.OK_REPLY.match(text)
+        assert match and acknowledgement.re.sub(r"[\s\-]+", "-", match.group(1).upper()) == code
+    assert acknowledgement.OK_REPLY.match("Bonjour, OK pour demain") is None
+
+
+def _report_has_critical_category() -> bool:
+    from reports.models import Report
+
+    return any(f.name == "critical_category" for f in Report._meta.get_fields())
+
+
+@pytest.mark.skipif(
+    not _report_has_critical_category(),
+    reason="reports.Report.critical_category (helper reports) not merged yet",
+)
+@pytest.mark.parametrize(("acr", "category"), [("immediate", "critical"), ("significant", "significant")])
+def test_a_report_signed_with_a_critical_finding_alerts_the_site_by_acr_category(
+    site_a, radiologist, admin_user, radiologist_2, acr, category
+):
+    from reports.models import Report
+
+    on_call_chain(radiologist, radiologist_2, admin_user)
+    site_a.phone = "21 00 00 00"
+    site_a.save()
+    study = new_study(site_a)
+    lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
+    Report.objects.create(study=study, author=radiologist, conclusion="Pneumothorax", critical_category=acr)
+    lifecycle.transition(study, Transition.SIGN, actor=radiologist)
+    [alert] = alerts_of(study, kind="critical_finding")
+    assert (alert.address, alert.category, alert.needs_ack) == (PHONES["site"], category, True)
+    assert escalate_overdue(timezone.now() + timedelta(days=3)) == 0  # not sent yet: no deadline
+    outbox.deliver(alert.pk)
+    escalate_overdue(timezone.now() + timedelta(days=3))
+    assert alerts_of(study, kind="critical_finding")[-1].recipient == admin_user  # then the coordinator
+
+
+def test_the_study_page_tag_shows_the_chain(site_a, chain, radiologist, rf, tech_a, admin_user):
+    from django.template import Context, Template
+
+    study = new_study(site_a)
+    critical_preread(study)
+    lifecycle.transition(study, Transition.QUEUE)
+    service.run_due_alerts()
+    sms = alerts_of(study, channel=Channel.SMS)[0]
+    acknowledgement.acknowledge(sms, by=radiologist, via="sms")
+    template = Template("{% load alerts_tags %}{% alert_chain study %}")
+    for_tech = template.render(Context({"study": study, "user": tech_a}))
+    assert "Dr_A" in for_tech and "Réponse SMS" in for_tech and PHONES["dr_a"] not in for_tech
+    assert PHONES["dr_a"] in template.render(Context({"study": study, "user": admin_user}))

@@ -15,7 +15,8 @@ from accounts.models import User
 from .models import AckVia, Alert, Channel, Status
 from .recipients import normalise_phone
 
-OK_REPLY = re.compile(r"^\s*OK\s*[:\-]?\s*([A-Za-z0-9]{2,16})\b", re.IGNORECASE)
+# "OK J7F3", "ok kayes-1234", "OK: KAYES 1234" (a case code, as alerts.casecode gives it).
+OK_REPLY = re.compile(r"^\s*OK\s*[:\-]?\s*([A-Za-z0-9]+(?:[\s\-]+[0-9]+)?)\s*[.!]?\s*$", re.IGNORECASE)
 
 REPLIES = {
     "acknowledged": {
@@ -61,7 +62,7 @@ def acknowledge_by_sms(*, sender: str, text: str) -> tuple[str, str]:
     match = OK_REPLY.match(text or "")
     candidates = Alert.objects.none()
     if match and phone:
-        code = match.group(1).upper()
+        code = re.sub(r"[\s\-]+", "-", match.group(1).upper())
         candidates = Alert.objects.filter(
             channel=Channel.SMS, needs_ack=True, address=phone, params__code=code
         ).order_by("-created_at", "-pk")

@@ -38,7 +38,7 @@ def on_event_recorded(sender: object, *, study: Study, event: StudyEvent, **_: o
         ai_critical(study, event)
     elif t == "return":
         returned(study, event)
-    elif t == "sign":
+    elif t in ("sign", "amend"):  # "amend": a new signed version (helper "reports" adds the move)
         report_signed(study, event)
 
 
