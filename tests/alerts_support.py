@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import transaction
+
 from alerts.models import Alert, OnCallEntry
 from studies import lifecycle
 from studies.lifecycle import Transition
@@ -55,10 +57,14 @@ def critical_preread(study: Study, flags=("pneumothorax",)) -> None:
     )
 
 
-def queue_with_critical_flag(site, **kwargs) -> Study:
-    study = new_study(site, **kwargs)
-    critical_preread(study)
-    return lifecycle.transition(study, Transition.QUEUE)
+def critical_case(site, **kwargs) -> Study:
+    """A study complete, pre-read with a critical flag and queued, in one commit (as when the
+    pre-read finishes): the pre-read task the commit enqueues then finds it queued and does nothing,
+    so a test's worker never races the test for the move."""
+    with transaction.atomic():
+        study = new_study(site, **kwargs)
+        critical_preread(study)
+        return lifecycle.transition(study, Transition.QUEUE)
 
 
 def alerts_of(study: Study, **filters) -> list[Alert]:

@@ -17,7 +17,7 @@ from alerts.models import Alert, AlertAttempt, Channel, GatewayState, Status
 from alerts.outbox import render_alert
 from studies import lifecycle
 from studies.lifecycle import Transition
-from tests.alerts_support import PHONES, alerts_of, critical_preread, new_study, on_call_chain
+from tests.alerts_support import PHONES, alerts_of, critical_case, new_study, on_call_chain
 from tests.helpers import REPO, database_url, start_worker, stop_worker, wait_for
 from tests.kannel import HAVE_KANNEL, WHY_NOT, Kannel
 
@@ -124,9 +124,7 @@ def tick_until(predicate, timeout: float = 20):
 def test_a_critical_preread_reaches_the_on_call_phone_and_a_reply_closes_the_loop(
     kannel, worker, site_a, chain, radiologist
 ):
-    study = new_study(site_a)
-    critical_preread(study)
-    lifecycle.transition(study, Transition.QUEUE)  # the worker delivers it, no periodic pass needed
+    study = critical_case(site_a)  # the worker delivers it, no periodic pass needed
     [got] = wait_for(lambda: kannel.received(PHONES["dr_a"]), timeout=20)
     sms = alerts_of(study, channel=Channel.SMS)[0]
     code = case_code(study)
@@ -153,9 +151,7 @@ def test_no_acknowledgement_escalates_on_time_even_with_the_broker_flushed(
 ):
     from joliba.celery import app
 
-    study = new_study(site_a)
-    critical_preread(study)
-    lifecycle.transition(study, Transition.QUEUE)
+    study = critical_case(site_a)
     wait_for(lambda: kannel.received(PHONES["dr_a"]), timeout=20)
     first = wait_for(
         lambda: Alert.objects.filter(study=study, channel=Channel.SMS, status=Status.SENT).first()
@@ -184,9 +180,7 @@ def test_a_worker_killed_after_the_handoff_loses_nothing_and_sends_nothing_twice
     proc = spawn_worker(settings, kannel, live_server, tmp_path, ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S="30")
     settings.ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S = 0
     try:
-        study = new_study(site_a)
-        critical_preread(study)
-        lifecycle.transition(study, Transition.QUEUE)
+        study = critical_case(site_a)
         wait_for(lambda: kannel.received(PHONES["dr_a"]), timeout=20)
         sms = alerts_of(study, channel=Channel.SMS)[0]
         assert sms.status == Status.SENDING and sms.attempts_made.get().outcome == "in_flight"
@@ -218,9 +212,7 @@ def test_alerts_wait_for_a_gateway_that_is_down_then_go_most_urgent_first(
         lifecycle.transition(routine, Transition.CLAIM, actor=radiologist)
         lifecycle.transition(routine, Transition.SIGN, actor=radiologist)  # report ready: routine
         stat = new_study(site_a, priority="stat")  # STAT arrived: urgent
-        critical = new_study(site_a)
-        critical_preread(critical)
-        lifecycle.transition(critical, Transition.QUEUE)  # AI critical flag: critical
+        critical = critical_case(site_a)  # AI critical flag: critical
         tick_until(lambda: GatewayState.objects.filter(channel="sms", down_since__isnull=False).exists())
         for _ in range(5):
             service.run_due_alerts()

@@ -158,7 +158,11 @@ def _mark_gateway(channel: str, *, down: bool, error: str = "") -> None:
     state, _ = GatewayState.objects.get_or_create(channel=channel)
     state.failures += 1
     state.down_since = state.down_since or now
-    wait = min(settings.ALERTS_RETRY_BASE_SECONDS * 2 ** min(state.failures - 1, 10), 300.0)
+    # Probing is one request: a gateway back must not wait long for critical alerts to flow again.
+    wait = min(
+        settings.ALERTS_RETRY_BASE_SECONDS * 2 ** min(state.failures - 1, 10),
+        settings.ALERTS_GATEWAY_RETRY_MAX_SECONDS,
+    )
     state.retry_at = now + timedelta(seconds=wait)
     state.last_error = error[:300]
     state.save()
