@@ -409,3 +409,32 @@ def test_the_study_page_tag_shows_the_chain(site_a, chain, radiologist, rf, tech
     for_tech = template.render(Context({"study": study, "user": tech_a}))
     assert "Dr_A" in for_tech and "Réponse SMS" in for_tech and PHONES["dr_a"] not in for_tech
     assert PHONES["dr_a"] in template.render(Context({"study": study, "user": admin_user}))
+
+
+def test_routine_alerts_wait_out_quiet_hours_critical_ones_do_not(
+    site_a, tech_a, radiologist, chain, settings
+):  # noqa: E501
+    now = timezone.localtime()
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    settings.ALERTS_QUIET_HOURS = f"{start}-{end}"  # quiet now
+    tech_a.phone = "+22370000077"
+    tech_a.save()
+    study = new_study(site_a, uploader=tech_a)
+    lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
+    lifecycle.transition(study, Transition.SIGN, actor=radiologist)
+    [ready] = alerts_of(study)
+    assert ready.next_attempt_at > timezone.now() + timedelta(minutes=50)
+    assert outbox.deliver(ready.pk) == "not_due" and service.run_due_alerts()["drain"] == {}
+    urgent = new_study(site_a)
+    critical_preread(urgent)
+    lifecycle.transition(urgent, Transition.QUEUE)
+    assert all(a.next_attempt_at <= timezone.now() for a in alerts_of(urgent))
+
+
+def test_with_nobody_on_call_the_admins_are_told(site_a, admin_user):
+    admin_user.phone = "+22370000009"
+    admin_user.save()
+    study = new_study(site_a)
+    critical_preread(study)
+    lifecycle.transition(study, Transition.QUEUE)
+    assert [(a.recipient, a.recipient_role) for a in alerts_of(study)] == [(admin_user, "coordinator")]

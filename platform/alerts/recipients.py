@@ -94,10 +94,15 @@ def on_call_radiologists() -> list[User]:
 
 
 def coordinators() -> list[User]:
+    """The coordinators on the list; with none listed, every active admin (an unconfigured
+    platform must still tell someone)."""
     entries = OnCallEntry.objects.filter(
         role=OnCallEntry.Role.COORDINATOR, active=True, user__is_active=True
     ).select_related("user")
-    return [e.user for e in entries]
+    listed = [e.user for e in entries]
+    if listed or OnCallEntry.objects.filter(role=OnCallEntry.Role.COORDINATOR).exists():
+        return listed
+    return list(User.objects.filter(role=User.Role.ADMIN, is_active=True).order_by("pk"))
 
 
 def reading_chain() -> list[Recipient]:
