@@ -176,7 +176,7 @@ def chain_closed(chain: str) -> bool:
     return Alert.objects.filter(chain=chain, acked_at__isnull=False).exists()
 
 
-def deliver(alert_id: int, *, probe: bool = False) -> str:
+def deliver(alert_id: int, *, probe: bool = False, known_up: bool = False) -> str:
     """Hand one due alert to its gateway and record the outcome; returns what happened (a code).
 
     Must run outside a transaction (each step commits): a worker dying anywhere leaves rows that
@@ -192,7 +192,8 @@ def deliver(alert_id: int, *, probe: bool = False) -> str:
         )
         return "cancelled"
     channel = _gateway_channel(alert)
-    if not probe and gateway_is_down(channel, now):
+    state = None if known_up else GatewayState.objects.filter(channel=channel).first()
+    if not probe and state is not None and state.retry_at and state.retry_at > now:
         return "gateway_down"  # the periodic pass probes it, then drains most urgent first
     claimed = Alert.objects.filter(pk=alert.pk, status=Status.PENDING, next_attempt_at__lte=now).update(
         status=Status.SENDING,
@@ -201,7 +202,7 @@ def deliver(alert_id: int, *, probe: bool = False) -> str:
     )
     if not claimed:
         return "not_due"
-    alert.refresh_from_db()
+    alert.status, alert.attempts = Status.SENDING, alert.attempts + 1  # as the UPDATE left it
     backend_name = settings.ALERTS_SMS_BACKEND if channel == Channel.SMS else "email"
     attempt = AlertAttempt.objects.create(alert=alert, started_at=now, backend=backend_name)
     reference = f"a{attempt.pk}"
@@ -221,7 +222,8 @@ def deliver(alert_id: int, *, probe: bool = False) -> str:
     if settings.ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S:  # the crash tests kill the worker here
         time.sleep(settings.ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S)
     _record_success(alert, attempt, handed)
-    _mark_gateway(channel, down=False)
+    if probe or (state is not None and state.down_since is not None):
+        _mark_gateway(channel, down=False)
     return "sent"
 
 
@@ -369,7 +371,7 @@ def drain(now: datetime | None = None, *, budget_s: float = 50.0) -> dict[str, i
     for pk, channel in due:
         if channel in down:
             continue
-        outcome = deliver(pk, probe=channel in probing)
+        outcome = deliver(pk, probe=channel in probing, known_up=channel not in probing)
         probing.discard(channel)
         results[outcome] = results.get(outcome, 0) + 1
         if outcome == "gateway_down":
