@@ -438,3 +438,25 @@ def test_with_nobody_on_call_the_admins_are_told(site_a, admin_user):
     critical_preread(study)
     lifecycle.transition(study, Transition.QUEUE)
     assert [(a.recipient, a.recipient_role) for a in alerts_of(study)] == [(admin_user, "coordinator")]
+
+
+def test_the_phone_task_is_on_the_duty_page_and_closes_the_chain(
+    site_a, chain, client, radiologist_2, admin_user
+):
+    study = new_study(site_a)
+    critical_preread(study)
+    lifecycle.transition(study, Transition.QUEUE)
+    service.run_due_alerts()
+    later = timezone.now()
+    for _ in range(3):  # dr_b, the coordinator, then the phone task
+        later += timedelta(minutes=16)
+        escalate_overdue(later)
+        service.run_due_alerts()
+    [task] = alerts_of(study, channel=Channel.PHONE)
+    client.force_login(radiologist_2)  # on the on-call list: on duty
+    page = client.get(reverse("alerts:duty")).content.decode()
+    assert f'href="tel:{PHONES["dr_a"]}"' in page and case_code(study) in page
+    client.post(reverse("alerts:phone_done", args=[task.pk]))
+    task.refresh_from_db()
+    assert task.status == Status.DONE and task.acked_by == radiologist_2 and task.ack_via == "phone"
+    assert case_code(study) not in client.get(reverse("alerts:duty")).content.decode()
