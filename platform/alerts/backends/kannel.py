@@ -23,6 +23,9 @@ def dlr_url(reference: str) -> str:
     return f"{settings.ALERTS_CALLBACK_URL}/alerts/kannel/dlr/?{query}&type=%d&smsc_id=%F"
 
 
+_session = requests.Session()  # one per process: keep-alive to smsbox saves a connection per SMS
+
+
 class KannelBackend:
     name = "kannel"
 
@@ -40,7 +43,7 @@ class KannelBackend:
         if settings.KANNEL_SENDER:
             params["from"] = settings.KANNEL_SENDER
         try:
-            response = requests.get(settings.KANNEL_SENDSMS_URL, params=params, timeout=(3, 10))
+            response = _session.get(settings.KANNEL_SENDSMS_URL, params=params, timeout=(3, 10))
         except requests.RequestException as exc:
             raise GatewayDown(f"kannel unreachable: {type(exc).__name__}") from exc
         body = response.text.strip()[:200]
