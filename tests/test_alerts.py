@@ -460,3 +460,29 @@ def test_the_phone_task_is_on_the_duty_page_and_closes_the_chain(
     task.refresh_from_db()
     assert task.status == Status.DONE and task.acked_by == radiologist_2 and task.ack_via == "phone"
     assert case_code(study) not in client.get(reverse("alerts:duty")).content.decode()
+
+
+def _have_rota() -> bool:
+    try:
+        from assignment.load import on_shift_ids  # noqa: F401
+        from assignment.models import Shift  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _have_rota(), reason="the assignment app's rota (helper assignment) not merged yet")
+def test_the_radiologist_on_shift_is_called_first(site_a, chain, radiologist, radiologist_2):
+    from assignment.models import Shift
+
+    now = timezone.now()
+    Shift.objects.create(
+        radiologist=radiologist_2, starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1)
+    )
+    from alerts.recipients import on_call_radiologists
+
+    assert on_call_radiologists() == [radiologist_2, radiologist]
+    study = new_study(site_a)
+    critical_preread(study)
+    lifecycle.transition(study, Transition.QUEUE)
+    assert {a.recipient for a in alerts_of(study)} == {radiologist_2}

@@ -86,11 +86,31 @@ def for_site(site: Site) -> Recipient | None:
 
 
 def on_call_radiologists() -> list[User]:
-    """The radiologists on call now, in the order they are called (switch to the rota here)."""
+    """The radiologists to call now, in order (the one place that knows where they come from):
+    those on shift in the assignment app's rota first (in the admin list's order where listed),
+    then the rest of the admin's on-call list (OnCallEntry). Without the rota (the assignment app
+    absent, or no shift now), the list alone."""
     entries = OnCallEntry.objects.filter(
         role=OnCallEntry.Role.RADIOLOGIST, active=True, user__is_active=True
     ).select_related("user")
-    return [e.user for e in entries]
+    listed = [e.user for e in entries]
+    on_shift = _on_shift_ids()
+    if not on_shift:
+        return listed
+    position = {u.pk: i for i, u in enumerate(listed)}
+    shift = sorted(
+        User.objects.filter(pk__in=on_shift, is_active=True),
+        key=lambda u: (position.get(u.pk, len(position)), u.last_name, u.username),
+    )
+    return shift + [u for u in listed if u.pk not in on_shift]
+
+
+def _on_shift_ids() -> set[int]:
+    try:
+        from assignment.load import on_shift_ids  # type: ignore[import-not-found]  # the rota (helper assignment)
+    except ImportError:
+        return set()
+    return set(on_shift_ids())
 
 
 def coordinators() -> list[User]:
