@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "uploads",
     "viewer",
     "assignment",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +225,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reports.tasks.export_pending_reports",
         "schedule": float(env("REPORTS_EXPORT_SWEEP_SECONDS", "120")),
     },
+    "alerts-tick": {  # due sends, retries, escalations, SLA checks: rows, never broker countdowns
+        "task": "alerts.tasks.run_due_alerts",
+        "schedule": float(env("ALERTS_TICK_SECONDS", "10")),
+    },
     "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
         "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
@@ -253,6 +258,42 @@ WORKLIST_WEIGHTS = json.loads(env("WORKLIST_WEIGHTS", "{}"))
 STALLED_STUDY_SECONDS = int(env("STALLED_STUDY_SECONDS", "600"))
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Joliba <alertes@joliba.invalid>")
+
+# Alerts (docs/alerts.md). SMS backend: kannel (default in production), africastalking, or file
+# (the quickstart: messages appended to a file, nothing leaves the machine).
+ALERTS_SMS_BACKEND = env("ALERTS_SMS_BACKEND", "kannel" if PRODUCTION else "file")
+ALERTS_SMS_FILE = Path(env("ALERTS_SMS_FILE", str(DATA_DIR / "sms-outbox.txt")))
+ALERTS_PUBLIC_URL = env("ALERTS_PUBLIC_URL", "http://127.0.0.1:8000")  # short links and Kannel callbacks
+ALERTS_CALLBACK_URL = env("ALERTS_CALLBACK_URL", ALERTS_PUBLIC_URL)  # where Kannel reaches us
+ALERTS_CALLBACK_TOKEN = env("ALERTS_CALLBACK_TOKEN", "")  # shared with Kannel's get-url / dlr-url
+KANNEL_SENDSMS_URL = env("KANNEL_SENDSMS_URL", "http://127.0.0.1:13013/cgi-bin/sendsms")
+KANNEL_USERNAME = env("KANNEL_USERNAME", "joliba")
+KANNEL_PASSWORD = env("KANNEL_PASSWORD", "")
+KANNEL_SENDER = env("KANNEL_SENDER", "")
+AFRICASTALKING_USERNAME = env("AFRICASTALKING_USERNAME", "sandbox")
+AFRICASTALKING_API_KEY = env("AFRICASTALKING_API_KEY", "")
+AFRICASTALKING_SENDER = env("AFRICASTALKING_SENDER", "")
+AFRICASTALKING_API_URL = env("AFRICASTALKING_API_URL", "")  # empty: the client's own endpoint
+# Minutes without acknowledgement before the next person in the chain, per category.
+ALERTS_ACK_MINUTES = {
+    "critical": 15.0,
+    "urgent": 60.0,
+    "significant": 24 * 60.0,
+    **json.loads(env("ALERTS_ACK_MINUTES", "{}")),
+}
+ALERTS_SLA_WARNING_MINUTES = float(env("ALERTS_SLA_WARNING_MINUTES", "15"))  # before the breach
+ALERTS_QUIET_HOURS = env("ALERTS_QUIET_HOURS", "21:00-07:00")  # non-critical alerts wait; "" for none
+ALERTS_MAX_ATTEMPTS = int(env("ALERTS_MAX_ATTEMPTS", "8"))
+ALERTS_RETRY_BASE_SECONDS = float(env("ALERTS_RETRY_BASE_SECONDS", "30"))
+ALERTS_GATEWAY_RETRY_MAX_SECONDS = float(env("ALERTS_GATEWAY_RETRY_MAX_SECONDS", "30"))
+ALERTS_SEND_LEASE_SECONDS = float(env("ALERTS_SEND_LEASE_SECONDS", "120"))
+ALERTS_DRAIN_BATCH = int(env("ALERTS_DRAIN_BATCH", "500"))
+ALERTS_DEFAULT_PHONE_PREFIX = env("ALERTS_DEFAULT_PHONE_PREFIX", "+223")  # Mali
+# Fault injection for the crash tests only: sleep between the gateway's answer and its record.
+ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S = float(env("ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S", "0"))
 
 LOGGING = {
     "version": 1,

@@ -126,6 +126,10 @@ class TransitionRefused(Exception):
 
 # Sent after commit: sender=Study, study_id, transition, to_status.
 status_changed = Signal()
+# Sent inside the transaction, right after the StudyEvent row: sender=Study, study, event (the
+# StudyEvent). What a receiver writes commits or rolls back with the move (the alerts outbox);
+# a receiver that raises refuses the move.
+event_recorded = Signal()
 
 
 # Moves that give the study to a radiologist: to whom (the actor claims, others name an assignee).
@@ -262,7 +266,7 @@ def _record(
     assignee: User | None = None,
     reason_code: str = "",
 ) -> None:
-    StudyEvent.objects.create(
+    row = StudyEvent.objects.create(
         study_id=study.pk,
         transition=event,
         from_status=before,
@@ -272,6 +276,7 @@ def _record(
         reason_code=reason_code,
         at=timezone.now(),
     )
+    event_recorded.send(Study, study=study, event=row)
     study_id = study.pk
     transaction.on_commit(
         lambda: status_changed.send(Study, study_id=study_id, transition=event, to_status=after)
