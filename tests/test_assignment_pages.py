@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts.models import ReaderProfile
 from assignment.models import PatientLink, SecondOpinion
-from reports.models import Report
+from reports.models import Report, ReportVersion
 from studies import lifecycle
 from studies.lifecycle import Transition
 from studies.models import Instance, ReturnReason, Status, Study, StudyEvent
@@ -218,7 +218,16 @@ def test_priors_of_the_same_patient_at_the_same_site_open_read_only_beside(
 ):
     patient = {"patient_id": "K-0042", "patient_name": "COULIBALY^Awa", "patient_sex": "F"}
     old = _study(site_a, Status.REPORTED, study_date="20240105", description="Thorax 2024", **patient)
-    Report.objects.create(study=old, author=radiologist, findings="RAS", signed_at=old.created_at)
+    report = Report.objects.create(study=old, author=radiologist, findings="RAS", conclusion="RAS")
+    ReportVersion.objects.create(
+        report=report,
+        number=1,
+        author=radiologist,
+        author_name=radiologist.get_full_name(),
+        findings="RAS",
+        conclusion="RAS",
+        signed_at=old.created_at,
+    )
     other_patient = _study(site_a, Status.REPORTED, patient_id="K-0043", description="Autre patient")
     elsewhere = _study(site_b, Status.REPORTED, description="Même ID, autre site", **patient)
     current = _study(site_a, study_date="20260301", **patient)
