@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -65,6 +65,7 @@ class Case:
     rank: Rank
     may_claim: bool
     held: bool  # this radiologist is reading it
+    deadline: datetime | None = None  # when the priority's SLA runs out
 
     @property
     def pk(self) -> int:
@@ -198,14 +199,16 @@ def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
         current = getattr(study, "current_prereads", [])
         ai = current[0] if current else None
         since = study.waiting_since  # type: ignore[attr-defined]  # annotated
+        rank = rank_case(factors_of(study, since, ai), now=now, weights=w, sla_minutes=slas)
         cases.append(
             Case(
                 study=study,
                 waiting_since=since,
                 ai=ai,
-                rank=rank_case(factors_of(study, since, ai), now=now, weights=w, sla_minutes=slas),
+                rank=rank,
                 may_claim=access.may_claim(user, study),
                 held=access.holds(user, study),
+                deadline=now + timedelta(minutes=rank.minutes_left),
             )
         )
     return cases
