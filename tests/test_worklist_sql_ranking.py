@@ -107,3 +107,33 @@ def test_next_cases_follow_the_radiologists_order(radiologist, radiologist_2):
     lifecycle.transition(order[0], Transition.CLAIM, actor=radiologist)
     lifecycle.transition(order[0], Transition.RETURN, actor=radiologist, reason_code="motion")
     assert [s.pk for s in selectors.next_cases(radiologist, order[0], n=2)] == [s.pk for s in order[1:3]]
+
+
+def facts(study_id: int) -> tuple:
+    """Study's copies are written where their truth is written; a rebuild finds nothing to fix."""
+
+
+def test_the_ranking_facts_follow_the_history_and_the_current_preread(radiologist):
+    """Study's copies are written where their truth is written, and a rebuild finds nothing to fix."""
+    from worklist.facts import rebuild_ranking_facts
+
+    study = lifecycle.create_study(event=Transition.RECEIVE, orthanc_id="o1", study_instance_uid="2.25.1")
+    received = study.events.get(to_status="received").at
+    assert facts(study.pk) == (received, None, False)
+    # A pre-read made current (as preread.services does: save the run) brings its score.
+    run = PreRead.objects.create(study=study, models_key="a", status="scored", urgency=0.8,
+                                 critical_flags=["pneumothorax"], is_current=True)  # fmt: skip
+    assert facts(study.pk) == (received, 0.8, True)
+    # A newer run that refused: the study no longer carries a score.
+    PreRead.objects.filter(pk=run.pk).update(is_current=False)
+    PreRead.objects.create(study=study, models_key="b", status="refused", urgency=0.9, is_current=True)
+    assert facts(study.pk) == (received, None, False)
+    # Claimed, returned and sent again: it waits since the new `received`.
+    lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
+    lifecycle.transition(study, Transition.RETURN, actor=radiologist, reason_code="motion")
+    lifecycle.transition(study, Transition.RECEIVE)
+    again = study.events.filter(to_status="received").order_by("-at")[0].at
+    assert again > received and facts(study.pk)[0] == again
+    before = facts(study.pk)
+    rebuild_ranking_facts()
+    assert facts(study.pk) == before

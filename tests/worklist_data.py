@@ -1,7 +1,8 @@
 """Open cases made in bulk for worklist tests and the load benchmark: studies with their history
 rows (the `received` event the wait is measured from) and current pre-reads, as the pipeline
 leaves them. Bulk-created on purpose: the benchmark needs 10,000; every row is what
-studies.lifecycle and preread.services would have written."""
+studies.lifecycle and preread.services would have written, and the ranking facts are then
+rebuilt from them by worklist.facts."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def make_cases(specs: list[Spec], *, now: datetime, default_site=None) -> list:
     """Create the studies of `specs` (in that order) and return them."""
     from preread.models import PreRead
     from studies.models import Study, StudyEvent
+    from worklist.facts import rebuild_ranking_facts
 
     tag = uuid.uuid4().hex[:10]
     with transaction.atomic():
@@ -108,6 +110,8 @@ def make_cases(specs: list[Spec], *, now: datetime, default_site=None) -> list:
                 )
             )
         PreRead.objects.bulk_create(prereads, batch_size=5000)
+        # bulk_create sends no signals: the ranking facts are rebuilt from what was made.
+        rebuild_ranking_facts(Study.objects.filter(pk__in=[st.pk for st in studies]))
     return studies
 
 

@@ -111,9 +111,28 @@ class Study(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # What the worklist ranks by, copied here so that PostgreSQL ranks thousands of open cases
+    # per request from one index, without a lookup per row. Derived, never edited: the one
+    # writer is worklist/facts.py (on each `received` event and each current pre-read), which
+    # can rebuild them from the history and the pre-reads at any time.
+    waiting_since = models.DateTimeField(null=True, blank=True, editable=False)  # last `received`
+    ai_urgency = models.FloatField(null=True, blank=True, editable=False)  # current scored pre-read
+    ai_critical = models.BooleanField(default=False, editable=False)  # ... flagged a critical finding
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("examen")
+        indexes = [
+            # The worklist's scan: open studies only (closed ones pile up for years), with every
+            # column the score and the filters read, so the ranking is an index-only scan.
+            models.Index(
+                fields=["status", "priority"],
+                include=["id", "waiting_since", "created_at", "ai_urgency", "ai_critical", "site", "modality",
+                         "assigned_to"],
+                condition=models.Q(status__in=["arriving", "received", "queued", "in_reading"]),
+                name="study_open_worklist",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.modality or '?'} {self.description or ''} #{self.pk}".strip()

@@ -1,9 +1,10 @@
 """The worklist as queries: the order of worklist/ranking.py computed by the database.
 
 The score depends on `now`, so it cannot be stored; it is a few arithmetic operations per row
-over two index lookups (the last `received` event, the current pre-read), so PostgreSQL ranks
-10,000 open cases and returns one page of them; Python then builds the rows of that page only
-(with ranking.rank_case, the reference, for the "why it is here" line).
+on the study's own columns (its ranking facts, kept by worklist/facts.py), read from a partial
+index of the open studies, so PostgreSQL ranks 10,000 open cases and returns one page of them;
+Python then builds the rows of that page only (with ranking.rank_case, the reference, for the
+"why it is here" line). worklist_ranked_in_python() is the old way, kept as the reference.
 """
 
 from __future__ import annotations
@@ -14,27 +15,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case as SqlCase
 from django.db.models import (
     Count,
-    DateTimeField,
-    Exists,
-    Expression,
     F,
     FloatField,
     Func,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
-    Value,
-    When,
 )
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from preread.models import Outcome, PreRead
+from preread.models import PreRead
 from preread.selectors import with_current_preread
 from studies import access
 from studies.models import Priority, Status, Study, StudyEvent
@@ -72,6 +68,11 @@ class Case:
         return self.study.pk
 
     @property
+    def why(self) -> dict[str, str]:
+        """rank.explain() by name, for the row (a dict: templates look names up fastest)."""
+        return dict(zip(("ai", "priority", "sla", "wait", "score"), self.rank.explain(), strict=True))
+
+    @property
     def alerting(self) -> bool:
         """STAT or flagged critical by the AI: announced when it appears (worklist.js)."""
         return self.study.priority == Priority.STAT or self.rank.factors.ai_critical
@@ -80,93 +81,113 @@ class Case:
 # --- The score as SQL -----------------------------------------------------------------------------
 
 
-class Epoch(Func):
-    """Seconds in an interval, as a float (PostgreSQL; julianday arithmetic on SQLite)."""
-
-    output_field = FloatField()
-    template = "CAST(EXTRACT(EPOCH FROM %(expressions)s) AS double precision)"
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # On SQLite a datetime difference is already a number of microseconds (Django's emulation).
-        return self.as_sql(compiler, connection, template="(%(expressions)s) / 1000000.0", **extra)
-
-
-def _f(x: float) -> Value:
-    return Value(float(x), output_field=FloatField())
-
-
 def _settings() -> tuple[dict[str, float], dict[str, float]]:
     weights = {**DEFAULT_WEIGHTS, **settings.WORKLIST_WEIGHTS}
     slas = {**DEFAULT_SLA_MINUTES, **settings.WORKLIST_SLA_MINUTES}
     return weights, slas
 
 
-def _time_terms(since: Expression | F, priority_sla: Any, now: datetime, w: Mapping[str, float]) -> Any:
-    """sla × min(used, 1) + overdue × max(used − 1, 0) + waiting_per_hour × hours waited, where
-    used = minutes waited / the priority's SLA (ranking.rank_case, term for term)."""
-    waited = Greatest(Epoch(Value(now, output_field=DateTimeField()) - since) / _f(60.0), _f(0.0))
-    used = waited / priority_sla
-    return (
-        _f(w["sla"]) * Least(used, _f(1.0))
-        + _f(w["overdue"]) * Greatest(used - _f(1.0), _f(0.0))
-        + _f(w["waiting_per_hour"]) * waited / _f(60.0)
-    )
+class Score(Func):
+    """ranking.rank_case's score as one SQL expression over the study's own columns, at `now`:
+
+        waited = GREATEST(seconds(now − COALESCE(waiting_since, created_at)) / 60, 0)
+        used   = waited / (CASE priority WHEN 'stat' THEN 30 WHEN 'urgent' THEN 120 ELSE 1440 END)
+        score  = ai × LEAST(GREATEST(COALESCE(ai_urgency, 0), 0), 1)
+               + priority × (CASE priority WHEN 'stat' THEN 1 WHEN 'urgent' THEN 0.5 ELSE 0 END)
+               + sla × LEAST(used, 1) + overdue × GREATEST(used − 1, 0) + waiting_per_hour × waited / 60
+
+    (weights and SLAs from settings, as in Python). Written as SQL text rather than a tree of
+    Greatest/Least/Case objects: the same SQL, but Django builds and copies that tree on every
+    request (about 250 expression copies), which cost more than PostgreSQL's ranking itself.
+    Every number is a float8 parameter: an untyped 1.0 is a numeric, ten times slower.
+    """
+
+    output_field = FloatField()
+
+    def __init__(self, *, now: datetime, weights: Mapping[str, float], slas: Mapping[str, float]) -> None:
+        super().__init__(F("priority"), F("ai_urgency"), Coalesce(F("waiting_since"), F("created_at")))
+        self.now, self.weights, self.slas = now, dict(weights), dict(slas)
+
+    def _by_priority(self, priority: str, values: Mapping[str, float], default: float) -> tuple[str, list]:
+        whens, params = [], []
+        for name, value in values.items():
+            whens.append("WHEN %s THEN %s")
+            params += [name, float(value)]
+        return f"(CASE {priority} {' '.join(whens)} ELSE %s END)", [*params, float(default)]
+
+    def _sql(self, compiler: Any, connection: Any, *, seconds: str, least: str, greatest: str) -> Any:
+        w = self.weights
+        (priority, p0), (urgency, p1), (since, p2) = (
+            compiler.compile(e) for e in self.get_source_expressions()
+        )
+        slas = {p: max(float(v), 1.0) for p, v in self.slas.items()}
+        sla_sql, sla_params = self._by_priority(priority, slas, slas[Priority.ROUTINE])
+        level_sql, level_params = self._by_priority(priority, CLINICAL_LEVEL, 0.0)
+        now = connection.ops.adapt_datetimefield_value(self.now)
+        waited = f"{greatest}({seconds.format(now='%s', since=since)} / 60.0, 0.0)"
+        waited_params = [now, *p2]
+        used, used_params = f"({waited} / {sla_sql})", [*waited_params, *sla_params]
+        sql = (
+            f"(%s * {least}({greatest}(COALESCE({urgency}, 0.0), 0.0), 1.0)"
+            f" + %s * {level_sql}"
+            f" + %s * {least}({used}, 1.0)"
+            f" + %s * {greatest}({used} - 1.0, 0.0)"
+            f" + %s * {waited} / 60.0)"
+        )
+        params = [
+            float(w["ai"]), *p1,
+            float(w["priority"]), *p0, *level_params,
+            float(w["sla"]), *used_params,
+            float(w["overdue"]), *used_params,
+            float(w["waiting_per_hour"]), *waited_params,
+        ]  # fmt: skip
+        return sql, params
+
+    # The project runs on PostgreSQL, and on SQLite for the quickstart.
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = self._sql(
+            compiler,
+            connection,
+            seconds="date_part('epoch', {now}::timestamptz - {since})",  # date_part: a float8
+            least="LEAST",
+            greatest="GREATEST",
+        )
+        return _typed(sql, params), params
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # SQLite: MIN/MAX of several values are its LEAST/GREATEST; julianday() gives days.
+        return self._sql(
+            compiler,
+            connection,
+            seconds="((julianday({now}) - julianday({since})) * 86400.0)",
+            least="MIN",
+            greatest="MAX",
+        )
 
 
-def _sla_case(slas: Mapping[str, float]) -> SqlCase:
-    """The SLA in minutes of the row's priority (at least 1, as in ranking.rank_case)."""
-    routine = max(float(slas[Priority.ROUTINE]), 1.0)
-    return SqlCase(
-        *[When(priority=p, then=_f(max(float(v), 1.0))) for p, v in slas.items() if p != Priority.ROUTINE],
-        default=_f(routine),
-        output_field=FloatField(),
-    )
-
-
-def _current_scored_preread() -> QuerySet[PreRead]:
-    # Served by the partial unique index one_current_preread (study) WHERE is_current.
-    return PreRead.objects.filter(study=OuterRef("pk"), is_current=True, status=Outcome.SCORED)
-
-
-def _received_events() -> QuerySet[StudyEvent]:
-    # Served by the index (study, to_status, at), read backwards.
-    return StudyEvent.objects.filter(study=OuterRef("pk"), to_status=Status.RECEIVED).order_by("-at")
+def _typed(sql: str, params: list) -> str:
+    """Cast each float parameter to float8 (PostgreSQL would read a bound 1.0 as a numeric)."""
+    parts = sql.split("%s")
+    out = [parts[0]]
+    for param, rest in zip(params, parts[1:], strict=True):
+        out.append("%s::float8" if isinstance(param, float) else "%s")
+        out.append(rest)
+    return "".join(out)
 
 
 def with_score(studies: QuerySet[Study], *, now: datetime) -> QuerySet[Study]:
-    """Annotate `score`: ranking.rank_case's score, computed by the database at `now`.
-
-    The time terms are computed inside the subquery that finds the last `received` event, so
-    that lookup runs once per row (an annotation used three times would be three subqueries);
-    a study with no such event (still arriving) waits since its creation, as in Python.
-    """
+    """Annotate `since` (when the case started waiting) and `score` (ranking.rank_case's, by the
+    database at `now`) from the study's own columns: its ranking facts, see worklist/facts.py."""
     w, slas = _settings()
-    clinical = SqlCase(
-        *[When(priority=p, then=_f(level)) for p, level in CLINICAL_LEVEL.items() if level],
-        default=_f(0.0),
-        output_field=FloatField(),
-    )
-    urgency = Least(
-        Greatest(Coalesce(Subquery(_current_scored_preread().values("urgency")[:1]), _f(0.0)), _f(0.0)),
-        _f(1.0),
-    )
-    from_event = Subquery(
-        _received_events()
-        .annotate(terms=_time_terms(F("at"), OuterRef("sla_minutes"), now, w))
-        .values("terms")[:1],
-        output_field=FloatField(),
-    )
-    from_creation = _time_terms(F("created_at"), F("sla_minutes"), now, w)
-    return studies.alias(sla_minutes=_sla_case(slas)).annotate(
-        score=_f(w["ai"]) * urgency + _f(w["priority"]) * clinical + Coalesce(from_event, from_creation)
+    return studies.annotate(
+        since=Coalesce(F("waiting_since"), F("created_at")), score=Score(now=now, weights=w, slas=slas)
     )
 
 
 def with_waiting_since(studies: QuerySet[Study]) -> QuerySet[Study]:
-    """Annotate `waiting_since`: when the study last became complete (from its history)."""
-    return studies.annotate(
-        waiting_since=Coalesce(Subquery(_received_events().values("at")[:1]), F("created_at"))
-    )
+    """Annotate `since` from the history itself (the truth the ranking facts copy)."""
+    entered = StudyEvent.objects.filter(study=OuterRef("pk"), to_status=Status.RECEIVED).order_by("-at")
+    return studies.annotate(since=Coalesce(Subquery(entered.values("at")[:1]), F("created_at")))
 
 
 def open_studies(user: User) -> QuerySet[Study]:
@@ -176,13 +197,14 @@ def open_studies(user: User) -> QuerySet[Study]:
 
 def ranked(studies: QuerySet[Study], *, now: datetime) -> QuerySet[Study]:
     """Most pressing first; ties go to the longest waiting, then the oldest study."""
-    return with_waiting_since(with_score(studies, now=now)).order_by("-score", "waiting_since", "pk")
+    return with_score(studies, now=now).order_by("-score", "since", "pk")
 
 
 # --- Rows ------------------------------------------------------------------------------------------
 
 
 def factors_of(study: Study, waiting_since: datetime, ai: PreRead | None) -> CaseFactors:
+    """The factors from the study's pre-read itself (the reference path)."""
     scored = ai is not None and ai.is_scored
     return CaseFactors(
         priority=study.priority,
@@ -198,8 +220,9 @@ def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
     for study in studies:
         current = getattr(study, "current_prereads", [])
         ai = current[0] if current else None
-        since = study.waiting_since  # type: ignore[attr-defined]  # annotated
-        rank = rank_case(factors_of(study, since, ai), now=now, weights=w, sla_minutes=slas)
+        since = study.waiting_since or study.created_at
+        factors = CaseFactors(study.priority, since, study.ai_urgency, study.ai_critical)
+        rank = rank_case(factors, now=now, weights=w, sla_minutes=slas)
         cases.append(
             Case(
                 study=study,
@@ -215,9 +238,12 @@ def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
 
 
 def _load(pks: list[int]) -> list[Study]:
-    """The studies of `pks`, in that order, with what a row shows."""
-    studies = with_current_preread(
-        with_waiting_since(Study.objects.filter(pk__in=pks).select_related("site", "assigned_to"))
+    """The studies of `pks`, in that order, with what a row shows (the pre-read without its drafts)."""
+    current = PreRead.objects.filter(is_current=True).defer("draft_fr", "draft_en")
+    studies = (
+        Study.objects.filter(pk__in=pks)
+        .select_related("site", "assigned_to")
+        .prefetch_related(Prefetch("prereads", queryset=current, to_attr="current_prereads"))
     )
     by_pk = {s.pk: s for s in studies}
     return [by_pk[pk] for pk in pks if pk in by_pk]
@@ -269,10 +295,9 @@ def worklist_page(
 def alerts(studies: QuerySet[Study], *, limit: int = 20) -> list[Study]:
     """The newest open STAT or AI-critical cases not yet taken, whatever page they rank on: the
     ones the page announces when they appear."""
-    critical = _current_scored_preread().exclude(critical_flags=[])
     return list(
         studies.filter(status__in=access.CLAIMABLE, assigned_to__isnull=True)
-        .filter(Q(priority=Priority.STAT) | Exists(critical))
+        .filter(Q(priority=Priority.STAT) | Q(ai_critical=True))
         .select_related("site")
         .order_by("-pk")
         .only("pk", "site__code")[:limit]
@@ -297,25 +322,28 @@ def next_cases(user: User, study: Study, n: int = 3) -> list[Study]:
     )
     order = ranked(readable.exclude(pk=study.pk), now=now)
     here: dict[str, Any] | None = (
-        ranked(open_studies(user).filter(pk=study.pk), now=now).values("score", "waiting_since").first()  # type: ignore[misc]
+        ranked(open_studies(user).filter(pk=study.pk), now=now).values("score", "since").first()  # type: ignore[misc]
     )
     if here is not None:
-        s, since = here["score"], here["waiting_since"]
+        s, since = here["score"], here["since"]
         order = order.filter(
-            Q(score__lt=s)
-            | Q(score=s, waiting_since__gt=since)
-            | Q(score=s, waiting_since=since, pk__gt=study.pk)
+            Q(score__lt=s) | Q(score=s, since__gt=since) | Q(score=s, since=since, pk__gt=study.pk)
         )
     return list(order.select_related("site")[:n])
 
 
 def load_per_radiologist() -> list[User]:
     """Active radiologists with `in_hand`: how many studies each is reading now, most first."""
-    return list(
-        User.objects.filter(role=User.Role.RADIOLOGIST, is_active=True)
-        .annotate(in_hand=Count("assigned_studies", filter=Q(assigned_studies__status=Status.IN_READING)))
-        .order_by("-in_hand", "last_name", "username")
+    in_hand = dict(
+        Study.objects.filter(status=Status.IN_READING)
+        .values_list("assigned_to")
+        .annotate(n=Count("pk"))
+        .values_list("assigned_to", "n")
     )
+    doctors = list(User.objects.filter(role=User.Role.RADIOLOGIST, is_active=True))
+    for doctor in doctors:
+        doctor.in_hand = in_hand.get(doctor.pk, 0)  # type: ignore[attr-defined]
+    return sorted(doctors, key=lambda d: (-d.in_hand, d.last_name, d.username))  # type: ignore[attr-defined]
 
 
 # --- The peer: the old ranking in Python (kept for the equivalence test and the benchmark) ---------
@@ -331,7 +359,7 @@ def worklist_ranked_in_python(user: User, *, now: datetime | None = None) -> lis
     rows = []
     for study in studies:
         current = getattr(study, "current_prereads", [])
-        since = study.waiting_since  # type: ignore[attr-defined]  # annotated
+        since = study.since  # type: ignore[attr-defined]  # annotated
         rows.append((study, since, current[0] if current else None))
     ordered = order_cases(rows, lambda row: factors_of(*row), now=now, weights=w, sla_minutes=slas)
     return [
