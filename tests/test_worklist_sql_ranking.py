@@ -110,11 +110,11 @@ def test_next_cases_follow_the_radiologists_order(radiologist, radiologist_2):
 
 
 def facts(study_id: int) -> tuple:
-    """Study's copies are written where their truth is written; a rebuild finds nothing to fix."""
+    return tuple(Study.objects.values_list("waiting_since", "ai_urgency", "ai_critical").get(pk=study_id))
 
 
 def test_the_ranking_facts_follow_the_history_and_the_current_preread(radiologist):
-    """Study's copies are written where their truth is written, and a rebuild finds nothing to fix."""
+    """Study's copies are written where their truth is written; a rebuild finds nothing to fix."""
     from worklist.facts import rebuild_ranking_facts
 
     study = lifecycle.create_study(event=Transition.RECEIVE, orthanc_id="o1", study_instance_uid="2.25.1")
