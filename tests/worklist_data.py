@@ -66,8 +66,11 @@ def make_cases(specs: list[Spec], *, now: datetime, default_site=None) -> list:
             ],
             batch_size=2000,
         )
-        created = now - timedelta(days=30)
-        Study.objects.filter(pk__in=[st.pk for st in studies]).update(created_at=created)
+        # Each study was created a few minutes before it was complete (or, still arriving, when
+        # its first file came), so an arriving study waits from then, as in life.
+        for study, s in zip(studies, specs, strict=True):
+            study.created_at = now - timedelta(minutes=s.minutes_ago + 3)
+        Study.objects.bulk_update(studies, ["created_at"], batch_size=2000)
         events = []
         for study, s in zip(studies, specs, strict=True):
             at = now - timedelta(minutes=s.minutes_ago)
@@ -78,7 +81,7 @@ def make_cases(specs: list[Spec], *, now: datetime, default_site=None) -> list:
                     transition=first,
                     from_status="",
                     to_status="arriving" if not s.received else "received",
-                    at=created if not s.received else at - timedelta(minutes=3),
+                    at=study.created_at,
                 )
             )
             if s.received:
