@@ -249,6 +249,16 @@ def _load(pks: list[int]) -> list[Study]:
     return [by_pk[pk] for pk in pks if pk in by_pk]
 
 
+def _load_ranked(studies: QuerySet[Study], *, now: datetime) -> list[Study]:
+    """`studies` in their rank order (scored again: 50 rows), with what a row shows."""
+    current = PreRead.objects.filter(is_current=True).defer("draft_fr", "draft_en")
+    return list(
+        ranked(studies, now=now)
+        .select_related("site", "assigned_to")
+        .prefetch_related(Prefetch("prereads", queryset=current, to_attr="current_prereads"))
+    )
+
+
 @dataclass(frozen=True)
 class WorklistPage:
     cases: list[Case]
@@ -282,9 +292,10 @@ def worklist_page(
     pages = max((total + per_page - 1) // per_page, 1)
     number = min(max(page, 1), pages)
     start = (number - 1) * per_page
-    pks = list(ranked(base, now=now).values_list("pk", flat=True)[start : start + per_page])
+    # One round trip: the page's keys ranked from the index (a subquery), then those rows in full.
+    page_pks = ranked(base, now=now).values("pk")[start : start + per_page]
     return WorklistPage(
-        cases=_rows(user, _load(pks), now=now),
+        cases=_rows(user, _load_ranked(Study.objects.filter(pk__in=page_pks), now=now), now=now),
         total=total,
         number=number,
         pages=pages,

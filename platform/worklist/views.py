@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import Site
 from preread.models import ImageResult
 from preread.selectors import current_preread, image_results_by_instance
 from studies import access, lifecycle
@@ -22,6 +24,7 @@ from studies.lifecycle import Transition
 from studies.models import ReturnReason
 
 from .forms import WorklistFilters
+from .rows import row
 from .selectors import WorklistPage, load_per_radiologist, open_studies, worklist_page
 
 
@@ -47,9 +50,9 @@ def _list(request: HttpRequest) -> tuple[WorklistFilters, WorklistPage, dict[str
     context = {
         "filters": filters,
         "page": page,
-        "cases": page.cases,
+        "rows": [row(case) for case in page.cases],
         "query": query.urlencode(),
-        "now": timezone.now(),
+        "now_epoch": int(timezone.now().timestamp()),
         "any_demo": any(c.ai and c.ai.demo for c in page.cases),
     }
     return filters, page, context
@@ -99,6 +102,9 @@ def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
     _, page, context = _list(request)
     context["load"] = load_per_radiologist()
+    # The filter form is drawn from a cache (its widgets cost more than the list): keyed by the
+    # query, the language and the sites there are.
+    context["sites_key"] = "{n}-{last}".format(**Site.objects.aggregate(n=Count("pk"), last=Max("pk")))
     context["refresh_seconds"] = getattr(settings, "WORKLIST_REFRESH_SECONDS", 30)
     context["etag"] = _etag(request, page)
     return render(request, "worklist/worklist.html", context)
