@@ -9,10 +9,24 @@ from typing import Any
 from django.urls import reverse
 from django.utils.text import Truncator
 
+from studies.models import Priority, Status
+
 from .selectors import Case
 
+_PK = 987654321  # reversed once per list, then replaced: reverse() per row costs more than the row
 
-def row(case: Case) -> dict[str, Any]:
+
+def rows(cases: list[Case]) -> list[dict[str, Any]]:
+    urls = {name: reverse(name, args=[_PK]) for name in ("study_detail", "claim", "read")}
+    labels = {**{k: str(v) for k, v in Priority.choices}, **{k: str(v) for k, v in Status.choices}}
+    return [row(case, urls, labels) for case in cases]
+
+
+def _url(urls: dict[str, str], name: str, pk: int) -> str:
+    return urls[name].replace(str(_PK), str(pk))
+
+
+def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
     study, ai = case.study, case.ai
     why = case.why
     reader = study.assigned_to
@@ -26,17 +40,17 @@ def row(case: Case) -> dict[str, Any]:
         elif ai.is_failed:
             failed = ai.reason
     if case.held:
-        action, url = "resume", reverse("read", args=[study.pk])
+        action, url = "resume", _url(urls, "read", study.pk)
     elif case.may_claim:
-        action, url = "claim", reverse("claim", args=[study.pk])
+        action, url = "claim", _url(urls, "claim", study.pk)
     else:
         action, url = ("arriving" if study.is_arriving else ""), ""
     return {
         "pk": study.pk,
         "alert": case.alerting,
         "priority": study.priority,
-        "priority_label": study.get_priority_display(),
-        "url": reverse("study_detail", args=[study.pk]),
+        "priority_label": labels.get(study.priority, study.priority),
+        "url": _url(urls, "study_detail", study.pk),
         "code": study.case_code,
         "title": f"{study.modality} {study.description or '—'}",
         "patient": study.patient_name,
@@ -54,7 +68,7 @@ def row(case: Case) -> dict[str, Any]:
         "why_score": why["score"],
         "site": study.site.code if study.site else "—",
         "indication": Truncator(study.indication).chars(60),
-        "status": study.get_status_display(),
+        "status": labels.get(study.status, study.status),
         "reader": (reader.get_full_name() or reader.username) if reader else "",
         "action": action,
         "action_url": url,

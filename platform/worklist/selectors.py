@@ -255,8 +255,17 @@ def _load_ranked(studies: QuerySet[Study], *, now: datetime) -> list[Study]:
     return list(
         ranked(studies, now=now)
         .select_related("site", "assigned_to")
+        .only(*ROW_FIELDS)
         .prefetch_related(Prefetch("prereads", queryset=current, to_attr="current_prereads"))
     )
+
+
+# What a row reads of a study (worklist/rows.py), its site and its reader: nothing more is fetched.
+ROW_FIELDS = (
+    "site__code", "assigned_to__username", "assigned_to__first_name", "assigned_to__last_name",
+    "assigned_to__role", "assigned_to__is_active", "priority", "status", "modality", "description",
+    "patient_name", "indication", "created_at", "waiting_since", "ai_urgency", "ai_critical",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

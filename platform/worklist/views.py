@@ -24,7 +24,7 @@ from studies.lifecycle import Transition
 from studies.models import ReturnReason
 
 from .forms import WorklistFilters
-from .rows import row
+from .rows import rows
 from .selectors import WorklistPage, load_per_radiologist, open_studies, worklist_page
 
 
@@ -50,7 +50,7 @@ def _list(request: HttpRequest) -> tuple[WorklistFilters, WorklistPage, dict[str
     context = {
         "filters": filters,
         "page": page,
-        "rows": [row(case) for case in page.cases],
+        "rows": rows(page.cases),
         "query": query.urlencode(),
         "now_epoch": int(timezone.now().timestamp()),
         "any_demo": any(c.ai and c.ai.demo for c in page.cases),
