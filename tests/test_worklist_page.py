@@ -210,3 +210,27 @@ def test_the_fragment_lists_the_cases_to_announce(dr, site_a):
     announced = re.search(r'data-alerts="([^"]*)"', html)[1].split()
     assert announced == [f"{critical.pk}:{critical.pk}", f"{stat.pk}:KAYES-{stat.pk}"]
     assert html.count('data-alert="1"') == 2
+
+
+def test_the_ranked_order_is_shared_a_few_seconds_and_any_new_event_shows_at_once(
+    dr, radiologist_2, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.WORKLIST_RANK_CACHE_SECONDS = 60
+    low, high = make_cases([Spec("routine", 10), Spec("routine", 20)], now=timezone.now())
+    assert rows(get(dr)) == [high.pk, low.pk]
+    with CaptureQueriesContext(connection) as again:
+        assert rows(get(dr)) == [high.pk, low.pk]
+    assert not any("ORDER BY" in q["sql"] and "date_part" in q["sql"] for q in again.captured_queries)
+    # A change with no new row (a pre-read run finishing in place) waits for the next slot ...
+    Study.objects.filter(pk=low.pk).update(ai_urgency=1.0)
+    assert rows(get(dr)) == [high.pk, low.pk]
+    settings.WORKLIST_RANK_CACHE_SECONDS = 0
+    assert rows(get(dr)) == [low.pk, high.pk]
+    # ... but a claim (a new event) is seen at once, the row's state always fresh.
+    settings.WORKLIST_RANK_CACHE_SECONDS = 60
+    lifecycle.transition(Study.objects.get(pk=high.pk), Transition.CLAIM, actor=radiologist_2)
+    page = get(dr)
+    assert rows(page) == [low.pk, high.pk] and "Dr_B" in page.split(f'data-study="{high.pk}"')[1]

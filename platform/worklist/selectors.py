@@ -9,12 +9,16 @@ Python then builds the rows of that page only (with ranking.rank_case, the refer
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     Count,
     F,
@@ -243,6 +247,7 @@ def _load(pks: list[int]) -> list[Study]:
     studies = (
         Study.objects.filter(pk__in=pks)
         .select_related("site", "assigned_to")
+        .only(*ROW_FIELDS)
         .prefetch_related(Prefetch("prereads", queryset=current, to_attr="current_prereads"))
     )
     by_pk = {s.pk: s for s in studies}
@@ -297,19 +302,48 @@ def worklist_page(
     (open_studies(user) and the worklist's filters); the page number is clamped to what exists."""
     now = now or timezone.now()
     base = open_studies(user) if studies is None else studies
-    total = base.count()
+    order = _cached_order(base, now=now)
+    total = base.count() if order is None else len(order)
     pages = max((total + per_page - 1) // per_page, 1)
     number = min(max(page, 1), pages)
     start = (number - 1) * per_page
-    # One round trip: the page's keys ranked from the index (a subquery), then those rows in full.
-    page_pks = ranked(base, now=now).values("pk")[start : start + per_page]
+    if order is None:
+        # One round trip: the page's keys ranked from the index (a subquery), then those rows.
+        page_pks = ranked(base, now=now).values("pk")[start : start + per_page]
+        studies_shown = _load_ranked(Study.objects.filter(pk__in=page_pks), now=now)
+    else:
+        studies_shown = _load(order[start : start + per_page])
     return WorklistPage(
-        cases=_rows(user, _load_ranked(Study.objects.filter(pk__in=page_pks), now=now), now=now),
+        cases=_rows(user, studies_shown, now=now),
         total=total,
         number=number,
         pages=pages,
         alerts=alerts(base),
     )
+
+
+def _cached_order(base: QuerySet[Study], *, now: datetime) -> list[int] | None:
+    """The whole ranked order of `base`, shared for WORKLIST_RANK_CACHE_SECONDS (5 s) by every
+    request asking for the same list (a night's radiologists mostly look at the same one), or
+    None when that cache is off. The key holds the query, the weights, the time slot and the
+    newest study, event and pre-read ids, so a new case, a claim or a release shows at once;
+    the rows themselves (status, holder, pre-read, countdowns) are always read fresh."""
+    ttl = float(getattr(settings, "WORKLIST_RANK_CACHE_SECONDS", 5))
+    if ttl <= 0:
+        return None
+    tables = [m._meta.db_table for m in (Study, StudyEvent, PreRead)]
+    with connection.cursor() as cursor:  # three index lookups, one round trip
+        cursor.execute("SELECT " + ", ".join(f'(SELECT MAX(id) FROM "{t}")' for t in tables))
+        newest = cursor.fetchone()
+    sql, params = base.values("pk").query.sql_with_params()
+    slot = int(now.timestamp() // ttl)
+    key_text = json.dumps([sql, [str(p) for p in params], _settings(), slot, newest], default=str)
+    key = "worklist-order-" + hashlib.sha256(key_text.encode()).hexdigest()
+    order = cache.get(key)
+    if order is None:
+        order = list(ranked(base, now=now).values_list("pk", flat=True))
+        cache.set(key, order, timeout=ttl * 2)
+    return order
 
 
 def alerts(studies: QuerySet[Study], *, limit: int = 20) -> list[Study]:
