@@ -229,8 +229,20 @@ def test_the_ranked_order_is_shared_a_few_seconds_and_any_new_event_shows_at_onc
     assert rows(get(dr)) == [high.pk, low.pk]
     settings.WORKLIST_RANK_CACHE_SECONDS = 0
     assert rows(get(dr)) == [low.pk, high.pk]
-    # ... but a claim (a new event) is seen at once, the row's state always fresh.
+    # A claim changes no score and no membership: same order, but the row's state is fresh.
     settings.WORKLIST_RANK_CACHE_SECONDS = 60
     lifecycle.transition(Study.objects.get(pk=high.pk), Transition.CLAIM, actor=radiologist_2)
     page = get(dr)
-    assert rows(page) == [low.pk, high.pk] and "Dr_B" in page.split(f'data-study="{high.pk}"')[1]
+    assert rows(page) == [high.pk, low.pk] and "Dr_B" in page.split(f'data-study="{high.pk}"')[1]
+    assert rows(get(dr, mine="")) == [high.pk, low.pk]
+    # A new case, or one leaving the list, is seen at once.
+    (stat,) = make_cases([Spec("stat", 1)], now=timezone.now())
+    assert rows(get(dr)) == [stat.pk, low.pk, high.pk]
+    lifecycle.transition(
+        Study.objects.get(pk=high.pk), Transition.RETURN, actor=radiologist_2, reason_code="motion"
+    )
+    assert rows(get(dr)) == [stat.pk, low.pk]
+    # Filtered on holder or status, a claim counts.
+    assert rows(get(dr, status="queued")) == [stat.pk, low.pk]
+    lifecycle.transition(Study.objects.get(pk=low.pk), Transition.CLAIM, actor=radiologist_2)
+    assert rows(get(dr, status="queued")) == [stat.pk]

@@ -65,5 +65,11 @@ class WorklistFilters(forms.Form):
         return studies
 
     @property
+    def follows_claims(self) -> bool:
+        """A claim or a release can change which cases these filters keep."""
+        data = getattr(self, "cleaned_data", {})
+        return bool(data.get("status") or data.get("mine"))
+
+    @property
     def active(self) -> bool:
         return any(self.data.get(name) for name in self.fields)

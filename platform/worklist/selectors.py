@@ -297,12 +297,14 @@ def worklist_page(
     page: int = 1,
     per_page: int = PAGE_SIZE,
     now: datetime | None = None,
+    claims_matter: bool = True,
 ) -> WorklistPage:
     """One page of the worklist, ranked by the database. `studies` is the filtered base
-    (open_studies(user) and the worklist's filters); the page number is clamped to what exists."""
+    (open_studies(user) and the worklist's filters); the page number is clamped to what exists.
+    `claims_matter`: the filters read status or holder, so a claim can change the list."""
     now = now or timezone.now()
     base = open_studies(user) if studies is None else studies
-    order = _cached_order(base, now=now)
+    order = _cached_order(base, now=now, claims_matter=claims_matter)
     total = base.count() if order is None else len(order)
     pages = max((total + per_page - 1) // per_page, 1)
     number = min(max(page, 1), pages)
@@ -322,18 +324,29 @@ def worklist_page(
     )
 
 
-def _cached_order(base: QuerySet[Study], *, now: datetime) -> list[int] | None:
+# Where an event takes a study that changes the worklist's order or membership (see lifecycle).
+MEMBERSHIP_MOVES = (Status.ARRIVING, Status.RECEIVED, Status.REPORTED, Status.RETURNED, Status.DELIVERED)
+
+
+def _cached_order(base: QuerySet[Study], *, now: datetime, claims_matter: bool) -> list[int] | None:
     """The whole ranked order of `base`, shared for WORKLIST_RANK_CACHE_SECONDS (5 s) by every
     request asking for the same list (a night's radiologists mostly look at the same one), or
     None when that cache is off. The key holds the query, the weights, the time slot and the
-    newest study, event and pre-read ids, so a new case, a claim or a release shows at once;
+    newest study, event and pre-read ids, so a new case or one leaving the list shows at once;
     the rows themselves (status, holder, pre-read, countdowns) are always read fresh."""
     ttl = float(getattr(settings, "WORKLIST_RANK_CACHE_SECONDS", 5))
     if ttl <= 0:
         return None
-    tables = [m._meta.db_table for m in (Study, StudyEvent, PreRead)]
-    with connection.cursor() as cursor:  # three index lookups, one round trip
-        cursor.execute("SELECT " + ", ".join(f'(SELECT MAX(id) FROM "{t}")' for t in tables))
+    study, event, preread = (m._meta.db_table for m in (Study, StudyEvent, PreRead))
+    # Claims and releases neither add nor remove a case nor change a score: unless the list
+    # is filtered on status or holder, only the moves in and out of the list count.
+    moves = "" if claims_matter else f" WHERE to_status IN ({', '.join(['%s'] * len(MEMBERSHIP_MOVES))})"
+    with connection.cursor() as cursor:  # index lookups, one round trip
+        cursor.execute(
+            f'SELECT (SELECT MAX(id) FROM "{study}"), (SELECT MAX(id) FROM "{event}"{moves}), '
+            f'(SELECT MAX(id) FROM "{preread}")',
+            [] if claims_matter else list(MEMBERSHIP_MOVES),
+        )
         newest = cursor.fetchone()
     sql, params = base.values("pk").query.sql_with_params()
     slot = int(now.timestamp() // ttl)

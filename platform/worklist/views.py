@@ -44,7 +44,8 @@ def _list(request: HttpRequest) -> tuple[WorklistFilters, WorklistPage, dict[str
     """The filtered, ranked page and what _list.html needs to draw it (page and fragment alike)."""
     user = access.signed_in(request)
     filters = WorklistFilters(request.GET)
-    page = worklist_page(user, filters.apply(open_studies(user), user), page=_page_number(request))
+    studies = filters.apply(open_studies(user), user)
+    page = worklist_page(user, studies, page=_page_number(request), claims_matter=filters.follows_claims)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
