@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from django.conf import settings
@@ -42,6 +43,14 @@ class ReturnReason(models.TextChoices):
 class Source(models.TextChoices):
     UPLOAD = "upload", _("Envoi par le site")
     ARCHIVE = "archive", _("Arrivé directement dans l'archive (C-STORE, pair)")
+
+
+# A case code: the sending site's code in capitals, a hyphen, the study's number (KAYES-1234);
+# the number alone for a study of unknown origin. No patient data; the number is unique on its
+# own, the site part is a check a person can read (a wrong site finds nothing).
+CASE_CODE = re.compile(
+    r"^\s*#?\s*(?:(?P<site>[a-z0-9][a-z0-9_-]*?)\s*[-\s]\s*)?(?P<number>\d{1,12})\s*$", re.I
+)
 
 
 class Study(models.Model):
@@ -103,12 +112,46 @@ class Study(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # What the worklist ranks by, copied here so that PostgreSQL ranks thousands of open cases
+    # per request from one index, without a lookup per row. Derived, never edited: the one
+    # writer is worklist/facts.py (on each `received` event and each current pre-read), which
+    # can rebuild them from the history and the pre-reads at any time.
+    waiting_since = models.DateTimeField(null=True, blank=True, editable=False)  # last `received`
+    ai_urgency = models.FloatField(null=True, blank=True, editable=False)  # current scored pre-read
+    ai_critical = models.BooleanField(default=False, editable=False)  # ... flagged a critical finding
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("examen")
+        indexes = [
+            # The worklist's scan: open studies only (closed ones pile up for years), with every
+            # column the score and the filters read, so the ranking is an index-only scan.
+            models.Index(
+                fields=["status", "priority"],
+                include=["id", "waiting_since", "created_at", "ai_urgency", "ai_critical", "site", "modality",
+                         "assigned_to"],
+                condition=models.Q(status__in=["arriving", "received", "queued", "in_reading"]),
+                name="study_open_worklist",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.modality or '?'} {self.description or ''} #{self.pk}".strip()
+
+    @property
+    def case_code(self) -> str:
+        """Short, unambiguous, said over the phone or sent by SMS: KAYES-1234 (see CASE_CODE)."""
+        return f"{self.site.code.upper()}-{self.pk}" if self.site_id and self.site else str(self.pk)
+
+    @staticmethod
+    def parse_case_code(text: str) -> tuple[str | None, int] | None:
+        """(site code or None, study number) from what a person typed: "KAYES-1234",
+        "kayes 1234", "#1234", "1234"; None when it is not a case code."""
+        found = CASE_CODE.match(text or "")
+        if not found:
+            return None
+        site = found["site"]
+        return (site.lower() if site else None), int(found["number"])
 
     def entered_at(self, status: str) -> datetime | None:
         """When the study last entered `status` (from its history), or None."""

@@ -57,15 +57,16 @@ class Rank:
         label = Priority(f.priority).label if f.priority in Priority.values else f.priority
         parts.append(_("priorité %(p)s") % {"p": label})
         if self.minutes_left >= 0:
-            parts.append(_("délai restant %(d)s") % {"d": _duration(self.minutes_left)})
+            parts.append(_("délai restant %(d)s") % {"d": duration(self.minutes_left)})
         else:
-            parts.append(_("en retard de %(d)s") % {"d": _duration(-self.minutes_left)})
-        parts.append(_("attente %(d)s") % {"d": _duration(self.minutes_waited)})
+            parts.append(_("en retard de %(d)s") % {"d": duration(-self.minutes_left)})
+        parts.append(_("attente %(d)s") % {"d": duration(self.minutes_waited)})
         parts.append(_("score %(s).2f") % {"s": self.score})
         return parts
 
 
-def _duration(minutes: float) -> str:
+def duration(minutes: float) -> str:
+    """12 min, 2 h 05, 3 j: how the worklist says a wait or a delay (worklist.js says it the same way)."""
     minutes = int(minutes)
     if minutes < 60:
         return f"{minutes} min"

@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
+    path("rows/", views.worklist_rows, name="worklist_rows"),
     path("<int:pk>/claim/", views.claim, name="claim"),
     path("<int:pk>/release/", views.release, name="release"),
     path("<int:pk>/return/", views.return_study, name="return_study"),

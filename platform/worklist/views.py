@@ -1,19 +1,31 @@
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Count, Max
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import Site
 from preread.models import ImageResult
 from preread.selectors import current_preread, image_results_by_instance
 from studies import access, lifecycle
 from studies.lifecycle import Transition
 from studies.models import ReturnReason
 
-from .selectors import worklist_for
+from .forms import WorklistFilters
+from .rows import rows
+from .selectors import WorklistPage, load_per_radiologist, open_studies, worklist_page
 
 
 def _radiologist_only(request: HttpRequest) -> None:
@@ -21,18 +33,101 @@ def _radiologist_only(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return int(request.GET.get("page", "1"))
+    except ValueError:
+        return 1
+
+
+def _list(request: HttpRequest) -> tuple[WorklistFilters, WorklistPage, dict[str, Any]]:
+    """The filtered, ranked page and what _list.html needs to draw it (page and fragment alike)."""
+    user = access.signed_in(request)
+    filters = WorklistFilters(request.GET)
+    studies = filters.apply(open_studies(user), user)
+    page = worklist_page(user, studies, page=_page_number(request), claims_matter=filters.follows_claims)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "rows": rows(page.cases),
+        "query": query.urlencode(),
+        "now_epoch": int(timezone.now().timestamp()),
+        "any_demo": any(c.ai and c.ai.demo for c in page.cases),
+    }
+    return filters, page, context
+
+
+def _etag(request: HttpRequest, page: WorklistPage) -> str:
+    """What the list shows, except the minutes (worklist.js counts those down): the same ETag
+    means the same cases in the same order, in the same states, for the same reader."""
+    state = [
+        request.user.pk,
+        get_language(),
+        request.GET.urlencode(),
+        page.number,
+        page.pages,
+        page.total,
+        [
+            (
+                c.pk,
+                c.study.status,
+                c.study.assigned_to_id,
+                c.study.priority,
+                c.ai and (c.ai.pk, c.ai.status),
+                c.may_claim,
+                c.held,
+            )
+            for c in page.cases
+        ],
+        [s.pk for s in page.alerts],
+        LIST_VERSION,
+    ]
+    return '"' + hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:32] + '"'
+
+
+# Bumped when _list.html changes, so a browser holding an old fragment gets the new one.
+LIST_VERSION = 1
+
+
+def _matches(request: HttpRequest, etag: str) -> bool:
+    # GZipMiddleware weakens the ETag it sends (W/"..."): compare weakly.
+    sent = request.headers.get("If-None-Match", "")
+    return any(tag.strip().removeprefix("W/") == etag for tag in sent.split(","))
+
+
 @login_required
+@require_GET
 def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
-    cases = worklist_for(access.signed_in(request))
-    return render(
-        request,
-        "worklist/worklist.html",
-        {
-            "cases": cases,
-            "any_demo": any(c.ai and c.ai.demo for c in cases),
-        },
-    )
+    _, page, context = _list(request)
+    context["load"] = load_per_radiologist()
+    # The filter form is drawn from a cache (its widgets cost more than the list): keyed by the
+    # query, the language and the sites there are.
+    context["sites_key"] = "{n}-{last}".format(**Site.objects.aggregate(n=Count("pk"), last=Max("pk")))
+    context["refresh_seconds"] = getattr(settings, "WORKLIST_REFRESH_SECONDS", 30)
+    context["etag"] = _etag(request, page)
+    return render(request, "worklist/worklist.html", context)
+
+
+@login_required
+@require_GET
+def worklist_rows(request: HttpRequest) -> HttpResponse:
+    """The list alone (same filters and page), for worklist.js to swap in every ~30 s; 304 when
+    nothing it shows has changed."""
+    _radiologist_only(request)
+    _, page, context = _list(request)
+    etag = _etag(request, page)
+    response: HttpResponse
+    if _matches(request, etag):
+        response = HttpResponseNotModified()
+    else:
+        context["etag"] = etag
+        response = render(request, "worklist/_list.html", context)
+    response["ETag"] = etag
+    patch_cache_control(response, private=True, no_cache=True)
+    return response
 
 
 def _move(
