@@ -36,10 +36,7 @@ def check_sla(now: datetime | None = None) -> int:
         near |= Q(priority=priority, waiting_since__lte=now + warn - timedelta(minutes=sla_minutes(priority)))
     waiting = (
         Study.objects.filter(status__in=WAITING, assigned_to__isnull=True)
-        .annotate(
-            waiting_since=Subquery(last_received.values("at")[:1]),
-            received_pk=Subquery(last_received.values("pk")[:1]),
-        )
+        .annotate(received_pk=Subquery(last_received.values("pk")[:1]))  # waiting_since: a column
         .filter(near)
         .exclude(Exists(Alert.objects.filter(kind=Kind.SLA_BREACH, event_id=OuterRef("received_pk"))))
         .select_related("site")

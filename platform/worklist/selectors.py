@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Count,
@@ -348,7 +349,10 @@ def _cached_order(base: QuerySet[Study], *, now: datetime, claims_matter: bool) 
             [] if claims_matter else list(MEMBERSHIP_MOVES),
         )
         newest = cursor.fetchone()
-    sql, params = base.values("pk").query.sql_with_params()
+    try:
+        sql, params = base.values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a list that can hold nothing (e.g. a radiologist with no rights)
+        return []
     slot = int(now.timestamp() // ttl)
     key_text = json.dumps([sql, [str(p) for p in params], _settings(), slot, newest], default=str)
     key = "worklist-order-" + hashlib.sha256(key_text.encode()).hexdigest()

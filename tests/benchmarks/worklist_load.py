@@ -108,7 +108,7 @@ def populate(n_cases: int, n_clients: int) -> dict:
     from django.test import Client
     from django.utils import timezone
 
-    from accounts.models import Site, User
+    from accounts.models import Site, User, read_everything
     from tests.worklist_data import Spec, make_cases, random_specs
 
     sites = [Site.objects.create(code=f"site{i}", name=f"Hôpital {i}", region="Mali") for i in range(8)]
@@ -116,6 +116,8 @@ def populate(n_cases: int, n_clients: int) -> dict:
         User.objects.create_user(username=f"dr{i}", password=None, role="radiologist", first_name=f"Dr{i}")
         for i in range(n_clients)
     ]
+    for doctor in doctors:  # without a reading profile a radiologist reads nothing
+        read_everything(doctor)
     now = timezone.now()
     t = time.perf_counter()
     for start in range(0, n_cases, 5000):
