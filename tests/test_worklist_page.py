@@ -148,7 +148,7 @@ def test_it_shows_the_load_per_radiologist(dr, radiologist, radiologist_2):
         lifecycle.transition(study, Transition.CLAIM, actor=radiologist_2)
     page = get(dr)
     load = page.split('class="wl-load"')[1]
-    assert re.search(r"Dr_B</td><td>2</td>", load) and re.search(r"Dr_A</td><td>0</td>", load)
+    assert re.search(r"Dr_B</td><td>2 / 5</td>", load) and re.search(r"Dr_A</td><td>0 / 5</td>", load)
 
 
 # --- The refresh fragment ------------------------------------------------------------------------------

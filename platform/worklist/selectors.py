@@ -21,7 +21,6 @@ from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
-    Count,
     F,
     FloatField,
     Func,
@@ -401,20 +400,6 @@ def next_cases(user: User, study: Study, n: int = 3) -> list[Study]:
             Q(score__lt=s) | Q(score=s, since__gt=since) | Q(score=s, since=since, pk__gt=study.pk)
         )
     return list(order.select_related("site")[:n])
-
-
-def load_per_radiologist() -> list[User]:
-    """Active radiologists with `in_hand`: how many studies each is reading now, most first."""
-    in_hand = dict(
-        Study.objects.filter(status=Status.IN_READING)
-        .values_list("assigned_to")
-        .annotate(n=Count("pk"))
-        .values_list("assigned_to", "n")
-    )
-    doctors = list(User.objects.filter(role=User.Role.RADIOLOGIST, is_active=True))
-    for doctor in doctors:
-        doctor.in_hand = in_hand.get(doctor.pk, 0)  # type: ignore[attr-defined]
-    return sorted(doctors, key=lambda d: (-d.in_hand, d.last_name, d.username))  # type: ignore[attr-defined]
 
 
 # --- The peer: the old ranking in Python (kept for the equivalence test and the benchmark) ---------

@@ -17,6 +17,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Site
+from assignment.load import team_load
 from preread.models import ImageResult
 from preread.selectors import current_preread, image_results_by_instance
 from studies import access, lifecycle
@@ -25,7 +26,7 @@ from studies.models import ReturnReason
 
 from .forms import WorklistFilters
 from .rows import rows
-from .selectors import WorklistPage, load_per_radiologist, open_studies, worklist_page
+from .selectors import WorklistPage, open_studies, worklist_page
 
 
 def _radiologist_only(request: HttpRequest) -> None:
@@ -102,7 +103,7 @@ def _matches(request: HttpRequest, etag: str) -> bool:
 def worklist(request: HttpRequest) -> HttpResponse:
     _radiologist_only(request)
     _, page, context = _list(request)
-    context["load"] = load_per_radiologist()
+    context["load"] = sorted(team_load(), key=lambda row: -row.in_hand)  # one count, the team page's
     # The filter form is drawn from a cache (its widgets cost more than the list): keyed by the
     # query, the language and the sites there are.
     context["sites_key"] = "{n}-{last}".format(**Site.objects.aggregate(n=Count("pk"), last=Max("pk")))
