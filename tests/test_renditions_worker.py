@@ -84,6 +84,8 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.testdata
+@pytest.mark.worker
+@pytest.mark.orthanc
 def test_a_worker_killed_mid_angiogram_leaves_a_consistent_state_and_the_task_finishes(
     own_worker, settings, tech_a, tmp_path
 ):
