@@ -57,7 +57,7 @@ export class Viewer {
     const first = this.items[0].inst;
     this.k = this.items.length > 1 && s.instances.length === 1 ? Math.floor(this.items.length / 2) : 0;
     this.win = initialWindow(first);
-    this.fps = first.cine_fps || 15;
+    this.fps = Math.round(first.cine_fps) || 15;
     $(this.root, ".vw-fps").value = this.fps;
     const slider = $(this.root, ".vw-slider");
     slider.max = this.items.length;
@@ -75,6 +75,7 @@ export class Viewer {
     this.k = Math.min(Math.max(k, 0), n - 1);
     this.draft = null;
     this.loader.pump();
+    this.status(this.items[this.k]);
     this.draw();
   }
 
@@ -230,21 +231,17 @@ export class Viewer {
     ctx.imageSmoothingEnabled = s < 2;
     const full = this.fullCanvas(it);
     const preview = this.previews.get(inst.id);
-    let source = "none";
     if (full) {
       ctx.drawImage(full, 0, 0, inst.columns, inst.rows);
-      source = "full";
     } else if (preview) {
       // The preview is already windowed and shown right way round; it can only be inverted.
       ctx.filter = this.invert ? "invert(1)" : "none";
       ctx.drawImage(preview, 0, 0, inst.columns, inst.rows);
       ctx.filter = "none";
-      source = "preview";
     }
     if (this.showAI && inst.ai) this.drawAI(inst, s);
     this.drawMeasures(it, s);
-    this.root.dataset.source = source;
-    this.status(it, source);
+    this.status(it);
   }
 
   drawAI(inst, s) {
@@ -298,9 +295,13 @@ export class Viewer {
     return `${mm.toFixed(1)} mm (${label})`;
   }
 
-  status(it, source) {
+  // The words and numbers around the canvas; called at once on input, and again once drawn.
+  status(it) {
     const n = this.items.length;
     const inst = it.inst;
+    const key = this.key(it);
+    const source = this.frames.has(key) ? "full" : this.previews.has(inst.id) ? "preview" : "none";
+    this.root.dataset.source = source;
     $(this.root, ".vw-counter").textContent = `${this.k + 1} / ${n}`;
     $(this.root, ".vw-slider").value = this.k + 1;
     const lossy = $(this.root, ".vw-lossy");
@@ -319,6 +320,10 @@ export class Viewer {
     this.root.dataset.index = this.k + 1;
     this.root.dataset.count = n;
     this.root.dataset.window = `${this.win.center}/${this.win.width}`;
+    // What the tests (and anyone debugging) read: the drawn image's place on the canvas.
+    this.root.dataset.view = `${this.view.s},${this.view.x},${this.view.y}`;
+    this.root.dataset.image = `${inst.id},${inst.columns},${inst.rows}`;
+    this.root.dataset.invert = this.invert;
   }
 
   say(text) {

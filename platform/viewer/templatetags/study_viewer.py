@@ -6,6 +6,7 @@ only `study`; everything else is found here, for the signed-in user."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django import template
@@ -66,9 +67,9 @@ def viewer_texts() -> dict[str, Any]:
 
 
 def _manifest(study: Any, user: Any) -> dict[str, Any]:
-    try:
-        from viewer.manifest import study_manifest  # the renditions side (helper/renditions)
-    except ImportError:
+    try:  # the renditions side (helper/renditions) builds it; imported by name until it lands
+        study_manifest = import_module("viewer.manifest").study_manifest
+    except (ImportError, AttributeError):
         return _manifest_from_instances(study, user)
     return study_manifest(study, user)
 
