@@ -21,7 +21,16 @@ from PIL import Image
 from studies import lifecycle
 from studies.lifecycle import Transition
 from studies.models import Study
-from tests.helpers import chromium, ct_study, dicom_copy, log_in, send_files, wait_for
+from tests.helpers import (
+    build_constant_model,
+    chromium,
+    ct_study,
+    dicom_copy,
+    log_in,
+    send_chest,
+    send_files,
+    wait_for,
+)
 from tests.paths import ARTIFACTS, EDGE_CASES, REAL_OTHER
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
@@ -357,3 +366,62 @@ def test_it_works_on_a_phone_and_without_javascript(
         for src in srcs:
             answer = nojs.request.get(f"{live_server.url}{src}")
             assert answer.ok and answer.body()[8:12] == b"WEBP"
+
+
+# --- AI overlays -----------------------------------------------------------------------------------
+def test_ai_boxes_and_heatmap_sit_on_the_image_with_and_without_javascript(
+    live_server, worker_models, tech_a, radiologist, tmp_path
+):
+    build_constant_model(worker_models, probabilities={"pneumothorax": 0.95})
+    study = ready_to_read(send_chest(tech_a, tmp_path), radiologist)
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="fr-FR")
+        log_in(page, live_server.url, "dr_a", "pw-dr_a")
+        manifest = page.request.get(live_server.url + reverse("viewer_manifest", args=[study.pk])).json()
+        inst = manifest["series"][0]["instances"][0]
+        box = inst["ai"]["boxes"][0]
+        cols, rows = inst["columns"], inst["rows"]
+
+        # Without JavaScript: the box, placed by CSS, lands where the box is on the displayed image
+        # (it was drawn 17-28 % too tall when the caption counted in its reference box).
+        nojs = browser.new_context(
+            java_script_enabled=False, locale="fr-FR", viewport={"width": 1366, "height": 900}
+        )
+        static = nojs.new_page()
+        log_in(static, live_server.url, "dr_a", "pw-dr_a")
+        static.goto(live_server.url + reverse("read", args=[study.pk]))
+        static.check("#ai-overlays")
+        image = static.locator(".ai-frame > img").first
+        image.scroll_into_view_if_needed()
+        img = image.bounding_box()
+        drawn = static.locator(".ai-box").first.bounding_box()
+        sx, sy = img["width"] / cols, img["height"] / rows
+        assert abs(sx - sy) < 0.01 * sx, "the preview is not shown with the image's aspect ratio"
+        expected = (img["x"] + box["x"] * sx, img["y"] + box["y"] * sy, box["width"] * sx, box["height"] * sy)
+        got = (drawn["x"], drawn["y"], drawn["width"], drawn["height"])
+        assert all(abs(a - b) <= 1.5 for a, b in zip(got, expected, strict=True)), (got, expected)
+        if inst["ai"]["heatmap"]:
+            heat = static.locator(".ai-heatmap").first.bounding_box()
+            assert all(abs(heat[k] - img[k]) <= 1 for k in ("x", "y", "width", "height")), (heat, img)
+        static.screenshot(path=str(SHOTS / "ai-overlays-nojs.png"), full_page=True)
+
+        # With it: the box is drawn on the canvas over the same image pixels, at two display sizes.
+        open_viewer(page, live_server.url, study)
+        canvas(page, "ai-off")
+        page.keyboard.press("a")
+        for name, size in (("wide", None), ("narrow", {"width": 520, "height": 800})):
+            if size:
+                page.set_viewport_size(size)
+                page.wait_for_function(
+                    f"document.querySelector('.vw').dataset.view !== '{state(page)['view']}'"
+                )
+            canvas(page, f"ai-{name}")
+            rgb = np.asarray(Image.open(SHOTS / f"ai-{name}.png").convert("RGB"), dtype=np.int32)
+            s, x, y = (float(v) for v in state(page)["view"].split(","))
+            top, mid = y + box["y"] * s, x + (box["x"] + box["width"] / 2) * s
+            assert 2 <= top < rgb.shape[0] - 3 and 0 <= mid < rgb.shape[1], "box edge off the canvas"
+            strip = rgb[int(top) - 2 : int(top) + 3, int(mid)]
+            assert any(r > 180 and g > 140 and b < 110 for r, g, b in strip), (name, top, strip.tolist())
+            inside = rgb[int(top) + 8 : int(top) + 12, int(mid)]
+            assert not any(r > 180 and g > 140 and b < 110 for r, g, b in inside), "yellow inside the box"

@@ -62,7 +62,7 @@ export class Viewer {
     const slider = $(this.root, ".vw-slider");
     slider.max = this.items.length;
     slider.hidden = this.items.length < 2;
-    $(this.root, ".vw-cine").hidden = this.items.length < 2;
+    $(this.root, ".vw-cine").hidden = $(this.root, ".vw-fps-label").hidden = this.items.length < 2;
     this.presetOptions(first, s.modality);
     this.root.querySelectorAll(".vw-thumb").forEach((b, i) => b.setAttribute("aria-pressed", String(i === si)));
     this.view.fitted = true;
@@ -221,16 +221,17 @@ export class Viewer {
   drawNow() {
     const ctx = this.ctx;
     const { width: W, height: H } = this.canvas;
+    const it = this.items[this.k];
+    const inst = it.inst;
+    const full = this.fullCanvas(it);
+    const preview = this.previews.get(inst.id);
+    if (!full && !preview && this.poster !== null) return this.status(it); // the poster stays
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, W, H);
-    const it = this.items[this.k];
-    const inst = it.inst;
     const { s, x, y } = this.view;
     ctx.setTransform(s, 0, 0, s, x, y);
     ctx.imageSmoothingEnabled = s < 2;
-    const full = this.fullCanvas(it);
-    const preview = this.previews.get(inst.id);
     if (full) {
       ctx.drawImage(full, 0, 0, inst.columns, inst.rows);
     } else if (preview) {
@@ -242,6 +243,11 @@ export class Viewer {
     if (this.showAI && inst.ai) this.drawAI(inst, s);
     this.drawMeasures(it, s);
     this.status(it);
+    // The server-drawn first preview stood in until the canvas had something to show.
+    if ((full || preview) && this.poster !== null) {
+      $(this.root, ".vw-poster")?.remove();
+      this.poster = null;
+    }
   }
 
   drawAI(inst, s) {
@@ -268,7 +274,7 @@ export class Viewer {
     ctx.font = `${12 * px}px sans-serif`;
     for (const b of inst.ai.boxes || []) {
       ctx.strokeRect(b.x, b.y, b.width, b.height);
-      ctx.fillText(`${b.label} ${b.score ?? ""}`, b.x + 3 * px, b.y - 4 * px);
+      ctx.fillText(`${b.label} ${typeof b.score === "number" ? b.score.toFixed(2) : ""}`, b.x + 3 * px, b.y - 4 * px);
     }
   }
 
