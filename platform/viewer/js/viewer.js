@@ -3,7 +3,7 @@
 // AI boxes, heatmaps and measurements stay aligned at any display size and zoom.
 
 import { Loader, loadImage, prefetch } from "./loader.js";
-import { buildLut, decodeFrame, lutSize, paint } from "./pixels.js";
+import { buildLut, decodeFrame, isColour, lutSize, paint } from "./pixels.js";
 import { PRESETS, distanceMm, initialWindow, presetWindow } from "./windows.js";
 
 const $ = (root, sel) => root.querySelector(sel);
@@ -314,7 +314,7 @@ export class Viewer {
     lossy.hidden = !inst.lossy;
     if (inst.lossy)
       lossy.textContent = `${this.t.lossy}${inst.lossy.ratio ? ` ${inst.lossy.ratio}:1` : ""} ${inst.lossy.method || ""}`;
-    const win = source === "full" && it.inst.full.format !== "webp8" ? `C ${Math.round(this.win.center)} / L ${Math.round(this.win.width)}` : "";
+    const win = source === "full" && !isColour(inst) ? `C ${Math.round(this.win.center)} / L ${Math.round(this.win.width)}` : "";
     $(this.root, ".vw-state").textContent =
       `${source === "full" ? this.t.full : this.t.preview}${win ? ` · ${win}` : ""}${this.invert ? ` · ${this.t.inverted}` : ""}`;
     $(this.root, ".vw-original").href = inst.original;
@@ -349,7 +349,7 @@ export class Viewer {
     if (modality === "CT") for (const [name] of PRESETS) opts.push([name, this.t.presets[name]]);
     select.replaceChildren(...opts.map(([v, label]) => new Option(label, v)));
     select.value = this.win.name;
-    select.hidden = inst.full?.format === "webp8" && /^(RGB|YBR)/.test(inst.photometric);
+    select.hidden = isColour(inst); // colour images are shown as they are: no window
   }
 
   preset(name) {
