@@ -57,6 +57,9 @@ def open_viewer(page, url: str, study: Study, *, frames: int = 1) -> None:
         page.wait_for_function(
             f"+document.querySelector('.vw').dataset.fullLoaded >= {frames}", timeout=120_000
         )
+    # The pointer can only reach what is in the viewport.
+    page.eval_on_selector(".vw-bar", "e => e.scrollIntoView({block: 'start'})")
+    settle(page)
 
 
 def settle(page) -> None:
