@@ -182,6 +182,12 @@ def worker_models(celery_worker, worker_models_dir, settings):
 
 
 @pytest.fixture(scope="session")
+def worker_renditions_dir(tmp_path_factory) -> Path:
+    """JOLIBA_RENDITIONS_ROOT of the session worker (the web side must read what it writes)."""
+    return tmp_path_factory.mktemp("worker-renditions")
+
+
+@pytest.fixture(scope="session")
 def celery_worker(
     django_db_setup,
     django_db_blocker,
@@ -189,6 +195,7 @@ def celery_worker(
     tmp_path_factory,
     worker_models_dir,
     worker_spool_dir,
+    worker_renditions_dir,
 ):
     """A real `celery worker` process on the machine's broker, against the test database."""
     from django.conf import settings
@@ -208,6 +215,7 @@ def celery_worker(
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "INGEST_SPOOL_DIR": str(worker_spool_dir),
         "JOLIBA_MODELS_DIR": str(worker_models_dir),
+        "JOLIBA_RENDITIONS_ROOT": str(worker_renditions_dir),
         "PYTHONPATH": str(REPO / "platform"),
     }
     proc = start_worker(queue, env, tmp_path_factory.mktemp("worker") / "worker.log")

@@ -216,6 +216,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preread.tasks.requeue_stalled",
         "schedule": 300.0,
     },
+    "make-missing-renditions": {  # instances recorded while no worker ran, or before the viewer
+        "task": "viewer.tasks.make_missing_renditions",
+        "schedule": float(env("RENDITIONS_BACKFILL_SECONDS", "300")),
+    },
     "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
         "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
@@ -229,6 +233,12 @@ JOLIBA_MODELS_DIR = Path(env("JOLIBA_MODELS_DIR", str(DATA_DIR / "models")))
 JOLIBA_MODELS_ALLOW_UNKNOWN_AGE = [m for m in env("JOLIBA_MODELS_ALLOW_UNKNOWN_AGE", "").split(",") if m]
 JOLIBA_ORT_THREADS = int(env("JOLIBA_ORT_THREADS", "2"))  # onnxruntime threads per worker process
 PREREAD_MAX_PIXELS = int(env("PREREAD_MAX_PIXELS", "36000000"))  # decoded size bound, checked first
+
+# Viewer renditions (preview + lossless full fidelity), made once per instance by the worker and
+# served by the web process: both must see this folder. Content-addressed, never rewritten.
+JOLIBA_RENDITIONS_ROOT = Path(env("JOLIBA_RENDITIONS_ROOT", str(DATA_DIR / "renditions")))
+RENDITIONS_MAX_PIXELS = int(env("RENDITIONS_MAX_PIXELS", str(PREREAD_MAX_PIXELS)))  # per frame
+RENDITIONS_MAX_FRAMES = int(env("RENDITIONS_MAX_FRAMES", "2000"))
 
 # Worklist order: JSON objects merged over the defaults in worklist/ranking.py (their one home).
 WORKLIST_SLA_MINUTES = json.loads(env("WORKLIST_SLA_MINUTES", "{}"))
