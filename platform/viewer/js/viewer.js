@@ -8,6 +8,15 @@ import { PRESETS, distanceMm, initialWindow, presetWindow } from "./windows.js";
 
 const $ = (root, sel) => root.querySelector(sel);
 
+// The image's size in its own pixels. Before the renditions task has read the header the
+// manifest has no columns/rows: the preview's size stands in (nothing is measured then: no spacing).
+function dims(inst, preview) {
+  return [
+    inst.columns || inst.full?.width || inst.preview?.width || preview?.naturalWidth || 512,
+    inst.rows || inst.full?.height || inst.preview?.height || preview?.naturalHeight || 512,
+  ];
+}
+
 export class Viewer {
   constructor(root) {
     this.root = root;
@@ -94,7 +103,8 @@ export class Viewer {
     if (!items) return null;
     const order = items.map((_, i) => i).sort((a, b) => Math.abs(a - this.k) - Math.abs(b - this.k));
     const cur = items[this.k];
-    const pv = (it) => (this.loader.wants(`p${it.inst.id}`) ? this.previewJob(it.inst) : null);
+    const pv = (it) =>
+      it.inst.preview && this.loader.wants(`p${it.inst.id}`) ? this.previewJob(it.inst) : null;
     const full = (it) => (it.inst.full && this.loader.wants(`f${this.key(it)}`) ? this.fullJob(it) : null);
     let job = pv(cur) || full(cur);
     for (const i of order) job = job || pv(items[i]);
@@ -113,7 +123,10 @@ export class Viewer {
     return this.loader.track(`p${inst.id}`, () =>
       loadImage(inst.preview.url, high ? "high" : "low").then((img) => {
         this.previews.set(inst.id, img);
-        if (this.items[this.k].inst === inst) this.draw();
+        if (this.items[this.k].inst === inst) {
+          if (!inst.columns && this.view.fitted) this.fit();
+          this.draw();
+        }
       }),
     );
   }
@@ -139,14 +152,31 @@ export class Viewer {
         for (const s of this.series)
           for (const inst of s.instances) {
             const fresh = byId.get(inst.id);
-            if (fresh && fresh.full && !inst.full) inst.full = fresh.full;
+            // A finished image brings its header facts too (size, windows, spacing); what is
+            // drawn stays (preview URLs change: the on-demand one gives way to the rendition).
+            if (fresh && !inst.full && (fresh.full || fresh.unavailable)) {
+              const hadFacts = Boolean(inst.columns);
+              Object.assign(inst, { ...fresh, preview: inst.preview || fresh.preview });
+              if (!hadFacts && inst === this.items[this.k].inst) this.refreshFacts(s);
+            }
           }
         this.loader.pump();
+        this.draw();
         if (!m.ready) this.refreshLater(attempt + 1);
       } catch {
         this.refreshLater(attempt + 1);
       }
     }, 3000);
+  }
+
+  // The shown image's header facts arrived after it was opened: its window and size.
+  refreshFacts(series) {
+    const inst = this.items[this.k].inst;
+    if (this.win.name !== "manual") this.win = initialWindow(inst);
+    this.fps = Math.round(inst.cine_fps) || this.fps;
+    $(this.root, ".vw-fps").value = this.fps;
+    this.presetOptions(inst, series.modality);
+    if (this.view.fitted) this.fit();
   }
 
   // --- Drawing ----------------------------------------------------------------------------------
@@ -165,8 +195,9 @@ export class Viewer {
     const inst = this.items?.[this.k]?.inst;
     if (!inst) return;
     const { width: W, height: H } = this.canvas;
-    const s = Math.min(W / inst.columns, H / inst.rows) || 1;
-    this.view = { s, x: (W - inst.columns * s) / 2, y: (H - inst.rows * s) / 2, fitted: true };
+    const [cols, rows] = dims(inst, this.previews.get(inst.id));
+    const s = Math.min(W / cols, H / rows) || 1;
+    this.view = { s, x: (W - cols * s) / 2, y: (H - rows * s) / 2, fitted: true };
   }
 
   zoomAt(px, py, factor) {
@@ -181,8 +212,9 @@ export class Viewer {
     this.zoomAt(W / 2, H / 2, 1 / this.view.s);
     // Keep the image centred when it fits at 1:1.
     const inst = this.items[this.k].inst;
-    if (inst.columns <= W) this.view.x = (W - inst.columns) / 2;
-    if (inst.rows <= H) this.view.y = (H - inst.rows) / 2;
+    const [cols, rows] = dims(inst, this.previews.get(inst.id));
+    if (cols <= W) this.view.x = (W - cols) / 2;
+    if (rows <= H) this.view.y = (H - rows) / 2;
   }
 
   // The painted full-fidelity frame, repainted only when the frame, window or invert changes.
@@ -226,6 +258,7 @@ export class Viewer {
     const full = this.fullCanvas(it);
     const preview = this.previews.get(inst.id);
     if (!full && !preview && this.poster !== null) return this.status(it); // the poster stays
+    const [cols, rows] = dims(inst, preview);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, W, H);
@@ -233,14 +266,14 @@ export class Viewer {
     ctx.setTransform(s, 0, 0, s, x, y);
     ctx.imageSmoothingEnabled = s < 2;
     if (full) {
-      ctx.drawImage(full, 0, 0, inst.columns, inst.rows);
+      ctx.drawImage(full, 0, 0, cols, rows);
     } else if (preview) {
       // The preview is already windowed and shown right way round; it can only be inverted.
       ctx.filter = this.invert ? "invert(1)" : "none";
-      ctx.drawImage(preview, 0, 0, inst.columns, inst.rows);
+      ctx.drawImage(preview, 0, 0, cols, rows);
       ctx.filter = "none";
     }
-    if (this.showAI && inst.ai) this.drawAI(inst, s);
+    if (this.showAI && inst.ai) this.drawAI(inst, s, cols, rows);
     this.drawMeasures(it, s);
     this.status(it);
     // The server-drawn first preview stood in until the canvas had something to show.
@@ -250,7 +283,7 @@ export class Viewer {
     }
   }
 
-  drawAI(inst, s) {
+  drawAI(inst, s, cols, rows) {
     const ctx = this.ctx;
     const heat = inst.ai.heatmap && this.heatmaps.get(inst.id);
     if (inst.ai.heatmap && !this.heatmaps.has(inst.id)) {
@@ -265,7 +298,7 @@ export class Viewer {
       ctx.globalAlpha = 0.45;
       ctx.globalCompositeOperation = "screen";
       ctx.filter = "sepia(1) saturate(6) hue-rotate(-40deg)";
-      ctx.drawImage(heat, 0, 0, inst.columns, inst.rows);
+      ctx.drawImage(heat, 0, 0, cols, rows);
       ctx.restore();
     }
     const px = (window.devicePixelRatio || 1) / s;
@@ -315,8 +348,9 @@ export class Viewer {
     if (inst.lossy)
       lossy.textContent = `${this.t.lossy}${inst.lossy.ratio ? ` ${inst.lossy.ratio}:1` : ""} ${inst.lossy.method || ""}`;
     const win = source === "full" && !isColour(inst) ? `C ${Math.round(this.win.center)} / L ${Math.round(this.win.width)}` : "";
-    $(this.root, ".vw-state").textContent =
-      `${source === "full" ? this.t.full : this.t.preview}${win ? ` · ${win}` : ""}${this.invert ? ` · ${this.t.inverted}` : ""}`;
+    $(this.root, ".vw-state").textContent = inst.unavailable && source !== "full" && !inst.preview
+      ? inst.unavailable.reason
+      : `${source === "full" ? this.t.full : this.t.preview}${win ? ` · ${win}` : ""}${this.invert ? ` · ${this.t.inverted}` : ""}`;
     $(this.root, ".vw-original").href = inst.original;
     const ai = $(this.root, ".vw-ai");
     ai.hidden = !this.series.some((s) => s.instances.some((i) => i.ai));
@@ -328,7 +362,7 @@ export class Viewer {
     this.root.dataset.window = `${this.win.center}/${this.win.width}`;
     // What the tests (and anyone debugging) read: the drawn image's place on the canvas.
     this.root.dataset.view = `${this.view.s},${this.view.x},${this.view.y}`;
-    this.root.dataset.image = `${inst.id},${inst.columns},${inst.rows}`;
+    this.root.dataset.image = `${inst.id},${dims(inst, this.previews.get(inst.id)).join(",")}`;
     this.root.dataset.invert = this.invert;
   }
 

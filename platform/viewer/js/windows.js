@@ -17,8 +17,8 @@ export function initialWindow(inst) {
 }
 
 export function presetWindow(name, inst) {
-  if (name === "file" || name === "stretch") {
-    if (name === "file") return initialWindow(inst);
+  if (name === "file") return initialWindow(inst);
+  if (name === "stretch" && inst.stretch) {
     return { center: inst.stretch.center, width: Math.max(inst.stretch.width, 1), name };
   }
   const p = PRESETS.find((x) => x[0] === name);

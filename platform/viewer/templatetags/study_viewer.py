@@ -6,29 +6,25 @@ only `study`; everything else is found here, for the signed-in user."""
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
+
+from viewer.manifest import study_manifest
 
 register = template.Library()
 
 
 @register.inclusion_tag("viewer/_study_viewer.html", takes_context=True)
 def study_viewer(context: template.Context, study: Any) -> dict[str, Any]:
-    user = context["request"].user
-    manifest = _manifest(study, user)
-    try:
-        manifest_url = reverse("viewer_manifest", args=[study.pk])
-    except NoReverseMatch:  # the manifest view is not there yet: the page stays without script
-        manifest_url = ""
+    manifest = study_manifest(study, context["request"].user)
     images = [_static_image(inst) for series in manifest["series"] for inst in series["instances"]]
-    first = images[0]["preview"]["url"] if images else ""
+    first = next((img["preview"]["url"] for img in images if img["preview"]), "")
     return {
         "study": study,
-        "manifest_url": manifest_url,
+        "manifest_url": reverse("viewer_manifest", args=[study.pk]),
         "images": images,
         "first_preview": first,
         "has_ai": any(img["ai"] for img in images),
@@ -64,55 +60,6 @@ def viewer_texts() -> dict[str, Any]:
             "abdomen": _("Abdomen"),
         },
     }
-
-
-def _manifest(study: Any, user: Any) -> dict[str, Any]:
-    try:  # the renditions side (helper/renditions) builds it; imported by name until it lands
-        study_manifest = import_module("viewer.manifest").study_manifest
-    except (ImportError, AttributeError):
-        return _manifest_from_instances(study, user)
-    return study_manifest(study, user)
-
-
-def _manifest_from_instances(study: Any, user: Any) -> dict[str, Any]:
-    """The keys the page needs, from the instances and the current pre-read, until the manifest
-    module lands (same shape: see /work/brief/viewer-contract.md)."""
-    from preread.selectors import current_preread, image_results_by_instance
-    from studies import access
-
-    results = image_results_by_instance(current_preread(study)) if access.may_see_ai_output(user) else {}
-    instances = []
-    for inst in study.instances.all():
-        res = results.get(inst.pk)
-        ai = None
-        if res is not None and res.columns and res.rows:
-            ai = {
-                "model": res.model_label,
-                "boxes": [
-                    {
-                        "x": b["x0"],
-                        "y": b["y0"],
-                        "width": b["x1"] - b["x0"],
-                        "height": b["y1"] - b["y0"],
-                        "label": b["label"],
-                        "score": b["score"],
-                    }
-                    for b in res.boxes
-                ],
-                "heatmap": reverse("ai_heatmap", args=[study.pk, inst.pk]) if res.has_heatmap else None,
-            }
-        instances.append(
-            {
-                "id": inst.pk,
-                "number": inst.instance_number,
-                "columns": res.columns if res is not None else None,
-                "rows": res.rows if res is not None else None,
-                "lossy": {"ratio": inst.lossy_ratio, "method": inst.lossy_method} if inst.lossy else None,
-                "preview": {"url": reverse("instance_preview", args=[study.pk, inst.pk])},
-                "ai": ai,
-            }
-        )
-    return {"study": study.pk, "series": [{"instances": instances}] if instances else [], "prefetch": []}
 
 
 def _static_image(inst: dict[str, Any]) -> dict[str, Any]:
