@@ -259,14 +259,33 @@ def measure_joliba(browser, platform: Platform, pk: int, found: dict, args) -> d
             except Exception:  # a request without sizes (cancelled) counts nothing
                 pass
 
+    waterfall: list[tuple[float, float, str, int]] = []
+
+    def on_timed(request) -> None:
+        try:
+            sizes, timing = request.sizes(), request.timing
+            waterfall.append(
+                (
+                    round(time.monotonic() - start, 3),
+                    round(timing["responseEnd"] / 1000, 3),
+                    request.url.split("/", 3)[-1][:60],
+                    sizes["responseBodySize"],
+                )
+            )
+        except Exception:  # cancelled requests have no timing
+            pass
+
     with SlowLink(("127.0.0.1", platform.port), rate_bps=args.rate_bps, rtt_s=args.rtt_s) as link:
         page = context.new_page()
         page.on("requestfinished", on_finished)
+        page.on("requestfinished", on_timed)
         start, before = time.monotonic(), link.stats()["bytes_down"]
         page.goto(f"{link.url}/worklist/{pk}/read/", wait_until="commit")
         how, first_at = poll(page, FIRST_VISIBLE, args.timeout)
         first_bytes = link.stats()["bytes_down"] - before
         first_code = code["bytes"]
+        for finished, took, url, size in sorted(waterfall)[:8]:  # what the first image waited for
+            say(f"  {finished:7.3f} s  (request {took:6.3f} s)  {size:8d} B  /{url}")
         page.wait_for_load_state("load")
         viewer = bool(page.evaluate(HAS_VIEWER))
         result = {
@@ -381,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-bps", type=float, default=1_000_000)
     parser.add_argument("--rtt-s", type=float, default=0.1)
     parser.add_argument("--timeout", type=float, default=120.0, help="per measurement, seconds")
+    parser.add_argument("--only", choices=("radiograph", "ct"), help="measure one of the two")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -409,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                     ("radiograph", cr, [RADIOGRAPH], peer_cr),
                     ("ct", ct, CT_SERIES, peer_ct),
                 ):
+                    if args.only and name != args.only:
+                        continue
                     measured = measure_joliba(browser, platform, pk, found[pk], args)
                     measured["lossless_compressed_bytes"] = jpeg_ls_bytes(files)
                     measured["full_vs_jpeg_ls"] = round(
@@ -421,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
                 browser.close()
     finally:
         children.stop()
+    if args.only:
+        print(json.dumps(results))
+        return 0
     radiograph = results["radiograph"]
     summary = {
         **radiograph,
