@@ -17,7 +17,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404
 from django.views.decorators.cache import cache_control
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from studies import access
 from studies.models import Instance
@@ -37,7 +37,7 @@ def manifest(request: HttpRequest, pk: int) -> HttpResponse:
     return JsonResponse(study_manifest(study, request.user))
 
 
-@require_GET
+@require_safe
 def rendition(request: HttpRequest, pk: int, instance_pk: int, name: str) -> HttpResponseBase:
     """Rendition bytes at an immutable URL (the digest is in the name): cached for a year, but
     access is checked on every request that reaches the server."""
@@ -61,7 +61,7 @@ def rendition(request: HttpRequest, pk: int, instance_pk: int, name: str) -> Htt
     return response
 
 
-@require_GET
+@require_safe
 def original(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponseBase:
     """The archived DICOM file, streamed from Orthanc, as a download for an external viewer."""
     from orthanc.client import OrthancError
