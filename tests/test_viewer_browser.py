@@ -42,12 +42,6 @@ MONO1_CHEST = EDGE_CASES / "fo-dicom" / "CR-MONO1-10-chest"  # real MONOCHROME1 
 
 
 # --- Helpers ------------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def _renditions_of_the_worker(settings, worker_renditions_dir):
-    """The live server reads the renditions the session worker wrote."""
-    settings.JOLIBA_RENDITIONS_ROOT = worker_renditions_dir
-
-
 def ready_to_read(study: Study, radiologist) -> Study:
     """Wait for the worker to queue the study, then claim it (the read page needs a claim)."""
     wait_for(lambda: Study.objects.get(pk=study.pk).status == "queued", timeout=90)
