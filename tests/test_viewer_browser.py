@@ -377,6 +377,15 @@ def test_it_works_on_a_phone_and_without_javascript(
         assert paths.index(manifest["prefetch"][0]) > max(mine), "prefetched before the case's own images"
         desktop.screenshot(path=str(SHOTS / "desktop-1366.png"), full_page=True)
 
+        # The manifest failing: the script gives the page back its plain previews.
+        broken = browser.new_page(locale="fr-FR")
+        log_in(broken, live_server.url, "dr_a", "pw-dr_a")
+        broken.route("**/viewer.json", lambda route: route.fulfill(status=503, body="down"))
+        broken.goto(live_server.url + reverse("read", args=[study.pk]))
+        broken.wait_for_selector(".vw[data-error]")
+        assert broken.locator(".vw-static figure img").first.is_visible()
+        assert not broken.locator(".vw-app").is_visible()
+
         # No JavaScript: the previews as plain images, all loaded through the platform.
         nojs = browser.new_context(java_script_enabled=False, locale="fr-FR").new_page()
         log_in(nojs, live_server.url, "dr_a", "pw-dr_a")
