@@ -149,6 +149,8 @@ def _test_settings(request, settings, tmp_path):
     queue = app.conf.task_default_queue
     if "celery_worker" not in request.fixturenames:
         app.conf.task_default_queue = UNCONSUMED_QUEUE
+    else:  # the web side (live server, test client) serves the renditions the worker wrote
+        settings.JOLIBA_RENDITIONS_ROOT = request.getfixturevalue("worker_renditions_dir")
     if request.node.get_closest_marker("orthanc") or "orthanc_server" in request.fixturenames:
         server = request.getfixturevalue("orthanc_server")
         settings.ORTHANC_URL = server.url

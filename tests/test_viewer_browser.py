@@ -32,6 +32,7 @@ from tests.helpers import (
     wait_for,
 )
 from tests.paths import ARTIFACTS, EDGE_CASES, REAL_OTHER
+from viewer.models import Kind, Rendition
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
 
@@ -306,8 +307,8 @@ def test_it_plays_every_frame_of_the_96_frame_angiogram(
 def test_it_works_on_a_phone_and_without_javascript(
     live_server, celery_worker, tech_a, radiologist, tmp_path
 ):
-    paths = ct_study(tmp_path, range(8, 14))
-    study = ready_to_read(send_files(tech_a, paths, priority="urgent"), radiologist)
+    sent = ct_study(tmp_path, range(8, 14))
+    study = ready_to_read(send_files(tech_a, sent, priority="urgent"), radiologist)
 
     with chromium() as browser:
         phone = browser.new_context(
@@ -353,17 +354,44 @@ def test_it_works_on_a_phone_and_without_javascript(
         phone.screenshot(path=str(shot), full_page=True)
         assert_not_blank(np.asarray(Image.open(shot).convert("L"), dtype=np.float32))
 
+        # The next case in the queue: its preview is fetched in the background, after this one's images.
+        following = send_files(tech_a, ct_study(tmp_path, [20]), priority="routine")
+        wait_for(lambda: Study.objects.get(pk=following.pk).status == "queued", timeout=90)
+        wait_for(
+            lambda: Rendition.objects.filter(instance__study=following, kind=Kind.PREVIEW).exists(),
+            timeout=90,
+        )
         desktop = browser.new_page(viewport={"width": 1366, "height": 900}, locale="fr-FR")
         log_in(desktop, live_server.url, "dr_a", "pw-dr_a")
+        asked: list[str] = []
+        desktop.on("request", lambda request: asked.append(request.url))
         open_viewer(desktop, live_server.url, study)
+        desktop.wait_for_function("document.querySelector('.vw').dataset.prefetched === '1'", timeout=60_000)
+        manifest = desktop.request.get(live_server.url + reverse("viewer_manifest", args=[study.pk])).json()
+        assert len(manifest["prefetch"]) == 1 and f"/studies/{following.pk}/" in manifest["prefetch"][0]
+        paths = [u.removeprefix(live_server.url) for u in asked]
+        mine = [
+            i for i, u in enumerate(paths) if u.startswith(f"/studies/{study.pk}/images/") and "/r/full-" in u
+        ]
+        assert len(mine) == len(sent)
+        assert paths.index(manifest["prefetch"][0]) > max(mine), "prefetched before the case's own images"
         desktop.screenshot(path=str(SHOTS / "desktop-1366.png"), full_page=True)
+
+        # The manifest failing: the script gives the page back its plain previews.
+        broken = browser.new_page(locale="fr-FR")
+        log_in(broken, live_server.url, "dr_a", "pw-dr_a")
+        broken.route("**/viewer.json", lambda route: route.fulfill(status=503, body="down"))
+        broken.goto(live_server.url + reverse("read", args=[study.pk]))
+        broken.wait_for_selector(".vw[data-error]")
+        assert broken.locator(".vw-static figure img").first.is_visible()
+        assert not broken.locator(".vw-app").is_visible()
 
         # No JavaScript: the previews as plain images, all loaded through the platform.
         nojs = browser.new_context(java_script_enabled=False, locale="fr-FR").new_page()
         log_in(nojs, live_server.url, "dr_a", "pw-dr_a")
         nojs.goto(live_server.url + reverse("read", args=[study.pk]))
         images = nojs.locator(".vw-static figure img")
-        assert images.count() == len(paths)
+        assert images.count() == len(sent)
         assert not nojs.locator(".vw-app").is_visible()
         srcs = nojs.eval_on_selector_all(".vw-static img", "els => els.map(e => e.getAttribute('src'))")
         for src in srcs:
@@ -415,10 +443,9 @@ def test_ai_boxes_and_heatmap_sit_on_the_image_with_and_without_javascript(
         page.keyboard.press("a")
         for name, size in (("wide", None), ("narrow", {"width": 520, "height": 800})):
             if size:
+                before = state(page)["view"]
                 page.set_viewport_size(size)
-                page.wait_for_function(
-                    f"document.querySelector('.vw').dataset.view !== '{state(page)['view']}'"
-                )
+                page.wait_for_function(f"document.querySelector('.vw').dataset.view !== '{before}'")
             canvas(page, f"ai-{name}")
             rgb = np.asarray(Image.open(SHOTS / f"ai-{name}.png").convert("RGB"), dtype=np.int32)
             s, x, y = (float(v) for v in state(page)["view"].split(","))
