@@ -22,7 +22,9 @@ from .reasons import render as render_reason
 PREFETCH_CASES = 3
 
 
-def study_manifest(study: Study, user: Any) -> dict[str, Any]:
+def study_manifest(study: Study, user: Any, *, prefetch: bool = True) -> dict[str, Any]:
+    """The manifest; `prefetch=False` skips the queue lookup (a page drawing its previews from
+    the manifest's data needs no next cases: the script asks the manifest for them)."""
     instances = list(
         study.instances.select_related("viewer_image")
         .prefetch_related("renditions")
@@ -54,7 +56,7 @@ def study_manifest(study: Study, user: Any) -> dict[str, Any]:
         "study": study.pk,
         "ready": not pending,
         "series": ordered,
-        "prefetch": prefetch_urls(user, study),
+        "prefetch": prefetch_urls(user, study) if prefetch else [],
     }
 
 
