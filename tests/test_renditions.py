@@ -464,3 +464,16 @@ def test_the_backfill_command_renders_here_without_a_worker(tech_a, tmp_path):
     out = io.StringIO()
     call_command("make_renditions", "--here", stdout=out)
     assert out.getvalue().strip() == "nothing to do"
+
+
+def test_the_backfill_does_not_queue_the_same_instance_twice_within_its_period(tech_a, tmp_path):
+    study = send_ct(tech_a, tmp_path, n=1)
+    instance = study.instances.get()
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Instance.objects.filter(pk=instance.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert queue_missing(older_than_s=60) == [instance.pk]  # recorded an hour ago, never rendered
+    assert queue_missing(older_than_s=60) == []  # queued a moment ago: still in the broker
+    assert ViewerImage.objects.get(instance=instance).state == State.PENDING

@@ -169,6 +169,10 @@ def queue_missing(*, older_than_s: int = 120, limit: int = 500) -> list[int]:
         .order_by("-pk")
         .values_list("pk", flat=True)[:limit]
     )
+    # Marked as queued now: the next pass queues them again only if still unfinished by then,
+    # so a slow worker's backlog is not multiplied in the broker.
+    ViewerImage.objects.bulk_create([ViewerImage(instance_id=pk) for pk in pending], ignore_conflicts=True)
+    ViewerImage.objects.filter(instance_id__in=pending).update(updated_at=timezone.now())
     for pk in pending:
         transaction.on_commit(partial(make_renditions.delay, pk))
     if pending:
