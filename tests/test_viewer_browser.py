@@ -49,7 +49,19 @@ def ready_to_read(study: Study, radiologist) -> Study:
     return lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
 
 
+SCRIPT_ERRORS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_script_errors():
+    """Any uncaught error in a viewer page fails the test."""
+    SCRIPT_ERRORS.clear()
+    yield
+    assert not SCRIPT_ERRORS, f"script errors: {SCRIPT_ERRORS}"
+
+
 def open_viewer(page, url: str, study: Study, *, frames: int = 1) -> None:
+    page.on("pageerror", lambda error: SCRIPT_ERRORS.append(str(error)))
     page.goto(url + reverse("read", args=[study.pk]))
     page.wait_for_selector(".vw.vw-ready", timeout=30_000)
     # Full fidelity on screen (the renditions may still be on their way: the viewer asks again).
