@@ -437,20 +437,27 @@ def test_ai_boxes_and_heatmap_sit_on_the_image_with_and_without_javascript(
         )
         static = nojs.new_page()
         log_in(static, live_server.url, "dr_a", "pw-dr_a")
-        static.goto(live_server.url + reverse("read", args=[study.pk]))
-        static.check("#ai-overlays")
-        image = static.locator(".ai-frame > img").first
-        image.scroll_into_view_if_needed()
-        img = image.bounding_box()
-        drawn = static.locator(".ai-box").first.bounding_box()
-        sx, sy = img["width"] / cols, img["height"] / rows
-        assert abs(sx - sy) < 0.01 * sx, "the preview is not shown with the image's aspect ratio"
-        expected = (img["x"] + box["x"] * sx, img["y"] + box["y"] * sy, box["width"] * sx, box["height"] * sy)
-        got = (drawn["x"], drawn["y"], drawn["width"], drawn["height"])
-        assert all(abs(a - b) <= 1.5 for a, b in zip(got, expected, strict=True)), (got, expected)
-        if inst["ai"]["heatmap"]:
-            heat = static.locator(".ai-heatmap").first.bounding_box()
-            assert all(abs(heat[k] - img[k]) <= 1 for k in ("x", "y", "width", "height")), (heat, img)
+        # The reading page, and the study page a radiologist sees (preread/_images.html).
+        for name in ("read", "study_detail"):
+            static.goto(live_server.url + reverse(name, args=[study.pk]))
+            static.check("#ai-overlays")
+            image = static.locator(".ai-figure img:not(.ai-overlay)").first
+            image.scroll_into_view_if_needed()
+            img = image.bounding_box()
+            drawn = static.locator(".ai-box").first.bounding_box()
+            sx, sy = img["width"] / cols, img["height"] / rows
+            assert abs(sx - sy) < 0.01 * sx, "the preview is not shown with the image's aspect ratio"
+            expected = (
+                img["x"] + box["x"] * sx,
+                img["y"] + box["y"] * sy,
+                box["width"] * sx,
+                box["height"] * sy,
+            )
+            got = (drawn["x"], drawn["y"], drawn["width"], drawn["height"])
+            assert all(abs(a - b) <= 1.5 for a, b in zip(got, expected, strict=True)), (got, expected)
+            if inst["ai"]["heatmap"]:
+                heat = static.locator(".ai-heatmap").first.bounding_box()
+                assert all(abs(heat[k] - img[k]) <= 1 for k in ("x", "y", "width", "height")), (heat, img)
         static.screenshot(path=str(SHOTS / "ai-overlays-nojs.png"), full_page=True)
 
         # With it: the box is drawn on the canvas over the same image pixels, at two display sizes.
