@@ -191,6 +191,19 @@ def test_it_scrolls_a_ct_series_windows_it_measures_and_inverts(
         assert diff.mean() < 2, f"inverted differs from 255 - shown by {diff.mean():.1f} on average"
         page.keyboard.press("i")
 
+        # Window/level by dragging with the right button: wider to the right, whatever the tool.
+        page.mouse.move(*client_point(page, 256, 256))
+        page.mouse.down(button="right")
+        page.mouse.move(*client_point(page, 256, 256), steps=1)
+        x0, y0 = client_point(page, 256, 256)
+        page.mouse.move(x0 + 100, y0, steps=4)
+        page.mouse.up(button="right")
+        centre, width = (float(v) for v in state(page)["window"].split("/"))
+        assert centre == pytest.approx(40, abs=1) and width > 80, (centre, width)
+        assert page.input_value(".vw-preset") == "manual"
+        dragged = canvas(page, "ct-14-dragged-window")
+        assert np.abs(dragged[rows, cols] - brain[rows, cols]).mean() > 1
+
         # The original DICOM, through the platform.
         href = page.get_attribute(".vw-original", "href")
         original = page.request.get(f"{live_server.url}{href}" if href.startswith("/") else href)

@@ -73,7 +73,7 @@ export const input = {
       const dy = (p.y - d.start.y) / dpr;
       const k = Math.max(d.win.width, 10) / 200; // modality units per CSS pixel
       this.win = { center: d.win.center + dy * k, width: Math.max(1, d.win.width + dx * k), name: "manual" };
-      $(this.root, ".vw-preset").value = "";
+      $(this.root, ".vw-preset").value = "manual";
     } else if (d.mode === "pan") {
       this.view = { ...this.view, x: d.view.x + p.x - d.start.x, y: d.view.y + p.y - d.start.y, fitted: false };
     } else if (d.mode === "zoom") {

@@ -333,7 +333,9 @@ export class Viewer {
     if ((inst.windows || []).some((w) => !w.misses)) opts.push(["file", this.t.presets.file]);
     opts.push(["stretch", this.t.presets.stretch]);
     if (modality === "CT") for (const [name] of PRESETS) opts.push([name, this.t.presets[name]]);
-    select.replaceChildren(...opts.map(([v, label]) => new Option(label, v)));
+    const manual = new Option(this.t.presets.manual, "manual");
+    manual.hidden = true; // shown as the value once the window has been dragged
+    select.replaceChildren(...opts.map(([v, label]) => new Option(label, v)), manual);
     select.value = this.win.name;
     select.hidden = isColour(inst); // colour images are shown as they are: no window
   }

@@ -59,6 +59,7 @@ def viewer_texts() -> dict[str, Any]:
             "brain": _("Cerveau"),
             "subdural": _("Sous-dural"),
             "abdomen": _("Abdomen"),
+            "manual": _("Manuel"),
         },
     }
 
