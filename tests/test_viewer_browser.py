@@ -405,6 +405,7 @@ def test_it_works_on_a_phone_and_without_javascript(
         assert len(mine) == len(sent)
         assert paths.index(manifest["prefetch"][0]) > max(mine), "prefetched before the case's own images"
         desktop.screenshot(path=str(SHOTS / "desktop-1366.png"), full_page=True)
+        assert_not_blank(np.asarray(Image.open(SHOTS / "desktop-1366.png").convert("L"), dtype=np.float32))
 
         # The manifest failing: the script gives the page back its plain previews.
         broken = browser.new_page(locale="fr-FR")
