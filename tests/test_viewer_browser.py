@@ -49,7 +49,19 @@ def ready_to_read(study: Study, radiologist) -> Study:
     return lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
 
 
+SCRIPT_ERRORS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_script_errors():
+    """Any uncaught error in a viewer page fails the test."""
+    SCRIPT_ERRORS.clear()
+    yield
+    assert not SCRIPT_ERRORS, f"script errors: {SCRIPT_ERRORS}"
+
+
 def open_viewer(page, url: str, study: Study, *, frames: int = 1) -> None:
+    page.on("pageerror", lambda error: SCRIPT_ERRORS.append(str(error)))
     page.goto(url + reverse("read", args=[study.pk]))
     page.wait_for_selector(".vw.vw-ready", timeout=30_000)
     # Full fidelity on screen (the renditions may still be on their way: the viewer asks again).
@@ -179,6 +191,19 @@ def test_it_scrolls_a_ct_series_windows_it_measures_and_inverts(
         assert diff.mean() < 2, f"inverted differs from 255 - shown by {diff.mean():.1f} on average"
         page.keyboard.press("i")
 
+        # Window/level by dragging with the right button: wider to the right, whatever the tool.
+        page.mouse.move(*client_point(page, 256, 256))
+        page.mouse.down(button="right")
+        page.mouse.move(*client_point(page, 256, 256), steps=1)
+        x0, y0 = client_point(page, 256, 256)
+        page.mouse.move(x0 + 100, y0, steps=4)
+        page.mouse.up(button="right")
+        centre, width = (float(v) for v in state(page)["window"].split("/"))
+        assert centre == pytest.approx(40, abs=1) and width > 80, (centre, width)
+        assert page.input_value(".vw-preset") == "manual"
+        dragged = canvas(page, "ct-14-dragged-window")
+        assert np.abs(dragged[rows, cols] - brain[rows, cols]).mean() > 1
+
         # The original DICOM, through the platform.
         href = page.get_attribute(".vw-original", "href")
         original = page.request.get(f"{live_server.url}{href}" if href.startswith("/") else href)
@@ -300,7 +325,11 @@ def test_it_plays_every_frame_of_the_96_frame_angiogram(
         paused_at = state(page)["index"]
         page.wait_for_timeout(300)
         assert state(page)["index"] == paused_at
-        assert np.abs(playing - before).mean() > 1, "the frames all look the same"
+        # Frames far apart differ (neighbours by only ~1 grey level: compare 1 with 49).
+        page.keyboard.press("Home")
+        page.wait_for_function("document.querySelector('.vw').dataset.index === '1'")
+        first = canvas(page, "xa-frame-01")
+        assert np.abs(first - before).mean() > 3, "frame 1 looks like frame 49"
 
 
 # --- Phone, and the page without JavaScript --------------------------------------------------------
@@ -376,6 +405,7 @@ def test_it_works_on_a_phone_and_without_javascript(
         assert len(mine) == len(sent)
         assert paths.index(manifest["prefetch"][0]) > max(mine), "prefetched before the case's own images"
         desktop.screenshot(path=str(SHOTS / "desktop-1366.png"), full_page=True)
+        assert_not_blank(np.asarray(Image.open(SHOTS / "desktop-1366.png").convert("L"), dtype=np.float32))
 
         # The manifest failing: the script gives the page back its plain previews.
         broken = browser.new_page(locale="fr-FR")
@@ -421,20 +451,27 @@ def test_ai_boxes_and_heatmap_sit_on_the_image_with_and_without_javascript(
         )
         static = nojs.new_page()
         log_in(static, live_server.url, "dr_a", "pw-dr_a")
-        static.goto(live_server.url + reverse("read", args=[study.pk]))
-        static.check("#ai-overlays")
-        image = static.locator(".ai-frame > img").first
-        image.scroll_into_view_if_needed()
-        img = image.bounding_box()
-        drawn = static.locator(".ai-box").first.bounding_box()
-        sx, sy = img["width"] / cols, img["height"] / rows
-        assert abs(sx - sy) < 0.01 * sx, "the preview is not shown with the image's aspect ratio"
-        expected = (img["x"] + box["x"] * sx, img["y"] + box["y"] * sy, box["width"] * sx, box["height"] * sy)
-        got = (drawn["x"], drawn["y"], drawn["width"], drawn["height"])
-        assert all(abs(a - b) <= 1.5 for a, b in zip(got, expected, strict=True)), (got, expected)
-        if inst["ai"]["heatmap"]:
-            heat = static.locator(".ai-heatmap").first.bounding_box()
-            assert all(abs(heat[k] - img[k]) <= 1 for k in ("x", "y", "width", "height")), (heat, img)
+        # The reading page, and the study page a radiologist sees (preread/_images.html).
+        for name in ("read", "study_detail"):
+            static.goto(live_server.url + reverse(name, args=[study.pk]))
+            static.check("#ai-overlays")
+            image = static.locator(".ai-figure img:not(.ai-overlay)").first
+            image.scroll_into_view_if_needed()
+            img = image.bounding_box()
+            drawn = static.locator(".ai-box").first.bounding_box()
+            sx, sy = img["width"] / cols, img["height"] / rows
+            assert abs(sx - sy) < 0.01 * sx, "the preview is not shown with the image's aspect ratio"
+            expected = (
+                img["x"] + box["x"] * sx,
+                img["y"] + box["y"] * sy,
+                box["width"] * sx,
+                box["height"] * sy,
+            )
+            got = (drawn["x"], drawn["y"], drawn["width"], drawn["height"])
+            assert all(abs(a - b) <= 1.5 for a, b in zip(got, expected, strict=True)), (got, expected)
+            if inst["ai"]["heatmap"]:
+                heat = static.locator(".ai-heatmap").first.bounding_box()
+                assert all(abs(heat[k] - img[k]) <= 1 for k in ("x", "y", "width", "height")), (heat, img)
         static.screenshot(path=str(SHOTS / "ai-overlays-nojs.png"), full_page=True)
 
         # With it: the box is drawn on the canvas over the same image pixels, at two display sizes.

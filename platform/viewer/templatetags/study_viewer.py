@@ -19,7 +19,8 @@ register = template.Library()
 
 @register.inclusion_tag("viewer/_study_viewer.html", takes_context=True)
 def study_viewer(context: template.Context, study: Any) -> dict[str, Any]:
-    manifest = study_manifest(study, context["request"].user)
+    # The script fetches the next cases itself (viewer.json); the page needs only this study's images.
+    manifest = study_manifest(study, context["request"].user, prefetch=False)
     images = [_static_image(inst) for series in manifest["series"] for inst in series["instances"]]
     first = next((img["preview"]["url"] for img in images if img["preview"]), "")
     return {
@@ -58,6 +59,7 @@ def viewer_texts() -> dict[str, Any]:
             "brain": _("Cerveau"),
             "subdural": _("Sous-dural"),
             "abdomen": _("Abdomen"),
+            "manual": _("Manuel"),
         },
     }
 
