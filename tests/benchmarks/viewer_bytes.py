@@ -147,6 +147,8 @@ class Platform:
                 "    username='tech.bench', password=None, role='technician', site=site)\n"
                 f"r = User.objects.create_user(\n"
                 f"    username='dr.bench', password='{PASSWORD}', role='radiologist')\n"
+                "from accounts.models import read_everything\n"
+                "read_everything(r)  # every modality, every site: may open and claim\n"
                 "print(Token.objects.create(user=t).key, Token.objects.create(user=r).key)\n",
             ],
             capture_output=True,
