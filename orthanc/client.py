@@ -6,6 +6,7 @@ library can be swapped without touching callers.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -115,6 +116,17 @@ class OrthancClient:
 
     def instance_file(self, instance_id: str) -> bytes:
         return b"".join(self._call(self._api.get_instance_file, instance_id, timeout=SLOW))
+
+    def instance_file_chunks(self, instance_id: str) -> Iterator[bytes]:
+        """The file as it comes off the wire, for a download that must not hold it whole. The
+        request is made here: Orthanc's refusal raises OrthancError before the first chunk."""
+        chunks = iter(self._call(self._api.get_instance_file, instance_id, timeout=SLOW))
+        try:
+            first = next(chunks, b"")
+        except requests.RequestException as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            raise OrthancError(f"Orthanc: {exc.__class__.__name__}: {exc}", status) from exc
+        return itertools.chain([first], chunks)
 
     def changes(self, since: int, limit: int = 100) -> ChangesPage:
         page = self._call(self._api.get_changes, since=since, limit=limit)

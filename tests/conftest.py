@@ -149,6 +149,8 @@ def _test_settings(request, settings, tmp_path):
     queue = app.conf.task_default_queue
     if "celery_worker" not in request.fixturenames:
         app.conf.task_default_queue = UNCONSUMED_QUEUE
+    else:  # the web side (live server, test client) serves the renditions the worker wrote
+        settings.JOLIBA_RENDITIONS_ROOT = request.getfixturevalue("worker_renditions_dir")
     if request.node.get_closest_marker("orthanc") or "orthanc_server" in request.fixturenames:
         server = request.getfixturevalue("orthanc_server")
         settings.ORTHANC_URL = server.url
@@ -182,6 +184,12 @@ def worker_models(celery_worker, worker_models_dir, settings):
 
 
 @pytest.fixture(scope="session")
+def worker_renditions_dir(tmp_path_factory) -> Path:
+    """JOLIBA_RENDITIONS_ROOT of the session worker (the web side must read what it writes)."""
+    return tmp_path_factory.mktemp("worker-renditions")
+
+
+@pytest.fixture(scope="session")
 def celery_worker(
     django_db_setup,
     django_db_blocker,
@@ -189,6 +197,7 @@ def celery_worker(
     tmp_path_factory,
     worker_models_dir,
     worker_spool_dir,
+    worker_renditions_dir,
 ):
     """A real `celery worker` process on the machine's broker, against the test database."""
     from django.conf import settings
@@ -208,6 +217,7 @@ def celery_worker(
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "INGEST_SPOOL_DIR": str(worker_spool_dir),
         "JOLIBA_MODELS_DIR": str(worker_models_dir),
+        "JOLIBA_RENDITIONS_ROOT": str(worker_renditions_dir),
         "PYTHONPATH": str(REPO / "platform"),
     }
     proc = start_worker(queue, env, tmp_path_factory.mktemp("worker") / "worker.log")

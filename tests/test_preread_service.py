@@ -178,9 +178,12 @@ def test_a_new_model_version_adds_a_run_and_keeps_the_history(models_dir, tech_a
 def test_the_read_page_offers_the_labelled_draft_and_overlays(
     models_dir, tech_a, radiologist, tmp_path, client
 ):
+    from viewer.services import render_instance
+
     build_constant_model(models_dir, probabilities={"pneumothorax": 0.95})
     study = send_chest(tech_a, tmp_path)
     prepare_study_for_reading(study.pk)
+    render_instance(study.instances.get().pk)  # the ingest task's work: the image's size for the boxes
     lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
     client.force_login(radiologist)
 

@@ -217,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preread.tasks.requeue_stalled",
         "schedule": 300.0,
     },
+    "make-missing-renditions": {  # instances recorded while no worker ran, or before the viewer
+        "task": "viewer.tasks.make_missing_renditions",
+        "schedule": float(env("RENDITIONS_BACKFILL_SECONDS", "300")),
+    },
     "sweep-claims": {  # claims past their time back to the queue; push mode: give waiting cases
         "task": "assignment.tasks.sweep_claims",
         "schedule": float(env("ASSIGNMENT_SWEEP_SECONDS", "60")),
@@ -242,6 +246,12 @@ JOLIBA_MODELS_DIR = Path(env("JOLIBA_MODELS_DIR", str(DATA_DIR / "models")))
 JOLIBA_MODELS_ALLOW_UNKNOWN_AGE = [m for m in env("JOLIBA_MODELS_ALLOW_UNKNOWN_AGE", "").split(",") if m]
 JOLIBA_ORT_THREADS = int(env("JOLIBA_ORT_THREADS", "2"))  # onnxruntime threads per worker process
 PREREAD_MAX_PIXELS = int(env("PREREAD_MAX_PIXELS", "36000000"))  # decoded size bound, checked first
+
+# Viewer renditions (preview + lossless full fidelity), made once per instance by the worker and
+# served by the web process: both must see this folder. Content-addressed, never rewritten.
+JOLIBA_RENDITIONS_ROOT = Path(env("JOLIBA_RENDITIONS_ROOT", str(DATA_DIR / "renditions")))
+RENDITIONS_MAX_PIXELS = int(env("RENDITIONS_MAX_PIXELS", str(PREREAD_MAX_PIXELS)))  # per frame
+RENDITIONS_MAX_FRAMES = int(env("RENDITIONS_MAX_FRAMES", "2000"))
 
 # Assignment (docs/lifecycle-and-access.md): "pull" (radiologists claim from the shared queue) or
 # "push" (the platform gives each case to the least-loaded competent radiologist on shift); a

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("studies/send/", include("ingest.urls")),
     path("studies/<int:pk>/", include("reports.urls")),
+    path("studies/<int:pk>/", include("viewer.urls")),
     path("studies/", include("studies.urls")),
     path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),

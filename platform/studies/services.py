@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 
 from . import lifecycle
 from .lifecycle import Transition
 from .models import Instance, Priority, Source, Status, Study
 
 log = logging.getLogger(__name__)
+
+# Sent once the transaction recording a new instance has committed, with `instance_id` and
+# `study_id` (primary keys only): the viewer makes its renditions then. studies never imports
+# the apps that listen.
+instance_recorded = Signal()
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ def record_instance(
                 created = False
                 study = Study.objects.select_for_update().get(study_instance_uid=study_uid)
         number = facts.get("InstanceNumber", "")
-        _, instance_created = Instance.objects.get_or_create(
+        instance, instance_created = Instance.objects.get_or_create(
             sop_instance_uid=sop_uid,
             defaults={
                 "study": study,
@@ -111,6 +117,11 @@ def record_instance(
         )
         if instance_created and not created:
             _take_new_image(study, arrival=arrival, complete=complete)
+        if instance_created:
+            instance_id, study_id = instance.pk, study.pk
+            transaction.on_commit(
+                lambda: instance_recorded.send(Instance, instance_id=instance_id, study_id=study_id)
+            )
     study.refresh_from_db()
     return Recorded(study=study, study_created=created, instance_created=instance_created)
 
