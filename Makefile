@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm chromium gettext
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm chromium gettext kannel kannel-extras
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export DJANGO_SETTINGS_MODULE := joliba.settings

@@ -241,11 +241,14 @@ def site_b(db):
 
 
 def _user(username, role, site=None):
-    from accounts.models import User
+    from accounts.models import User, read_everything
 
-    return User.objects.create_user(
+    user = User.objects.create_user(
         username=username, password="pw-" + username, role=role, site=site, first_name=username.title()
     )
+    if role == "radiologist":  # without a profile a radiologist reads nothing (accounts.ReaderProfile)
+        read_everything(user)
+    return user
 
 
 @pytest.fixture

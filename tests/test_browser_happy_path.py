@@ -47,6 +47,8 @@ def test_it_runs_the_happy_path_in_chromium(live_server, celery_worker, tech_a, 
         dr.fill("#id_conclusion", "Scanner cérébral sans anomalie.")
         dr.screenshot(path=str(ARTIFACTS / "2-radiologist-reading.png"), full_page=True)
         dr.click("button[name=sign]")
+        dr.check("#id_confirm")  # the confirmation step before a signature
+        dr.click("button[name=sign_confirmed]")
         dr.wait_for_selector("text=Compte rendu signé")
         study.refresh_from_db()
         assert study.status == "reported"

@@ -414,3 +414,53 @@ def test_prefetch_names_the_next_cases_previews(tech_a, radiologist, tmp_path, c
     # A technician has no queue: nothing to prefetch.
     client.force_login(tech_a)
     assert manifest_of(client, first)["prefetch"] == []
+
+
+# --- Queueing ----------------------------------------------------------------------------------------
+def test_a_new_instance_is_announced_once_on_commit(tech_a, tmp_path, django_capture_on_commit_callbacks):
+    from studies.services import instance_recorded
+
+    heard: list[dict] = []
+
+    def listener(sender, **kwargs):
+        heard.append(kwargs)
+
+    instance_recorded.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            study = send_ct(tech_a, tmp_path, n=2)
+        # The changes feed recording the same instances again (it catches up): nothing new.
+        with django_capture_on_commit_callbacks(execute=True):
+            for instance in study.instances.all():
+                record_instance(
+                    facts={
+                        "StudyInstanceUID": study.study_instance_uid,
+                        "SOPInstanceUID": instance.sop_instance_uid,
+                        "SeriesInstanceUID": instance.series_instance_uid,
+                        "Modality": "CT",
+                    },
+                    orthanc_instance_id=instance.orthanc_id,
+                    orthanc_study_id=study.orthanc_id,
+                    arrival=Arrival(site_id=tech_a.site_id),
+                    complete=True,
+                )
+    finally:
+        instance_recorded.disconnect(listener)
+    pks = sorted(study.instances.values_list("pk", flat=True))
+    assert sorted(h["instance_id"] for h in heard) == pks  # primary keys only, once each
+    assert {h["study_id"] for h in heard} == {study.pk}
+
+
+def test_the_backfill_command_renders_here_without_a_worker(tech_a, tmp_path):
+    from django.core.management import call_command
+
+    study = send_ct(tech_a, tmp_path, n=2)
+    out = io.StringIO()
+    call_command("make_renditions", "--here", stdout=out)
+    assert out.getvalue().strip() == "done=2"
+    assert set(ViewerImage.objects.filter(instance__study=study).values_list("state", flat=True)) == {
+        State.DONE
+    }
+    out = io.StringIO()
+    call_command("make_renditions", "--here", stdout=out)
+    assert out.getvalue().strip() == "nothing to do"

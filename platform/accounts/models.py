@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -70,3 +71,85 @@ class User(AbstractUser):
     @property
     def is_joliba_admin(self) -> bool:
         return self.role == self.Role.ADMIN or self.is_superuser
+
+
+class Modality(models.TextChoices):
+    """The modalities a radiologist may be competent for (DICOM Modality codes)."""
+
+    CR = "CR", _("Radiographie (CR)")
+    DX = "DX", _("Radiographie numérique (DX)")
+    CT = "CT", _("Scanner (CT)")
+    MR = "MR", _("IRM (MR)")
+    US = "US", _("Échographie (US)")
+    MG = "MG", _("Mammographie (MG)")
+    XA = "XA", _("Angiographie (XA)")
+    RF = "RF", _("Radioscopie (RF)")
+    NM = "NM", _("Médecine nucléaire (NM)")
+    PT = "PT", _("TEP (PT)")
+    # A photographed film, a secondary capture, a study whose modality is not said.
+    OT = "OT", _("Autre : photo de film, capture (OT)")
+
+
+def modality_group(code: str) -> str:
+    """The competence a study's Modality needs: unknown or blank codes count as "OT"."""
+    code = (code or "").strip().upper()
+    return code if code in Modality.values else Modality.OT
+
+
+DEFAULT_MAX_IN_HAND = 5
+
+
+class ReaderProfile(models.Model):
+    """What a radiologist may read: modalities, the sites they read for, how many cases at once.
+
+    A radiologist without a profile reads nothing (sees no study, claims none): rights to read a
+    site's studies are given, never assumed. Existing radiologists got a profile reading every
+    modality for every site when this model arrived (migration 0003), so nobody was locked out.
+    """
+
+    user = models.OneToOneField(
+        User,
+        on_delete=models.CASCADE,
+        related_name="reader_profile",
+        verbose_name=_("radiologue"),
+        limit_choices_to={"role": User.Role.RADIOLOGIST},
+    )
+    modalities = models.JSONField(
+        _("modalités lues"), default=list, blank=True, help_text=_("Codes DICOM, par exemple CR, CT.")
+    )
+    all_sites = models.BooleanField(
+        _("lit pour tous les sites"),
+        default=False,
+        help_text=_("Y compris les sites ajoutés plus tard et les examens d'origine inconnue."),
+    )
+    sites = models.ManyToManyField(Site, blank=True, related_name="readers", verbose_name=_("sites lus"))
+    max_in_hand = models.PositiveSmallIntegerField(
+        _("examens en main au plus"),
+        default=DEFAULT_MAX_IN_HAND,
+        validators=[MinValueValidator(1)],
+        help_text=_("Nombre d'examens qu'il peut avoir en lecture en même temps."),
+    )
+
+    class Meta:
+        verbose_name = _("profil de lecture")
+        verbose_name_plural = _("profils de lecture")
+
+    def __str__(self) -> str:
+        return str(self.user.get_full_name() or self.user.username)
+
+    def clean(self) -> None:
+        super().clean()
+        unknown = [m for m in self.modalities or [] if m not in Modality.values]
+        if unknown:
+            raise ValidationError({"modalities": _("Modalité inconnue : %s") % ", ".join(unknown)})
+        if self.user_id and not self.user.is_radiologist:
+            raise ValidationError({"user": _("Seul un radiologue a un profil de lecture.")})
+
+
+def read_everything(user: User) -> ReaderProfile:
+    """A profile reading every modality for every site (the demo radiologists, benchmarks, and
+    radiologists who existed before profiles); an admin narrows it in the admin pages."""
+    profile, _ = ReaderProfile.objects.get_or_create(
+        user=user, defaults={"modalities": list(Modality.values), "all_sites": True}
+    )
+    return profile

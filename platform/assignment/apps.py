@@ -7,3 +7,10 @@ class AssignmentConfig(AppConfig):
 
     name = "assignment"
     verbose_name = _("Attribution des lectures")
+
+    def ready(self) -> None:
+        from studies.lifecycle import status_changed
+
+        from .signals import assign_when_claimable
+
+        status_changed.connect(assign_when_claimable, dispatch_uid="assignment.push")

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Site
 from orthanc.client import Change, OrthancClient, OrthancError
+from reports.dicom_objects import is_platform_report
 from studies.archive import get_archive
 from studies.models import Source, Study
 from studies.selectors import known_study, study_of_instance
@@ -111,6 +112,8 @@ def record_new_instance(batch: _Batch, instance_id: str) -> Study | None:
         if exc.status == 404:  # deleted since
             return None
         raise
+    if is_platform_report(tags):  # the platform's own report (PDF, SR): not an image to read
+        return None
     facts = {k: v[:200] for k in FACT_TAGS if isinstance(v := tags.get(k), str) and v}
     study_uid, sop_uid = facts.get("StudyInstanceUID"), facts.get("SOPInstanceUID")
     if not study_uid or not sop_uid:
@@ -147,9 +150,12 @@ def record_stable_study(client: OrthancClient, orthanc_study_id: str, batch: _Ba
     series = client.study_series(orthanc_study_id)
     series_uid = {s["ID"]: s["MainDicomTags"].get("SeriesInstanceUID", "") for s in series}
     series_modality = {s["ID"]: s["MainDicomTags"].get("Modality", "") for s in series}
+    reports = {s["ID"] for s in series if is_platform_report(s["MainDicomTags"])}
     base = {**study_info.get("PatientMainDicomTags", {}), **study_info["MainDicomTags"]}
     study = None
     for inst in instances:
+        if inst["ParentSeries"] in reports:
+            continue
         facts = {
             **base,
             **inst["MainDicomTags"],

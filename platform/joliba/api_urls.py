@@ -13,6 +13,7 @@ urlpatterns = [
     path("studies/<int:pk>/claim/", studies_api.claim, name="api_claim"),
     path("studies/<int:pk>/release/", studies_api.release, name="api_release"),
     path("studies/<int:pk>/reassign/", studies_api.reassign, name="api_reassign"),
+    path("studies/<int:pk>/hand-over/", studies_api.hand_over, name="api_hand_over"),
     path("studies/<int:pk>/return/", studies_api.return_study, name="api_return"),
     path("studies/<int:pk>/report/", reports_api.report, name="api_report"),
     path("studies/<int:pk>/report.pdf", reports_api.report_pdf, name="api_report_pdf"),

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "uploads",
     "viewer",
     "assignment",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "viewer.tasks.make_missing_renditions",
         "schedule": float(env("RENDITIONS_BACKFILL_SECONDS", "300")),
     },
+    "sweep-claims": {  # claims past their time back to the queue; push mode: give waiting cases
+        "task": "assignment.tasks.sweep_claims",
+        "schedule": float(env("ASSIGNMENT_SWEEP_SECONDS", "60")),
+    },
+    "export-pending-reports": {  # signed reports owed to Orthanc whose task was lost
+        "task": "reports.tasks.export_pending_reports",
+        "schedule": float(env("REPORTS_EXPORT_SWEEP_SECONDS", "120")),
+    },
+    "alerts-tick": {  # due sends, retries, escalations, SLA checks: rows, never broker countdowns
+        "task": "alerts.tasks.run_due_alerts",
+        "schedule": float(env("ALERTS_TICK_SECONDS", "10")),
+    },
     "sweep-resumable-uploads": {  # expire stale transfers, finish those a dead process left
         "task": "uploads.tasks.sweep_transfers",
         "schedule": float(env("UPLOADS_SWEEP_SECONDS", "600")),
@@ -240,6 +253,14 @@ JOLIBA_RENDITIONS_ROOT = Path(env("JOLIBA_RENDITIONS_ROOT", str(DATA_DIR / "rend
 RENDITIONS_MAX_PIXELS = int(env("RENDITIONS_MAX_PIXELS", str(PREREAD_MAX_PIXELS)))  # per frame
 RENDITIONS_MAX_FRAMES = int(env("RENDITIONS_MAX_FRAMES", "2000"))
 
+# Assignment (docs/lifecycle-and-access.md): "pull" (radiologists claim from the shared queue) or
+# "push" (the platform gives each case to the least-loaded competent radiologist on shift); a
+# claimed case not signed within the timeout goes back to the queue (0: never).
+ASSIGNMENT_MODE = env("ASSIGNMENT_MODE", "pull")
+if ASSIGNMENT_MODE not in ("pull", "push"):
+    raise ImproperlyConfigured("ASSIGNMENT_MODE must be pull or push")
+ASSIGNMENT_CLAIM_TIMEOUT_MINUTES = int(env("ASSIGNMENT_CLAIM_TIMEOUT_MINUTES", "120"))
+
 # Worklist order: JSON objects merged over the defaults in worklist/ranking.py (their one home).
 WORKLIST_SLA_MINUTES = json.loads(env("WORKLIST_SLA_MINUTES", "{}"))
 WORKLIST_WEIGHTS = json.loads(env("WORKLIST_WEIGHTS", "{}"))
@@ -247,6 +268,42 @@ WORKLIST_WEIGHTS = json.loads(env("WORKLIST_WEIGHTS", "{}"))
 STALLED_STUDY_SECONDS = int(env("STALLED_STUDY_SECONDS", "600"))
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Joliba <alertes@joliba.invalid>")
+
+# Alerts (docs/alerts.md). SMS backend: kannel (default in production), africastalking, or file
+# (the quickstart: messages appended to a file, nothing leaves the machine).
+ALERTS_SMS_BACKEND = env("ALERTS_SMS_BACKEND", "kannel" if PRODUCTION else "file")
+ALERTS_SMS_FILE = Path(env("ALERTS_SMS_FILE", str(DATA_DIR / "sms-outbox.txt")))
+ALERTS_PUBLIC_URL = env("ALERTS_PUBLIC_URL", "http://127.0.0.1:8000")  # short links and Kannel callbacks
+ALERTS_CALLBACK_URL = env("ALERTS_CALLBACK_URL", ALERTS_PUBLIC_URL)  # where Kannel reaches us
+ALERTS_CALLBACK_TOKEN = env("ALERTS_CALLBACK_TOKEN", "")  # shared with Kannel's get-url / dlr-url
+KANNEL_SENDSMS_URL = env("KANNEL_SENDSMS_URL", "http://127.0.0.1:13013/cgi-bin/sendsms")
+KANNEL_USERNAME = env("KANNEL_USERNAME", "joliba")
+KANNEL_PASSWORD = env("KANNEL_PASSWORD", "")
+KANNEL_SENDER = env("KANNEL_SENDER", "")
+AFRICASTALKING_USERNAME = env("AFRICASTALKING_USERNAME", "sandbox")
+AFRICASTALKING_API_KEY = env("AFRICASTALKING_API_KEY", "")
+AFRICASTALKING_SENDER = env("AFRICASTALKING_SENDER", "")
+AFRICASTALKING_API_URL = env("AFRICASTALKING_API_URL", "")  # empty: the client's own endpoint
+# Minutes without acknowledgement before the next person in the chain, per category.
+ALERTS_ACK_MINUTES = {
+    "critical": 15.0,
+    "urgent": 60.0,
+    "significant": 24 * 60.0,
+    **json.loads(env("ALERTS_ACK_MINUTES", "{}")),
+}
+ALERTS_SLA_WARNING_MINUTES = float(env("ALERTS_SLA_WARNING_MINUTES", "15"))  # before the breach
+ALERTS_QUIET_HOURS = env("ALERTS_QUIET_HOURS", "21:00-07:00")  # non-critical alerts wait; "" for none
+ALERTS_MAX_ATTEMPTS = int(env("ALERTS_MAX_ATTEMPTS", "8"))
+ALERTS_RETRY_BASE_SECONDS = float(env("ALERTS_RETRY_BASE_SECONDS", "30"))
+ALERTS_GATEWAY_RETRY_MAX_SECONDS = float(env("ALERTS_GATEWAY_RETRY_MAX_SECONDS", "30"))
+ALERTS_SEND_LEASE_SECONDS = float(env("ALERTS_SEND_LEASE_SECONDS", "120"))
+ALERTS_DRAIN_BATCH = int(env("ALERTS_DRAIN_BATCH", "500"))
+ALERTS_DEFAULT_PHONE_PREFIX = env("ALERTS_DEFAULT_PHONE_PREFIX", "+223")  # Mali
+# Fault injection for the crash tests only: sleep between the gateway's answer and its record.
+ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S = float(env("ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S", "0"))
 
 LOGGING = {
     "version": 1,

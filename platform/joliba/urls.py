@@ -15,6 +15,8 @@ urlpatterns = [
     path("studies/", include("studies.urls")),
     path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),
+    path("worklist/", include("assignment.urls")),
+    path("", include("alerts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),

@@ -91,7 +91,7 @@ class StudyDetail(generics.RetrieveAPIView):
 
 
 class MoveSerializer(serializers.Serializer):
-    assignee = serializers.IntegerField(required=False, help_text="reassign: the radiologist's id")
+    assignee = serializers.IntegerField(required=False, help_text="reassign, hand-over: the radiologist's id")
     reason = serializers.CharField(required=False, max_length=40, help_text="return: the reason code")
 
 
@@ -111,9 +111,14 @@ def _move(request: Request, pk: int, event: str) -> Response:
             reason_code=body.validated_data.get("reason", ""),
         )
     except lifecycle.TransitionRefused as exc:
-        status = {"taken": 409, "not_allowed_now": 409, "no_reason": 400, "no_assignee": 400}.get(
-            exc.code, 403
-        )
+        status = {
+            "taken": 409,
+            "not_allowed_now": 409,
+            "full": 409,
+            "assignee_full": 409,
+            "no_reason": 400,
+            "no_assignee": 400,
+        }.get(exc.code, 403)
         return Response({"code": exc.code, "detail": exc.message}, status=status)
     return Response(StudySerializer(study).data)
 
@@ -121,7 +126,8 @@ def _move(request: Request, pk: int, event: str) -> Response:
 @extend_schema(request=None, responses={200: StudySerializer})
 @api_view(["POST"])
 def claim(request: Request, pk: int) -> Response:
-    """Take a complete study for reading (atomic: 409 if a colleague has it)."""
+    """Take a complete study for reading (atomic: 409 if a colleague has it or your hands are
+    full; 404 if you may not read it: its modality or its site is not yours)."""
     return _move(request, pk, Transition.CLAIM)
 
 
@@ -144,6 +150,13 @@ def return_study(request: Request, pk: int) -> Response:
 def reassign(request: Request, pk: int) -> Response:
     """Give a study being read to another radiologist (admin)."""
     return _move(request, pk, Transition.REASSIGN)
+
+
+@extend_schema(request=MoveSerializer, responses={200: StudySerializer})
+@api_view(["POST"])
+def hand_over(request: Request, pk: int) -> Response:
+    """The radiologist holding a study passes it to a colleague who may read it (`assignee`)."""
+    return _move(request, pk, Transition.HAND_OVER)
 
 
 @extend_schema(responses={(200, "image/webp"): bytes})

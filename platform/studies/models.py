@@ -34,6 +34,7 @@ class ReturnReason(models.TextChoices):
     POSITIONING = "positioning", _("Mauvais positionnement ou mauvaise incidence")
     EXPOSURE = "exposure", _("Exposition inadaptée (image trop claire ou trop sombre)")
     COVERAGE = "coverage", _("Région d'intérêt incomplète sur l'image")
+    WRONG_SIDE = "wrong_side", _("Mauvais côté (latéralité erronée ou non marquée)")
     ARTEFACT = "artefact", _("Artefact (objet métallique, grille, défaut du capteur)")
     WRONG_STUDY = "wrong_study", _("Examen ne correspondant pas à l'indication")
 

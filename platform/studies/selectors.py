@@ -3,8 +3,12 @@ the studies app owns)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import Q, QuerySet
+
+from . import access
 from .models import Instance, Study
 
 
@@ -37,4 +41,47 @@ def instances_in_archive(sop_instance_uids: list[str]) -> set[str]:
         Instance.objects.filter(sop_instance_uid__in=sop_instance_uids).values_list(
             "sop_instance_uid", flat=True
         )
+    )
+
+
+def priors_of(study: Study, *, user: access.Person, linked: Iterable[tuple[int, str]] = ()) -> list[Study]:
+    """Earlier studies of the same patient that `user` may see: same site and PatientID, or a
+    patient record (site id, PatientID) a person confirmed as the same patient (`linked`).
+    Newest first."""
+    same = Q(pk__in=[])
+    if study.patient_id and study.site_id:
+        same |= Q(site_id=study.site_id, patient_id=study.patient_id)
+    for site_id, patient_id in linked:
+        if patient_id:
+            same |= Q(site_id=site_id, patient_id=patient_id)
+    earlier = Q(created_at__lt=study.created_at)
+    if study.study_date:  # acquired earlier, even if it reached us later
+        earlier |= Q(study_date__lt=study.study_date) & ~Q(study_date="")
+    return list(
+        access.studies_visible_to(user)
+        .filter(same)
+        .filter(earlier)
+        .exclude(pk=study.pk)
+        .select_related("site")
+        .order_by("-study_date", "-created_at")[:20]
+    )
+
+
+def same_person_elsewhere(study: Study, *, user: access.Person) -> QuerySet[Study]:
+    """Studies of other sites whose patient has the same name, sex and birth date: candidates
+    for a person to confirm as the same patient (never linked automatically)."""
+    if not (study.patient_name.strip() and study.patient_birth_date.strip() and study.patient_sex.strip()):
+        return Study.objects.none()
+    return (
+        access.studies_visible_to(user)
+        .filter(
+            patient_name__iexact=study.patient_name.strip(),
+            patient_sex__iexact=study.patient_sex.strip(),
+            patient_birth_date=study.patient_birth_date.strip(),
+            site__isnull=False,
+        )
+        .exclude(site=study.site)
+        .exclude(patient_id="")
+        .select_related("site")
+        .order_by("site_id", "patient_id", "-created_at")
     )

@@ -10,7 +10,9 @@ Joliba, Django `runserver` (DEBUG off, collected static files, gzip as in produc
 one Celery worker (file-system broker) that makes the renditions; a second Orthanc with the Web
 Viewer plugin loaded through its Plugins config. Each is reached through its own
 tests/slowlink.py proxy, one measurement at a time, each in a new browser context (cold cache).
-Signing in happens on the direct address: the proxied origin's HTTP cache stays empty.
+Signing in happens on the direct address: the proxied origin's HTTP cache stays empty. Servers are
+warm (each page asked once directly before the measurement, the peer's viewer opened once), the
+browser cold.
 
 Keys (radiograph at the top level; `ct` holds the same for the series):
   first_image_s / first_image_bytes: from navigation to the first image visible on the reading page
@@ -232,6 +234,42 @@ def wait_renditions(platform: Platform, context, pk: int, timeout: float = 600) 
     raise RuntimeError(f"renditions of study {pk} not ready within {timeout:.0f} s")
 
 
+def watch(page, checks: dict[str, str]) -> None:
+    """Record in the page, on every animation frame, when each check first holds: the time
+    (performance.now(), from the start of navigation) is the page's own, not this process's
+    polling. Installed before navigation."""
+    body = ",".join(f"{json.dumps(name)}: {script}" for name, script in checks.items())
+    page.add_init_script(
+        f"""(() => {{
+  const checks = {{{body}}};
+  window.__seen = {{}};
+  const tick = () => {{
+    for (const [k, f] of Object.entries(checks)) {{
+      if (window.__seen[k]) continue;
+      let v = null;
+      try {{ v = f(); }} catch (e) {{}}
+      if (v) window.__seen[k] = {{t: performance.now(), v: v}};
+    }}
+    if (Object.keys(window.__seen).length < Object.keys(checks).length) requestAnimationFrame(tick);
+  }};
+  requestAnimationFrame(tick);
+}})();"""
+    )
+
+
+def seen(page, name: str, timeout: float):
+    """(value, seconds after navigation start) once the check `name` held, else (None, None)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    key = json.dumps(name)
+    try:
+        page.wait_for_function(f"() => window.__seen && window.__seen[{key}]", timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        return None, None
+    found = page.evaluate(f"() => window.__seen[{key}]")
+    return found["v"], found["t"] / 1000
+
+
 def poll(page, script: str, timeout: float, interval: float = 0.03):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -250,26 +288,22 @@ def measure_joliba(browser, platform: Platform, pk: int, found: dict, args) -> d
     # Sizes asked on the direct address, so the proxied origin's cache stays cold.
     full_bytes = sum(len(context.request.get(platform.url + u).body()) for u in full_urls)
     preview_bytes = len(context.request.get(platform.url + instances[0]["preview"]["url"]).body())
-    code = {"bytes": 0}
-
-    def on_finished(request) -> None:
-        if request.resource_type in ("script", "stylesheet"):
-            try:
-                code["bytes"] += request.sizes()["responseBodySize"]
-            except Exception:  # a request without sizes (cancelled) counts nothing
-                pass
-
-    waterfall: list[tuple[float, float, str, int]] = []
+    context.request.get(f"{platform.url}/worklist/{pk}/read/")  # a warm server, as in production
+    # Each finished request: (end, duration, path, body bytes, type); end in seconds after
+    # navigation, from the browser's own timing (events reach this process a little later).
+    waterfall: list[tuple[float, float, str, int, str]] = []
 
     def on_timed(request) -> None:
         try:
             sizes, timing = request.sizes(), request.timing
+            end = timing["startTime"] / 1000 + timing["responseEnd"] / 1000 - wall_start
             waterfall.append(
                 (
-                    round(time.monotonic() - start, 3),
+                    round(end, 3),
                     round(timing["responseEnd"] / 1000, 3),
                     request.url.split("/", 3)[-1][:60],
                     sizes["responseBodySize"],
+                    request.resource_type,
                 )
             )
         except Exception:  # cancelled requests have no timing
@@ -277,19 +311,29 @@ def measure_joliba(browser, platform: Platform, pk: int, found: dict, args) -> d
 
     with SlowLink(("127.0.0.1", platform.port), rate_bps=args.rate_bps, rtt_s=args.rtt_s) as link:
         page = context.new_page()
-        page.on("requestfinished", on_finished)
         page.on("requestfinished", on_timed)
-        start, before = time.monotonic(), link.stats()["bytes_down"]
+        series = len(full_urls) if len(full_urls) > 1 else 0
+        watch(
+            page,
+            {
+                "first": FIRST_VISIBLE,
+                "full": FULL_SHOWN,
+                **({"series": f"() => ({FULL_COUNT})() >= {series}"} if series else {}),
+            },
+        )
+        wall_start, before = time.time(), link.stats()["bytes_down"]
         page.goto(f"{link.url}/worklist/{pk}/read/", wait_until="commit")
-        how, first_at = poll(page, FIRST_VISIBLE, args.timeout)
+        how, first_s = seen(page, "first", args.timeout)
+        # Counted when this process learns it: a few ms late, so if anything a little over.
         first_bytes = link.stats()["bytes_down"] - before
-        first_code = code["bytes"]
-        for finished, took, url, size in sorted(waterfall)[:8]:  # what the first image waited for
-            say(f"  {finished:7.3f} s  (request {took:6.3f} s)  {size:8d} B  /{url}")
         page.wait_for_load_state("load")
+        before_first = [w for w in sorted(waterfall) if first_s is not None and w[0] <= first_s]
+        first_code = sum(w[3] for w in before_first if w[4] in ("script", "stylesheet"))
+        for end, took, url, size, _ in before_first:  # what the first image waited for
+            say(f"  {end:7.3f} s  (request {took:6.3f} s)  {size:8d} B  /{url}")
         viewer = bool(page.evaluate(HAS_VIEWER))
         result = {
-            "first_image_s": round(first_at - start, 3) if how else None,
+            "first_image_s": round(first_s, 3) if how else None,
             "first_image_bytes": first_bytes,
             "first_image_by": how,
             "code_bytes": first_code,
@@ -297,15 +341,15 @@ def measure_joliba(browser, platform: Platform, pk: int, found: dict, args) -> d
             "images": len(instances),
         }
         if viewer:
-            shown, full_at = poll(page, FULL_SHOWN, args.timeout)
-            result["full_fidelity_s"] = round(full_at - start, 3) if shown else None
+            shown, full_s = seen(page, "full", args.timeout)
+            result["full_fidelity_s"] = round(full_s, 3) if shown else None
             result["full_fidelity_by"] = "viewer (data-source=full)"
-            if len(full_urls) > 1:
-                done, all_at = poll(page, f"() => ({FULL_COUNT})() >= {len(full_urls)}", args.timeout * 4)
-                result["series_full_s"] = round(all_at - start, 3) if done else None
+            if series:
+                done, all_s = seen(page, "series", args.timeout * 4)
+                result["series_full_s"] = round(all_s, 3) if done else None
         else:  # previews only (no script yet): the page fetches the renditions itself
             page.evaluate(FETCH_ALL, full_urls[:1])
-            result["full_fidelity_s"] = round(time.monotonic() - start, 3)
+            result["full_fidelity_s"] = round(time.time() - wall_start, 3)
             result["full_fidelity_by"] = "fetch() in the page (no viewer script)"
         result["bytes_down_total"] = link.stats()["bytes_down"] - before
         page.close()
@@ -360,17 +404,27 @@ def peer_series(peer: OrthancProcess, files: list[Path]) -> str:
 
 
 def measure_peer(browser, peer: OrthancProcess, series: str, args) -> dict:
-    context = browser.new_context(
-        viewport={"width": 1366, "height": 768},
-        http_credentials={"username": peer.username, "password": peer.password},
-    )
+    def new_context():
+        return browser.new_context(
+            viewport={"width": 1366, "height": 768},
+            http_credentials={"username": peer.username, "password": peer.password},
+        )
+
+    # A warm server, as for Joliba: the plugin decodes and caches the images on first request.
+    warm = new_context()
+    page = warm.new_page()
+    page.goto(f"{peer.url}/web-viewer/app/viewer.html?series={series}")
+    poll(page, CANVAS_DRAWN, args.timeout, interval=0.1)
+    warm.close()
+    context = new_context()
     with SlowLink(("127.0.0.1", peer.http_port), rate_bps=args.rate_bps, rtt_s=args.rtt_s) as link:
         page = context.new_page()
-        start, before = time.monotonic(), link.stats()["bytes_down"]
+        watch(page, {"first": CANVAS_DRAWN})
+        before = link.stats()["bytes_down"]
         page.goto(f"{link.url}/web-viewer/app/viewer.html?series={series}", wait_until="commit")
-        drawn, at = poll(page, CANVAS_DRAWN, args.timeout, interval=0.05)
+        drawn, first_s = seen(page, "first", args.timeout)
         result = {
-            "first_image_s": round(at - start, 3) if drawn else None,
+            "first_image_s": round(first_s, 3) if drawn else None,
             "first_image_bytes": link.stats()["bytes_down"] - before,
             "first_image_by": "canvas with pixels" if drawn else "not drawn within the timeout",
         }

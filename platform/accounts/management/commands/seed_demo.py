@@ -5,7 +5,7 @@ import secrets
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts.models import Site, User
+from accounts.models import Site, User, read_everything
 
 SITES = [
     ("kayes", "Hôpital Fousseyni Daou de Kayes", "Kayes", "+22321520000", "radio@kayes.example"),
@@ -46,6 +46,10 @@ class Command(BaseCommand):
                 is_superuser=role == User.Role.ADMIN,
             )
             created.append((username, role, password))
+        # Demo radiologists read every modality for every site (a radiologist without a
+        # profile reads nothing): an admin narrows it in the admin pages.
+        for user in User.objects.filter(username__in=[u[0] for u in USERS], role=User.Role.RADIOLOGIST):
+            read_everything(user)
         if created:
             self.stdout.write("Comptes de démonstration (mots de passe affichés une seule fois) :")
             for username, role, password in created:
