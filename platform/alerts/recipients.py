@@ -106,10 +106,8 @@ def on_call_radiologists() -> list[User]:
 
 
 def _on_shift_ids() -> set[int]:
-    try:
-        from assignment.load import on_shift_ids  # type: ignore[import-not-found]  # the rota (helper assignment)
-    except ImportError:
-        return set()
+    from assignment.load import on_shift_ids  # the rota
+
     return set(on_shift_ids())
 
 

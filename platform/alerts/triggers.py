@@ -18,15 +18,12 @@ from .outbox import write_alerts
 
 log = logging.getLogger(__name__)
 
-# What the reports app's critical-finding flag is called (helper "reports" adds it): read by name,
-# so this trigger works as soon as the field exists and does nothing before.
-REPORT_CRITICAL_ATTRS = ("critical_finding", "has_critical_finding", "is_critical")
-REPORT_ACR_ATTRS = ("acr_category", "critical_category", "critical_acr_category")
+# The ACR grade of a signed version's critical finding (reports.models.CriticalCategory) → the
+# alert's urgency.
 ACR_TO_CATEGORY = {
     "immediate": Category.CRITICAL,
     "urgent": Category.URGENT,
     "significant": Category.SIGNIFICANT,
-    "significant_unexpected": Category.SIGNIFICANT,
 }
 
 
@@ -38,7 +35,7 @@ def on_event_recorded(sender: object, *, study: Study, event: StudyEvent, **_: o
         ai_critical(study, event)
     elif t == "return":
         returned(study, event)
-    elif t in ("sign", "amend"):  # "amend": a new signed version (helper "reports" adds the move)
+    elif t in ("sign", "amend"):  # "amend": a new signed version of the report
         report_signed(study, event)
 
 
@@ -133,16 +130,13 @@ def wants_report_ready(user: User, study: Study) -> bool:
 
 
 def critical_finding(study: Study, event: StudyEvent) -> None:
-    from reports.models import Report
+    """The version just signed (written before its sign/amend event) names a critical finding."""
+    from reports.models import ReportVersion
 
-    report = Report.objects.filter(study_id=study.pk).first()
-    if report is None:
+    version = ReportVersion.objects.filter(report__study_id=study.pk).order_by("-number").first()
+    acr = version.critical_category if version is not None else ""
+    if acr not in ACR_TO_CATEGORY:
         return
-    flagged = any(bool(getattr(report, name, False)) for name in REPORT_CRITICAL_ATTRS)
-    acr = next((str(getattr(report, n)) for n in REPORT_ACR_ATTRS if getattr(report, n, "")), "")
-    if not flagged and acr not in ACR_TO_CATEGORY:
-        return
-    acr = acr if acr in ACR_TO_CATEGORY else "immediate"  # flagged without a grade: the most urgent
     write_alerts(
         kind=Kind.CRITICAL_FINDING,
         category=ACR_TO_CATEGORY[acr],
