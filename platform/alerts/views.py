@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
+from studies import access
 
 from . import acknowledgement, service
 from .forms import ConfirmCodeForm, NotificationSettingsForm, PhoneForm
@@ -89,13 +90,13 @@ def _user(request: HttpRequest) -> User:
 
 
 def _on_duty(user: User) -> bool:
-    return user.is_joliba_admin or OnCallEntry.objects.filter(user=user, active=True).exists()
+    return access.may_take_calls(user, on_call=OnCallEntry.objects.filter(user=user, active=True).exists())
 
 
 @login_required
 def board(request: HttpRequest) -> HttpResponse:
     """Admins: the alerts waiting, failed and unacknowledged; resend from here."""
-    if not _user(request).is_joliba_admin:
+    if not access.may_manage_alerts(_user(request)):
         raise Http404
     base = Alert.objects.select_related("recipient", "acked_by").order_by("-created_at")
     return render(
@@ -117,7 +118,7 @@ def board(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def resend(request: HttpRequest, pk: int) -> HttpResponse:
-    if not _user(request).is_joliba_admin:
+    if not access.may_manage_alerts(_user(request)):
         raise Http404
     alert = get_object_or_404(Alert, pk=pk)
     if service.resend(alert):

@@ -7,11 +7,14 @@ def navigation(request: HttpRequest) -> dict[str, dict[str, bool]]:
     """What the header offers this user, as studies.access decides."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav": {"may_read": False, "may_send": False, "may_see_load": False}}
+        return {
+            "nav": {"may_read": False, "may_send": False, "may_see_load": False, "may_manage_alerts": False}
+        }
     return {
         "nav": {
             "may_read": access.may_read_studies(user),
             "may_send": access.may_send_for_site(user),
             "may_see_load": access.may_see_team_load(user),
+            "may_manage_alerts": access.may_manage_alerts(user),
         }
     }

@@ -207,6 +207,16 @@ def may_see_team_load(user: Person) -> bool:
     return may_read_studies(user) or _is_admin(user)
 
 
+def may_manage_alerts(user: Person) -> bool:
+    """The alerts board (pending, failed, unacknowledged) and resending: admins."""
+    return _is_admin(user)
+
+
+def may_take_calls(user: Person, *, on_call: bool) -> bool:
+    """The duty page's "phone this person now" tasks: admins and whoever is on the on-call list."""
+    return user.is_authenticated and user.is_active and (_is_admin(user) or on_call)
+
+
 def may_sign_reports(user: Person, study: Study) -> bool:
     """May write, save and sign the report of this study, or return it as not diagnostic."""
     return holds(user, study)
