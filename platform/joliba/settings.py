@@ -264,6 +264,8 @@ ASSIGNMENT_CLAIM_TIMEOUT_MINUTES = int(env("ASSIGNMENT_CLAIM_TIMEOUT_MINUTES", "
 # Worklist order: JSON objects merged over the defaults in worklist/ranking.py (their one home).
 WORKLIST_SLA_MINUTES = json.loads(env("WORKLIST_SLA_MINUTES", "{}"))
 WORKLIST_WEIGHTS = json.loads(env("WORKLIST_WEIGHTS", "{}"))
+WORKLIST_REFRESH_SECONDS = int(env("WORKLIST_REFRESH_SECONDS", "30"))  # the page's fragment refresh
+WORKLIST_RANK_CACHE_SECONDS = float(env("WORKLIST_RANK_CACHE_SECONDS", "5"))  # shared order; 0: off
 
 STALLED_STUDY_SECONDS = int(env("STALLED_STUDY_SECONDS", "600"))
 

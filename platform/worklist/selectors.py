@@ -334,7 +334,7 @@ def _cached_order(base: QuerySet[Study], *, now: datetime, claims_matter: bool) 
     None when that cache is off. The key holds the query, the weights, the time slot and the
     newest study, event and pre-read ids, so a new case or one leaving the list shows at once;
     the rows themselves (status, holder, pre-read, countdowns) are always read fresh."""
-    ttl = float(getattr(settings, "WORKLIST_RANK_CACHE_SECONDS", 5))
+    ttl = settings.WORKLIST_RANK_CACHE_SECONDS
     if ttl <= 0:
         return None
     study, event, preread = (m._meta.db_table for m in (Study, StudyEvent, PreRead))

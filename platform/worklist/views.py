@@ -107,7 +107,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
     # The filter form is drawn from a cache (its widgets cost more than the list): keyed by the
     # query, the language and the sites there are.
     context["sites_key"] = "{n}-{last}".format(**Site.objects.aggregate(n=Count("pk"), last=Max("pk")))
-    context["refresh_seconds"] = getattr(settings, "WORKLIST_REFRESH_SECONDS", 30)
+    context["refresh_seconds"] = settings.WORKLIST_REFRESH_SECONDS
     context["etag"] = _etag(request, page)
     return render(request, "worklist/worklist.html", context)
 
