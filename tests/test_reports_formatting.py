@@ -2,8 +2,8 @@
 
 import pytest
 
-from reports.formatting import age_on, dicom_date, person_name, sex_label
 from reports.labels import duration
+from studies.formatting import age_on, dicom_date, person_name, sex_label
 
 
 @pytest.mark.parametrize(

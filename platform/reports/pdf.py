@@ -1,7 +1,7 @@
 """A signed report version as a small PDF (≤ 50 kB with its key image), for printing at the site.
 
 Written in the report's language, with the hospital's header, the patient and dates as people
-write them (reports.formatting), the sections with a note wherever the text came from the AI,
+write them (studies.formatting), the sections with a note wherever the text came from the AI,
 the addenda, the signature, the version line and one small key image.
 """
 
@@ -21,9 +21,9 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 
 from orthanc.client import OrthancError
 from studies.archive import get_archive
+from studies.formatting import age_on, dicom_date, person_name, sex_label
 from studies.models import Study
 
-from .formatting import age_on, dicom_date, person_name, sex_label
 from .labels import CRITICAL, words
 from .models import Report, ReportVersion, VersionKind
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils.text import Truncator
 
+from studies.formatting import person_name
 from studies.models import Priority, Status
 
 from .selectors import Case
@@ -53,7 +54,7 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         "url": _url(urls, "study_detail", study.pk),
         "code": study.case_code,
         "title": f"{study.modality} {study.description or '—'}",
-        "patient": study.patient_name,
+        "patient": person_name(study.patient_name),
         "ai": ai is not None,
         "flags": flags,
         "refused": refused,

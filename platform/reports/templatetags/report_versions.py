@@ -4,8 +4,9 @@ from datetime import timedelta
 
 from django import template
 
-from ..formatting import dicom_date
-from ..formatting import person_name as _person_name
+from studies.formatting import dicom_date
+from studies.formatting import person_name as _person_name
+
 from ..labels import duration as _duration
 from ..models import SECTIONS, ReportVersion
 
