@@ -62,6 +62,7 @@ def main() -> int:
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True)
     subprocess.run([*manage, "seed_demo"], env=env, check=True)
+    subprocess.run([*manage, "seed_alerts_demo"], env=env, check=True)
     children = [
         subprocess.Popen(
             [

@@ -481,3 +481,21 @@ def test_the_radiologist_on_shift_is_called_first(site_a, chain, radiologist, ra
     critical_preread(study)
     lifecycle.transition(study, Transition.QUEUE)
     assert {a.recipient for a in alerts_of(study)} == {radiologist_2}
+
+
+def test_the_quickstarts_demo_chain_receives_a_stat_case(db):
+    """The demo users are on call (seed_alerts_demo), so a STAT study tells someone there too."""
+    import os
+
+    from django.core.management import call_command
+
+    from accounts.models import Site
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    call_command("seed_alerts_demo")
+    study = new_study(Site.objects.get(code="kayes"), priority="stat")
+    [first, *_] = alerts_of(study, kind="stat_arrived")
+    assert first.recipient.username == "dr.traore" and first.address in (
+        "+22370000001",
+        "dr.traore@joliba.example",
+    )
