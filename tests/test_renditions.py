@@ -94,7 +94,9 @@ def test_a_ct_slice_gets_a_preview_and_a_bit_exact_webp16(tech_a, radiologist, t
     assert back.dtype == np.uint16 and np.array_equal(back, expected)  # bit for bit
     # Signed CT: the offset brings the stored values to 0..65535 and the manifest says so.
     source = pydicom.dcmread(CT_HEAD / "01.dcm")
-    assert np.array_equal(back.astype(np.int32) - 32768, source.pixel_array.astype(np.int32))
+    offset = 2 ** (int(source.BitsStored) - 1)  # 32768 for the real 16-bit slice
+    assert int(source.PixelRepresentation) == 1
+    assert np.array_equal(back.astype(np.int32) - offset, source.pixel_array.astype(np.int32))
     assert preview.size <= PREVIEW_MAX_BYTES and max(preview.width, preview.height) <= 1024
 
     client.force_login(radiologist)
@@ -105,7 +107,7 @@ def test_a_ct_slice_gets_a_preview_and_a_bit_exact_webp16(tech_a, radiologist, t
         "slope": float(source.RescaleSlope),
         "intercept": float(source.RescaleIntercept),
     }
-    assert entry["stored"] == {"bits": 16, "signed": True, "offset": 32768}
+    assert entry["stored"] == {"bits": int(source.BitsStored), "signed": True, "offset": offset}
     assert entry["windows"][0]["center"] == float(source.WindowCenter)
     assert entry["windows"][0]["misses"] is False and entry["windows"][0]["source"] == "file"
     assert entry["stretch"]["width"] > 0
