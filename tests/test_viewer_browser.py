@@ -31,7 +31,7 @@ from tests.helpers import (
     send_files,
     wait_for,
 )
-from tests.paths import ARTIFACTS, EDGE_CASES, REAL_OTHER
+from tests.paths import ARTIFACTS, EDGE_CASES, HAVE_SHARED_TESTDATA, REAL_OTHER
 from viewer.models import Kind, Rendition
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
@@ -120,6 +120,9 @@ def assert_not_blank(pixels: np.ndarray) -> None:
 
 
 # --- CT: scroll, window, measure, invert ---------------------------------------------------------
+@pytest.mark.skipif(
+    not HAVE_SHARED_TESTDATA, reason="needs the real 28-slice CT (the portable stand-in repeats one slice)"
+)
 def test_it_scrolls_a_ct_series_windows_it_measures_and_inverts(
     live_server, celery_worker, tech_a, radiologist, tmp_path
 ):
