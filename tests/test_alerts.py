@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts import acknowledgement, messages, outbox, service
-from alerts.casecode import case_code
 from alerts.escalation import escalate_overdue
 from alerts.gsm import encode_for_sms, segments, transliterate
 from alerts.links import ack_token
@@ -143,7 +142,7 @@ def test_delivery_records_each_attempt_and_sends_once(site_a, chain, settings):
     assert attempt.outcome == "accepted" and attempt.gateway_id == f"file-a{attempt.pk}"
     [sent] = sms_sent(settings)
     assert sent["to"] == PHONES["dr_a"] and sent["text"].startswith(
-        f"CRITIQUE {case_code(study)}: l'IA signale"
+        f"CRITIQUE {study.case_code}: l'IA signale"
     )
     assert "DIARRA" not in sent["text"]
 
@@ -204,7 +203,7 @@ def test_the_link_acknowledges_on_post_only_and_stops_the_chain(site_a, chain, c
     sms = alerts_of(study, channel=Channel.SMS)[0]
     url = reverse("alerts:ack", args=[ack_token(sms.pk)])
     page = client.get(url)
-    assert page.status_code == 200 and case_code(study) in page.content.decode()
+    assert page.status_code == 200 and study.case_code in page.content.decode()
     assert "DIARRA" not in page.content.decode()
     assert not Alert.objects.filter(acked_at__isnull=False).exists()  # a link preview acknowledges nothing
     client.post(url)
@@ -219,7 +218,7 @@ def test_an_sms_reply_acknowledges_only_from_the_number_alerted(site_a, chain, c
     critical_preread(study)
     lifecycle.transition(study, Transition.QUEUE)
     service.run_due_alerts()
-    code = case_code(study)
+    code = study.case_code
     incoming = reverse("alerts:kannel_incoming")
     stranger = client.get(incoming, {"from": "+22379999999", "text": f"OK {code}"})
     assert stranger.status_code == 200 and "inconnu" in stranger.content.decode()
@@ -341,7 +340,7 @@ def test_the_board_and_duty_pages_are_for_admins_and_people_on_duty(
     sms = alerts_of(study, channel=Channel.SMS)[0]
     Alert.objects.filter(pk=sms.pk).update(status=Status.FAILED, reason_code="gateway_refused")
     page = client.get(reverse("alerts:board")).content.decode()
-    assert case_code(study) in page and "gateway_refused" in page
+    assert study.case_code in page and "gateway_refused" in page
     client.post(reverse("alerts:resend", args=[sms.pk]))
     sms.refresh_from_db()
     assert sms.status == Status.PENDING and sms.reason_code == "resent"
@@ -460,11 +459,11 @@ def test_the_phone_task_is_on_the_duty_page_and_closes_the_chain(
     [task] = alerts_of(study, channel=Channel.PHONE)
     client.force_login(radiologist_2)  # on the on-call list: on duty
     page = client.get(reverse("alerts:duty")).content.decode()
-    assert f'href="tel:{PHONES["dr_a"]}"' in page and case_code(study) in page
+    assert f'href="tel:{PHONES["dr_a"]}"' in page and study.case_code in page
     client.post(reverse("alerts:phone_done", args=[task.pk]))
     task.refresh_from_db()
     assert task.status == Status.DONE and task.acked_by == radiologist_2 and task.ack_via == "phone"
-    assert case_code(study) not in client.get(reverse("alerts:duty")).content.decode()
+    assert study.case_code not in client.get(reverse("alerts:duty")).content.decode()
 
 
 def test_the_radiologist_on_shift_is_called_first(site_a, chain, radiologist, radiologist_2):

@@ -10,7 +10,6 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from alerts import outbox
-from alerts.casecode import case_code
 from alerts.models import Channel, NotificationSettings, Status
 from studies import lifecycle
 from studies.lifecycle import Transition
@@ -71,7 +70,7 @@ def test_a_critical_alert_email_is_french_first_with_both_parts(
     lifecycle.transition(study, Transition.QUEUE)
     _deliver_emails(study)
     [message] = smtp.messages
-    code = case_code(study)
+    code = study.case_code
     assert message["To"] == "dr_a@example.org"
     assert message["Subject"].strip() == f"[Joliba] CRITIQUE {code} : signal de l'IA à vérifier"
     plain, html = _parts(message)
@@ -88,7 +87,7 @@ def test_an_english_speaker_gets_english(smtp, site_a, radiologist, radiologist_
     study = new_study(site_a, priority="stat")
     _deliver_emails(study)
     [message] = smtp.messages
-    code = case_code(study)
+    code = study.case_code
     assert message["Subject"].strip() == f"[Joliba] STAT {code}: study to read now"
     plain, html = _parts(message)
     assert f"A STAT CR study is arriving from site kayes: {code}." in plain

@@ -12,7 +12,6 @@ import uuid
 import pytest
 
 from alerts import service
-from alerts.casecode import case_code
 from alerts.models import Alert, AlertAttempt, Channel, GatewayState, Status
 from alerts.outbox import render_alert
 from studies import lifecycle
@@ -127,7 +126,7 @@ def test_a_critical_preread_reaches_the_on_call_phone_and_a_reply_closes_the_loo
     study = critical_case(site_a)  # the worker delivers it, no periodic pass needed
     [got] = wait_for(lambda: kannel.received(PHONES["dr_a"]), timeout=20)
     sms = alerts_of(study, channel=Channel.SMS)[0]
-    code = case_code(study)
+    code = study.case_code
     assert got.text == render_alert(sms).sms
     assert got.text.startswith(f"CRITIQUE {code}: l'IA signale pneumothorax (non validé)")
     assert f"OK {code} ou https://joliba.example.ml/a/" in got.text and got.coding == "text"
@@ -161,14 +160,14 @@ def test_no_acknowledgement_escalates_on_time_even_with_the_broker_flushed(
     [second] = tick_until(lambda: kannel.received(PHONES["dr_b"]), timeout=ACK_SECONDS + 10)
     late = second.seen_at - first.sent_at.timestamp()
     assert ACK_SECONDS <= late <= ACK_SECONDS + 4, late
-    assert second.text.startswith(f"RELANCE CRITIQUE {case_code(study)}")
+    assert second.text.startswith(f"RELANCE CRITIQUE {study.case_code}")
     [third] = tick_until(lambda: kannel.received(PHONES["admin_a"]), timeout=ACK_SECONDS + 10)
     assert third.seen_at - second.seen_at >= ACK_SECONDS - 0.5
     tick_until(lambda: alerts_of(study, channel=Channel.PHONE), timeout=ACK_SECONDS + 10)
     [task] = alerts_of(study, channel=Channel.PHONE)
     assert task.address == PHONES["dr_a"] and task.status == Status.PENDING
     # The coordinator answers by SMS: the chain is closed, the phone task with it.
-    kannel.reply_from_phone(PHONES["admin_a"], f"OK {case_code(study)}")
+    kannel.reply_from_phone(PHONES["admin_a"], f"OK {study.case_code}")
     assert Alert.objects.get(pk=task.pk).status == Status.CANCELLED
     assert {a.acked_by for a in alerts_of(study) if a.acked_at} == {admin_user}
 
@@ -223,7 +222,7 @@ def test_alerts_wait_for_a_gateway_that_is_down_then_go_most_urgent_first(
     finally:
         kannel.start_smsbox()
     tick_until(lambda: not Alert.objects.filter(channel=Channel.SMS).exclude(status=Status.SENT).exists())
-    codes = [case_code(s) for s in (critical, stat, routine)]
+    codes = [s.case_code for s in (critical, stat, routine)]
     got = wait_for(lambda: len(kannel.received()) >= 3 and kannel.received())
     order = [g.text.split(":")[0].split()[-1] for g in got]
     assert order == codes, [g.text for g in got]  # most urgent first, whatever order they were raised in

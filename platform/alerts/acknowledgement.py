@@ -15,7 +15,7 @@ from accounts.models import User
 from .models import AckVia, Alert, Channel, Status
 from .recipients import normalise_phone
 
-# "OK KAYES-1234", "ok kayes-1234", "OK: KAYES 1234" (a case code, as alerts.casecode gives it).
+# "OK KAYES-1234", "ok kayes-1234", "OK: KAYES 1234" (Study.case_code).
 OK_REPLY = re.compile(r"^\s*OK\s*[:\-]?\s*([A-Za-z0-9]+(?:[\s\-]+[0-9]+)?)\s*[.!]?\s*$", re.IGNORECASE)
 
 REPLIES = {

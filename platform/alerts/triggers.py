@@ -12,7 +12,6 @@ from accounts.models import User
 from studies.models import Priority, ReturnReason, Study, StudyEvent
 
 from . import recipients
-from .casecode import case_code
 from .models import Category, Kind, NotificationSettings, SiteAlertSettings
 from .outbox import write_alerts
 
@@ -41,7 +40,7 @@ def on_event_recorded(sender: object, *, study: Study, event: StudyEvent, **_: o
 
 def base_params(study: Study) -> dict[str, Any]:
     return {
-        "code": case_code(study),
+        "code": study.case_code,
         "modality": study.modality or "?",
         "site": study.site.code if study.site_id and study.site else "?",
     }

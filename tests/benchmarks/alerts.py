@@ -193,7 +193,6 @@ def run(kannel: Kannel, *, n_alerts: int, n_outage: int, interval: float) -> dic
     from django.db import transaction
 
     from accounts.models import Site, User
-    from alerts.casecode import case_code
     from alerts.models import URGENCY_RANK, Alert, AlertAttempt, OnCallEntry
     from alerts.tasks import run_due_alerts
     from studies import lifecycle
@@ -229,7 +228,7 @@ def run(kannel: Kannel, *, n_alerts: int, n_outage: int, interval: float) -> dic
     for _ in range(n_alerts):
         t0 = time.time()
         study = critical_case(site)  # the flag stored and the study queued, one commit
-        events[case_code(study)] = (t0, study.pk)
+        events[study.case_code] = (t0, study.pk)
         time.sleep(interval)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(by_code(ONCALL_PHONE)) < n_alerts:
@@ -289,7 +288,7 @@ def run(kannel: Kannel, *, n_alerts: int, n_outage: int, interval: float) -> dic
             study = new_study(site, uploader=tech)
             lifecycle.transition(study, "claim", actor=doctor)
             lifecycle.transition(study, "sign", actor=doctor)
-        raised[case_code(study)] = (rank[kind], time.time())
+        raised[study.case_code] = (rank[kind], time.time())
         if i < 50:  # the peer during the same outage: each send refused, nothing keeps it
             try:
                 requests.get(kannel.sendsms_url, params={"to": PEER_PHONE, "text": "x"}, timeout=2)
