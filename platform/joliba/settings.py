@@ -66,6 +66,9 @@ INSTALLED_APPS = [
     "viewer",
     "assignment",
     "alerts",
+    "tokens",
+    "audit",
+    "privacy",
 ]
 
 MIDDLEWARE = [
