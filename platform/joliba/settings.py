@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "pgtrigger",  # integrity: database triggers (signed report versions immutable, signer a radiologist)
     "accounts",
     "studies",
     "ingest",
