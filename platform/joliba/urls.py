@@ -13,6 +13,7 @@ urlpatterns = [
     path("studies/<int:pk>/", include("reports.urls")),
     path("studies/<int:pk>/", include("viewer.urls")),
     path("studies/", include("studies.urls")),
+    path("", include("privacy.urls")),  # integrity: de-identified export, patient export
     path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),
     path("worklist/", include("assignment.urls")),

@@ -265,3 +265,20 @@ def may_see_sending(user: Person, *, site_id: int) -> bool:
 
 def _is_admin(user: Person) -> bool:
     return _active(user) and user.is_joliba_admin
+
+
+# --- integrity ---
+def may_deidentify(user: Person, study: Study) -> bool:
+    """May export a de-identified copy of a study for teaching or research: an admin, or a
+    radiologist who may read it (privacy.exports; audited "study.deidentified")."""
+    return _is_admin(user) or may_read_study(user, study)
+
+
+def may_export_patient(user: Person) -> bool:
+    """May export everything held about one patient (the right of access): admins only."""
+    return _is_admin(user)
+
+
+def may_see_burned_in_flag(user: Person) -> bool:
+    """The « may carry burned-in annotations » label on a study: its readers and admins."""
+    return may_see_ai_output(user)
