@@ -318,3 +318,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- integrity: de-identification, retention, patient export (docs/privacy.md) ---
+# Key of the de-identified UIDs and pseudonyms (empty: derived from SECRET_KEY). The same key
+# exports the same study with the same UIDs; changing it unlinks every earlier export.
+PRIVACY_DEID_KEY = env("PRIVACY_DEID_KEY", "")
+PRIVACY_EXPORT_DIR = Path(env("PRIVACY_EXPORT_DIR", str(DATA_DIR / "exports")))
+# Retention in days (0: kept forever). The audit trail is never purged by the platform.
+RETENTION_INCOMPLETE_UPLOAD_DAYS = int(env("RETENTION_INCOMPLETE_UPLOAD_DAYS", "7"))
+RETENTION_SPOOL_DAYS = int(env("RETENTION_SPOOL_DAYS", "2"))
+RETENTION_REJECTED_DAYS = int(env("RETENTION_REJECTED_DAYS", "90"))
+RETENTION_RENDITIONS_DAYS = int(env("RETENTION_RENDITIONS_DAYS", "0"))
+RETENTION_DEID_EXPORT_DAYS = int(env("RETENTION_DEID_EXPORT_DAYS", "7"))
+CELERY_BEAT_SCHEDULE["retention-purge"] = {  # one task deletes what the rules above say is due
+    "task": "privacy.tasks.purge_retention",
+    "schedule": float(env("RETENTION_PURGE_SECONDS", "3600")),
+}
