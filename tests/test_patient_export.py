@@ -32,15 +32,36 @@ def patient(site_a, site_b, tech_a, radiologist):
     and shares the number with someone at site B; PID-888 is another patient."""
     signed = new_study(site_a, uploader=tech_a)
     lifecycle.transition(signed, Transition.CLAIM, actor=radiologist)
-    save_report(study=signed, author=radiologist, findings="Foyer basal droit.", conclusion="Pneumopathie.",
-                sign=True)  # fmt: skip
-    amend_report(study=signed, author=radiologist, kind=VersionKind.ADDENDUM, reason="Précision",
-                 addendum="Contrôle à 6 semaines.")  # fmt: skip
-    Alert.objects.create(kind="report_ready", category="routine", study=signed, chain="c", address="+22321000000",
-                         channel="sms", dedupe_key="d1", next_attempt_at=signed.created_at)  # fmt: skip
+    save_report(
+        study=signed, author=radiologist, findings="Foyer basal droit.", conclusion="Pneumopathie.", sign=True
+    )
+    amend_report(
+        study=signed,
+        author=radiologist,
+        kind=VersionKind.ADDENDUM,
+        reason="Précision",
+        addendum="Contrôle à 6 semaines.",
+    )
+    Alert.objects.create(
+        kind="report_ready",
+        category="routine",
+        study=signed,
+        chain="c",
+        address="+22321000000",
+        channel="sms",
+        dedupe_key="d1",
+        next_attempt_at=signed.created_at,
+    )
     submission = Submission.objects.create(site=site_a, sender=tech_a)
-    FileVerdict.objects.create(submission=submission, filename="thorax.dcm", size=10, sha256="0" * 64,
-                               outcome=Outcome.STORED, code="ok", study=signed)  # fmt: skip
+    FileVerdict.objects.create(
+        submission=submission,
+        filename="thorax.dcm",
+        size=10,
+        sha256="0" * 64,
+        outcome=Outcome.STORED,
+        code="ok",
+        study=signed,
+    )
     waiting = new_study(site_a, uploader=tech_a)
     other_site = new_study(site_b)
     stranger = new_study(site_a)
@@ -57,17 +78,24 @@ def test_the_export_holds_everything_about_the_patient_and_nothing_else(patient,
     signed, waiting = patient["signed"], patient["waiting"]
     archive = _zip(data)
     assert count == 2
-    assert sorted(archive.namelist()) == sorted([
-        "patient.json",
-        f"study-{signed.pk}/study.json", f"study-{signed.pk}/report-v1.pdf", f"study-{signed.pk}/report-v2.pdf",
-        f"study-{waiting.pk}/study.json",
-    ])  # fmt: skip
+    assert sorted(archive.namelist()) == sorted(
+        [
+            "patient.json",
+            f"study-{signed.pk}/study.json",
+            f"study-{signed.pk}/report-v1.pdf",
+            f"study-{signed.pk}/report-v2.pdf",
+            f"study-{waiting.pk}/study.json",
+        ]
+    )
     study = json.loads(archive.read(f"study-{signed.pk}/study.json"))
     assert study["patient_name"] == "DIARRA^AMINATA" and study["case_code"] == signed.case_code
     assert [v["kind"] for v in study["report_versions"]] == ["original", "addendum"]
     assert study["report_versions"][1]["addendum"] == "Contrôle à 6 semaines."
     assert [e["to"] for e in study["events"]] == ["received", "in_reading", "reported", "reported"]
-    assert study["alerts"][0]["address"] == "+22321000000" and study["upload_verdicts"][0]["filename"] == "thorax.dcm"
+    assert (
+        study["alerts"][0]["address"] == "+22321000000"
+        and study["upload_verdicts"][0]["filename"] == "thorax.dcm"
+    )
     pdf = PdfReader(io.BytesIO(archive.read(f"study-{signed.pk}/report-v2.pdf")))
     assert "Contrôle à 6 semaines" in " ".join(p.extract_text() for p in pdf.pages)
     assert b"KONE" not in data  # another patient's studies are not in it
@@ -76,11 +104,16 @@ def test_the_export_holds_everything_about_the_patient_and_nothing_else(patient,
     assert patient_export.build("  ")[1] == 0
 
 
-def test_the_page_is_for_admins_only_and_audited(patient, admin_user, radiologist, tech_a, client, caplog, site_a):
+def test_the_page_is_for_admins_only_and_audited(
+    patient, admin_user, radiologist, tech_a, client, caplog, site_a
+):
     url = reverse("patient_export")
     for user in (tech_a, radiologist):
         client.force_login(user)
-        assert client.get(url).status_code == 404 and client.post(url, {"patient_id": "PID-777"}).status_code == 404
+        assert (
+            client.get(url).status_code == 404
+            and client.post(url, {"patient_id": "PID-777"}).status_code == 404
+        )
     client.force_login(admin_user)
     assert client.get(url).status_code == 200
     assert client.post(url, {"patient_id": "NOBODY"}).status_code == 400
@@ -96,7 +129,9 @@ def test_the_page_is_for_admins_only_and_audited(patient, admin_user, radiologis
 
 def test_the_command_writes_the_zip(patient, tmp_path, site_a):
     out = tmp_path / "export.zip"
-    call_command("export_patient", "PID-777", "--site", str(site_a.pk), "--out", str(out), stdout=io.StringIO())
+    call_command(
+        "export_patient", "PID-777", "--site", str(site_a.pk), "--out", str(out), stdout=io.StringIO()
+    )
     assert "patient.json" in _zip(out.read_bytes()).namelist()
     with pytest.raises(CommandError):
         call_command("export_patient", "NOBODY", "--out", str(tmp_path / "none.zip"))

@@ -17,9 +17,10 @@ from pypdf import PdfReader
 
 from accounts.models import User
 from alerts import outbox
+from preread.models import PreRead
 from reports.models import Report, ReportVersion, VersionKind
 from reports.pdf import report_pdf
-from reports.services import AIDraft, amend_report, save_report
+from reports.services import ai_draft_of, amend_report, save_report
 from studies import lifecycle
 from studies.lifecycle import Transition
 from tests.alerts_support import critical_preread, new_study
@@ -40,7 +41,9 @@ FIELDS = dict(
 def signed(site_a, tech_a, radiologist):
     study = new_study(site_a, uploader=tech_a)
     lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
-    report = save_report(study=study, author=radiologist, conclusion="Normal.", findings="Poumons clairs.", sign=True)
+    report = save_report(
+        study=study, author=radiologist, conclusion="Normal.", findings="Poumons clairs.", sign=True
+    )
     return report.latest
 
 
@@ -73,10 +76,20 @@ def test_a_signed_version_refuses_update_and_delete_even_in_raw_sql(signed):
 def test_an_amendment_is_a_new_version_with_a_reason(signed, radiologist):
     study = signed.report.study
     with pytest.raises(ValidationError):
-        amend_report(study=study, author=radiologist, kind=VersionKind.AMENDMENT, reason="  ",
-                     sections={"conclusion": "Nodule apical droit."})  # fmt: skip
-    version = amend_report(study=study, author=radiologist, kind=VersionKind.AMENDMENT, reason="Relecture",
-                           sections={"conclusion": "Nodule apical droit."})  # fmt: skip
+        amend_report(
+            study=study,
+            author=radiologist,
+            kind=VersionKind.AMENDMENT,
+            reason="  ",
+            sections={"conclusion": "Nodule apical droit."},
+        )
+    version = amend_report(
+        study=study,
+        author=radiologist,
+        kind=VersionKind.AMENDMENT,
+        reason="Relecture",
+        sections={"conclusion": "Nodule apical droit."},
+    )
     assert (version.number, version.reason) == (2, "Relecture")
     assert ReportVersion.objects.get(pk=signed.pk).conclusion == "Normal."  # the original unchanged
     # The database's own rule too: a version after the first without a reason is refused.
@@ -85,9 +98,15 @@ def test_an_amendment_is_a_new_version_with_a_reason(signed, radiologist):
 
 def _create(report: Report, author: User, extra: dict | None = None, **overrides) -> ReportVersion:
     values = dict(
-        report=report, number=1, kind=VersionKind.ORIGINAL, author=author, author_name="X",
-        signed_at=timezone.now(), provenance={}, **FIELDS,
-    )  # fmt: skip
+        report=report,
+        number=1,
+        kind=VersionKind.ORIGINAL,
+        author=author,
+        author_name="X",
+        signed_at=timezone.now(),
+        provenance={},
+        **FIELDS,
+    )
     values.update(extra or {}, **overrides)
     return ReportVersion.objects.create(**values)
 
@@ -102,10 +121,16 @@ def draft(site_a, tech_a, radiologist):
 def _service_users(tech_a, admin_user):
     ai_worker = User.objects.create_user(username="ai-worker", password="x", role="admin")
     service = User.objects.create_user(username="svc-preread", password="x", role="service")
-    ex_radiologist = User.objects.create_user(username="dr_gone", password="x", role="radiologist",
-                                              is_active=False)  # fmt: skip
-    return {"technician": tech_a, "admin": admin_user, "ai worker": ai_worker, "service": service,
-            "inactive radiologist": ex_radiologist}  # fmt: skip
+    ex_radiologist = User.objects.create_user(
+        username="dr_gone", password="x", role="radiologist", is_active=False
+    )
+    return {
+        "technician": tech_a,
+        "admin": admin_user,
+        "ai worker": ai_worker,
+        "service": service,
+        "inactive radiologist": ex_radiologist,
+    }
 
 
 def test_only_an_active_radiologist_signs_through_the_orm(draft, tech_a, admin_user, radiologist):
@@ -149,7 +174,7 @@ AI_FINDINGS = "Opacité alvéolaire lobaire inférieure droite évoquant une pne
 
 
 def test_an_unaccepted_ai_draft_never_reaches_the_signed_version_pdf_or_sms(
-    site_a, tech_a, radiologist, settings, tmp_path, monkeypatch
+    site_a, tech_a, radiologist, settings, tmp_path
 ):
     """The AI proposed findings; the radiologist did not accept them and wrote their own. The
     signed version, its PDF and the critical-finding SMS to the site carry none of the AI's words."""
@@ -159,20 +184,29 @@ def test_an_unaccepted_ai_draft_never_reaches_the_signed_version_pdf_or_sms(
     site_a.phone = "+22321000000"
     site_a.save()
     study = new_study(site_a, uploader=tech_a)
-    critical_preread(study)
-    ai = AIDraft(texts={"fr": AI_FINDINGS}, source="demo-cxr 1", label="Brouillon IA")
-    monkeypatch.setattr("reports.services.ai_draft_of", lambda _study: ai)
+    critical_preread(study)  # the AI's pre-read, with its draft findings as the pre-read app stores them
+    PreRead.objects.filter(study=study).update(
+        draft_fr=f"Brouillon IA — demo-cxr 1 — à vérifier\n{AI_FINDINGS}"
+    )
     lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
+    assert ai_draft_of(study) is not None and ai_draft_of(study).text("fr") == AI_FINDINGS
     # The draft starts with the AI's text; signing it unaccepted is refused and signs nothing.
     save_report(study=study, author=radiologist, findings=AI_FINDINGS, conclusion="Pneumopathie.")
     with pytest.raises(ValidationError):
-        save_report(study=study, author=radiologist, conclusion="Pneumopathie.", sign=True,
-                    critical_category="urgent")  # fmt: skip
+        save_report(
+            study=study, author=radiologist, conclusion="Pneumopathie.", sign=True, critical_category="urgent"
+        )
     assert not ReportVersion.objects.filter(report__study=study).exists()
     # The radiologist rewrites the findings and signs without accepting anything.
     own = "Syndrome interstitiel bilatéral, sans foyer systématisé."
-    report = save_report(study=study, author=radiologist, findings=own, conclusion="Syndrome interstitiel.",
-                         sign=True, critical_category="urgent")  # fmt: skip
+    report = save_report(
+        study=study,
+        author=radiologist,
+        findings=own,
+        conclusion="Syndrome interstitiel.",
+        sign=True,
+        critical_category="urgent",
+    )
     version = report.latest
     assert version.provenance["findings"] == "radiologist" and version.ai_accepted_by is None
     signed_text = " ".join(getattr(version, f) for f in ("indication", "technique", "findings", "conclusion"))

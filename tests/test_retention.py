@@ -61,7 +61,9 @@ def test_spooled_files_and_exports_past_their_time_go_the_rest_stays(settings, t
     (fresh_dir / "f.dcm").write_bytes(b"x")
     # An open transfer's part is never touched, however old.
     submission = Submission.objects.create(site=tech_a.site, sender=tech_a)
-    live = Transfer.objects.create(submission=submission, length=10, expires_at=timezone.now() + timedelta(days=1))
+    live = Transfer.objects.create(
+        submission=submission, length=10, expires_at=timezone.now() + timedelta(days=1)
+    )
     part = spool.create_part(live.pk)
     _age(part, 10)
     exports = settings.PRIVACY_EXPORT_DIR
@@ -79,13 +81,20 @@ def test_spooled_files_and_exports_past_their_time_go_the_rest_stays(settings, t
 def test_closed_incomplete_uploads_lose_their_bytes_and_names(settings, tech_a):
     submission = Submission.objects.create(site=tech_a.site, sender=tech_a)
     old = Transfer.objects.create(
-        submission=submission, length=10, filename="DIARRA_Awa.dcm", metadata={"patient": "DIARRA"},
-        state=Transfer.State.EXPIRED, expires_at=timezone.now() - timedelta(days=20),
-    )  # fmt: skip
+        submission=submission,
+        length=10,
+        filename="DIARRA_Awa.dcm",
+        metadata={"patient": "DIARRA"},
+        state=Transfer.State.EXPIRED,
+        expires_at=timezone.now() - timedelta(days=20),
+    )
     recent = Transfer.objects.create(
-        submission=submission, length=10, filename="keep.dcm", state=Transfer.State.EXPIRED,
+        submission=submission,
+        length=10,
+        filename="keep.dcm",
+        state=Transfer.State.EXPIRED,
         expires_at=timezone.now(),
-    )  # fmt: skip
+    )
     spool.create_part(old.pk).write_bytes(b"partial")
     Transfer.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=8))
     assert retention.purge()["incomplete_uploads"] >= 1
@@ -99,8 +108,14 @@ def test_refused_files_verdicts_go_after_their_time_accepted_ones_stay(tech_a):
     submission = Submission.objects.create(site=tech_a.site, sender=tech_a)
 
     def verdict(outcome, days):
-        v = FileVerdict.objects.create(submission=submission, filename="DIARRA.dcm", size=1, sha256="0" * 64,
-                                       outcome=outcome, code="not_dicom")  # fmt: skip
+        v = FileVerdict.objects.create(
+            submission=submission,
+            filename="DIARRA.dcm",
+            size=1,
+            sha256="0" * 64,
+            outcome=outcome,
+            code="not_dicom",
+        )
         FileVerdict.objects.filter(pk=v.pk).update(created_at=timezone.now() - timedelta(days=days))
         return v.pk
 
@@ -116,17 +131,31 @@ def test_renditions_of_long_delivered_studies_go_and_are_not_made_again(site_a, 
 
     def study_with_rendition(delivered_days_ago: float | None, data: bytes):
         study = new_study(site_a)
-        instance = Instance.objects.create(study=study, sop_instance_uid=f"2.25.{study.pk}1",
-                                           series_instance_uid="2.25.1", orthanc_id=f"o{study.pk}")  # fmt: skip
+        instance = Instance.objects.create(
+            study=study,
+            sop_instance_uid=f"2.25.{study.pk}1",
+            series_instance_uid="2.25.1",
+            orthanc_id=f"o{study.pk}",
+        )
         digest = storage.put(data)
         ViewerImage.objects.create(instance=instance, state=State.DONE)
-        Rendition.objects.create(instance=instance, kind="preview", frame=0, format="webp", digest=digest, size=len(data),
-                                 width=1, height=1)  # fmt: skip
+        Rendition.objects.create(
+            instance=instance,
+            kind="preview",
+            frame=0,
+            format="webp",
+            digest=digest,
+            size=len(data),
+            width=1,
+            height=1,
+        )
         if delivered_days_ago is not None:
             for t in (Transition.CLAIM, Transition.SIGN):
                 study = lifecycle.transition(study, t, actor=radiologist)
             lifecycle.transition(study, Transition.DELIVER, actor=tech_a)
-            study.events.filter(to_status="delivered").update(at=timezone.now() - timedelta(days=delivered_days_ago))
+            study.events.filter(to_status="delivered").update(
+                at=timezone.now() - timedelta(days=delivered_days_ago)
+            )
         return study, digest
 
     old, old_digest = study_with_rendition(40, b"old-image")

@@ -52,7 +52,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 STANDARD_EDITION = "DICOM PS3.15 2024d, Annex E, Table E.1-1"
 METHOD = "PS3.15 E Basic Profile, Retain Long. Full Dates (Joliba)"  # LO: at most 64 characters
@@ -550,13 +550,11 @@ def _file_meta(original: FileMetaDataset | None, ds: Dataset, deid: Deidentifier
     UID; no AE titles (who sent it to whom) and no private information."""
     meta = FileMetaDataset()
     old = original or FileMetaDataset()
-    meta.MediaStorageSOPClassUID = old.get("MediaStorageSOPClassUID") or ds.get(
-        "SOPClassUID", "1.2.840.10008.5.1.4.1.1.7"
-    )
-    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID") or deid.uid(
-        str(old.get("MediaStorageSOPInstanceUID", ""))
-    )
-    meta.TransferSyntaxUID = old.get("TransferSyntaxUID") or "1.2.840.10008.1.2"
+    sop_class = old.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID") or "1.2.840.10008.5.1.4.1.1.7"
+    instance = ds.get("SOPInstanceUID") or deid.uid(str(old.get("MediaStorageSOPInstanceUID", "")))
+    meta.MediaStorageSOPClassUID = UID(str(sop_class))
+    meta.MediaStorageSOPInstanceUID = UID(str(instance))
+    meta.TransferSyntaxUID = UID(str(old.get("TransferSyntaxUID") or "1.2.840.10008.1.2"))
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return meta
 
@@ -591,7 +589,9 @@ def deidentify_bytes(data: bytes, *, key: bytes) -> Result:
         ds.save_as(out, enforce_file_format=True)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise DeidentificationError(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
-    return Result(data=out.getvalue(), study_instance_uid=str(ds.get("StudyInstanceUID", "")), burned_in=burned)
+    return Result(
+        data=out.getvalue(), study_instance_uid=str(ds.get("StudyInstanceUID", "")), burned_in=burned
+    )
 
 
 def walk(ds: Dataset) -> Iterator[DataElement]:

@@ -55,13 +55,21 @@ class Export:
     burned_in: bool = False
 
 
-def export_study(study: Study, *, actor: Any = None, request: Any = None, confirm_burned_in: bool = False) -> Export:
+def export_study(
+    study: Study, *, actor: Any = None, request: Any = None, confirm_burned_in: bool = False
+) -> Export:
     """Write the de-identified ZIP of a study and return it. A study flagged as possibly
     carrying burned-in annotations is refused unless `confirm_burned_in` (a person has looked);
     an instance that cannot be de-identified is left out and listed in the ZIP's manifest."""
     if study.may_have_burned_in and not confirm_burned_in:
-        record("study.deidentified", request=request, actor=actor, obj=study, outcome="denied",
-               detail={"reason": "burned_in_not_confirmed"})  # fmt: skip
+        record(
+            "study.deidentified",
+            request=request,
+            actor=actor,
+            obj=study,
+            outcome="denied",
+            detail={"reason": "burned_in_not_confirmed"},
+        )
         raise BurnedInRefused
     archive = get_archive()
     key = deid_key()
@@ -69,7 +77,9 @@ def export_study(study: Study, *, actor: Any = None, request: Any = None, confir
     temporary = export.path.with_suffix(".part")
     try:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for number, instance in enumerate(study.instances.order_by("series_instance_uid", "instance_number", "pk"), 1):
+            for number, instance in enumerate(
+                study.instances.order_by("series_instance_uid", "instance_number", "pk"), 1
+            ):
                 try:
                     data = archive.instance_file(instance.orthanc_id)
                 except OrthancError as exc:
@@ -86,8 +96,17 @@ def export_study(study: Study, *, actor: Any = None, request: Any = None, confir
         temporary.replace(export.path)
     finally:
         temporary.unlink(missing_ok=True)
-    record("study.deidentified", request=request, actor=actor, obj=study,
-           detail={"files": export.files, "left_out": len(export.refused), "burned_in_confirmed": confirm_burned_in})  # fmt: skip
+    record(
+        "study.deidentified",
+        request=request,
+        actor=actor,
+        obj=study,
+        detail={
+            "files": export.files,
+            "left_out": len(export.refused),
+            "burned_in_confirmed": confirm_burned_in,
+        },
+    )
     return export
 
 

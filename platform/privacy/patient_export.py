@@ -23,10 +23,24 @@ from reports.models import SECTIONS, ReportVersion
 from studies.models import Study
 
 STUDY_FIELDS = (
-    "id", "study_instance_uid", "patient_name", "patient_id", "patient_sex", "patient_birth_date",
-    "accession_number", "modality", "body_part", "description", "study_date", "institution",
-    "indication", "priority", "status", "source", "created_at",
-)  # fmt: skip
+    "id",
+    "study_instance_uid",
+    "patient_name",
+    "patient_id",
+    "patient_sex",
+    "patient_birth_date",
+    "accession_number",
+    "modality",
+    "body_part",
+    "description",
+    "study_date",
+    "institution",
+    "indication",
+    "priority",
+    "status",
+    "source",
+    "created_at",
+)
 
 
 def studies_of(patient_id: str, site_id: int | None = None) -> QuerySet[Study]:
@@ -45,45 +59,72 @@ def _study(study: Study) -> dict[str, Any]:
     data["site"] = study.site.code if study.site else None
     data["case_code"] = study.case_code
     data["events"] = [
-        {"transition": e.transition, "from": e.from_status, "to": e.to_status, "at": _iso(e.at),
-         "actor": e.actor.username if e.actor else None, "reason_code": e.reason_code}
+        {
+            "transition": e.transition,
+            "from": e.from_status,
+            "to": e.to_status,
+            "at": _iso(e.at),
+            "actor": e.actor.username if e.actor else None,
+            "reason_code": e.reason_code,
+        }
         for e in study.events.select_related("actor")
-    ]  # fmt: skip
+    ]
     data["instances"] = [
-        {"sop_instance_uid": i.sop_instance_uid, "series_instance_uid": i.series_instance_uid,
-         "modality": i.modality, "lossy": i.lossy}
+        {
+            "sop_instance_uid": i.sop_instance_uid,
+            "series_instance_uid": i.series_instance_uid,
+            "modality": i.modality,
+            "lossy": i.lossy,
+        }
         for i in study.instances.all()
-    ]  # fmt: skip
+    ]
     return data
 
 
 def _version(version: ReportVersion) -> dict[str, Any]:
     data: dict[str, Any] = {name: getattr(version, name) for name in SECTIONS}
     data.update(
-        number=version.number, kind=version.kind, reason=version.reason, addendum=version.addendum,
-        language=version.language, critical_category=version.critical_category,
-        author=version.author_name, signed_at=_iso(version.signed_at), provenance=version.provenance,
+        number=version.number,
+        kind=version.kind,
+        reason=version.reason,
+        addendum=version.addendum,
+        language=version.language,
+        critical_category=version.critical_category,
+        author=version.author_name,
+        signed_at=_iso(version.signed_at),
+        provenance=version.provenance,
         ai_accepted_by=version.ai_accepted_by.username if version.ai_accepted_by else None,
-    )  # fmt: skip
+    )
     return data
 
 
 def _alert(alert: Alert) -> dict[str, Any]:
     return {
-        "kind": alert.kind, "category": alert.category, "channel": alert.channel,
-        "recipient_role": alert.recipient_role, "address": alert.address, "status": alert.status,
-        "created_at": _iso(alert.created_at), "sent_at": _iso(alert.sent_at),
-        "delivered_at": _iso(alert.delivered_at), "acked_at": _iso(alert.acked_at),
+        "kind": alert.kind,
+        "category": alert.category,
+        "channel": alert.channel,
+        "recipient_role": alert.recipient_role,
+        "address": alert.address,
+        "status": alert.status,
+        "created_at": _iso(alert.created_at),
+        "sent_at": _iso(alert.sent_at),
+        "delivered_at": _iso(alert.delivered_at),
+        "acked_at": _iso(alert.acked_at),
         "params": alert.params,
-    }  # fmt: skip
+    }
 
 
 def _verdict(verdict: FileVerdict) -> dict[str, Any]:
     return {
-        "filename": verdict.filename, "size": verdict.size, "sha256": verdict.sha256,
-        "outcome": verdict.outcome, "code": verdict.code, "reason": str(verdict.reason),
-        "sop_instance_uid": verdict.sop_instance_uid, "at": _iso(verdict.created_at),
-    }  # fmt: skip
+        "filename": verdict.filename,
+        "size": verdict.size,
+        "sha256": verdict.sha256,
+        "outcome": verdict.outcome,
+        "code": verdict.code,
+        "reason": str(verdict.reason),
+        "sop_instance_uid": verdict.sop_instance_uid,
+        "at": _iso(verdict.created_at),
+    }
 
 
 def _audit_events(study: Study) -> list[dict[str, Any]]:
@@ -111,25 +152,35 @@ def build(patient_id: str, *, site_id: int | None = None) -> tuple[bytes, int]:
             versions = list(report.versions.select_related("ai_accepted_by")) if report else []
             data["report_versions"] = [_version(v) for v in versions]
             for version in versions:
+                assert report is not None  # versions come from it
                 zf.writestr(f"study-{study.pk}/report-v{version.number}.pdf", report_pdf(report, version))
             data["alerts"] = [_alert(a) for a in Alert.objects.filter(study=study)]
             data["upload_verdicts"] = [_verdict(v) for v in FileVerdict.objects.filter(study=study)]
             data["audit_events"] = _audit_events(study)
-            zf.writestr(f"study-{study.pk}/study.json", json.dumps(data, indent=2, ensure_ascii=False, default=str))
+            zf.writestr(
+                f"study-{study.pk}/study.json", json.dumps(data, indent=2, ensure_ascii=False, default=str)
+            )
             summary.append({"study": study.pk, "case_code": study.case_code, "versions": len(versions)})
         zf.writestr(
             "patient.json",
             json.dumps(
-                {"patient_id": patient_id, "site_id": site_id, "studies": summary,
-                 "exported_at": timezone.now().isoformat(),
-                 "note": "Images are in the archive (Orthanc); ask for a copy of them separately."},
-                indent=2, ensure_ascii=False,
+                {
+                    "patient_id": patient_id,
+                    "site_id": site_id,
+                    "studies": summary,
+                    "exported_at": timezone.now().isoformat(),
+                    "note": "Images are in the archive (Orthanc); ask for a copy of them separately.",
+                },
+                indent=2,
+                ensure_ascii=False,
             ),
-        )  # fmt: skip
+        )
     return out.getvalue(), len(studies)
 
 
-def export_patient(patient_id: str, *, site_id: int | None = None, actor: Any = None, request: Any = None) -> tuple[bytes, int]:
+def export_patient(
+    patient_id: str, *, site_id: int | None = None, actor: Any = None, request: Any = None
+) -> tuple[bytes, int]:
     data, count = build(patient_id, site_id=site_id)
     # No patient ID in the detail: the studies' count says enough, the actor says who.
     record("patient.exported", request=request, actor=actor, detail={"studies": count, "site_id": site_id})

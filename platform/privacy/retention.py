@@ -98,7 +98,9 @@ def purge_rejected() -> int:
     days = _days("RETENTION_REJECTED_DAYS")
     if not days:
         return 0
-    deleted, _ = FileVerdict.objects.filter(outcome=FileVerdict.Outcome.REFUSED, created_at__lt=_cutoff(days)).delete()
+    deleted, _ = FileVerdict.objects.filter(
+        outcome=FileVerdict.Outcome.REFUSED, created_at__lt=_cutoff(days)
+    ).delete()
     return deleted
 
 

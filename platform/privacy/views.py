@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -14,7 +14,7 @@ from . import exports, patient_export
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def deidentify_study(request: HttpRequest, pk: int) -> HttpResponse:
+def deidentify_study(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The de-identified ZIP of a study (teaching, research): admins and its readers."""
     study = access.get_study_for_user(request.user, pk)
     if not access.may_deidentify(request.user, study):

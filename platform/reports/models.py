@@ -196,9 +196,7 @@ class ReportVersion(Sections):
         # The database itself keeps the clinical record whole, whoever connects (the platform,
         # a worker, a service account, a raw SQL session): see SIGNER_CHECK.
         triggers = [
-            pgtrigger.Protect(
-                name="signed_version_immutable", operation=pgtrigger.Update | pgtrigger.Delete
-            ),
+            pgtrigger.Protect(name="signed_version_immutable", operation=pgtrigger.Update | pgtrigger.Delete),
             pgtrigger.Trigger(
                 name="signer_is_active_radiologist",
                 when=pgtrigger.Before,
