@@ -430,6 +430,9 @@ DUMMY: dict[str, Any] = {
 PSEUDONYMOUS = frozenset({"PatientID", "PatientName"})
 
 
+MAX_DEPTH = 32  # nested sequences; real objects stay under 10 (ingest refuses deeper ones too)
+
+
 class DeidentificationError(Exception):
     """The file cannot be de-identified (not DICOM, unreadable): a verdict, not a crash."""
 
@@ -464,7 +467,9 @@ class Deidentifier:
         return f"JOLIBA-{digest[:10].upper()}"
 
     # --- the walk ------------------------------------------------------------------------------
-    def apply(self, ds: Dataset) -> None:
+    def apply(self, ds: Dataset, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise DeidentificationError("sequences nested too deep")
         for tag in list(ds.keys()):
             elem = ds[tag]
             if self._drop_always(tag):
@@ -478,7 +483,7 @@ class Deidentifier:
             self._act(ds, elem, keyword, action)
             if tag in ds and ds[tag].VR == "SQ":
                 for item in ds[tag].value or []:
-                    self.apply(item)
+                    self.apply(item, depth + 1)
 
     @staticmethod
     def _is_instance_uid(keyword: str) -> bool:
@@ -574,7 +579,15 @@ def deidentify_bytes(data: bytes, *, key: bytes) -> Result:
         ds.remove_private_tags()  # also done on every level below; this settles the parse
         if "PixelData" not in ds and "SOPInstanceUID" not in ds:
             raise DeidentificationError("not a DICOM image")
-    except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (
+        InvalidDicomError,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
         raise DeidentificationError(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
     from .burned_in import may_carry_burned_in
 
@@ -587,7 +600,7 @@ def deidentify_bytes(data: bytes, *, key: bytes) -> Result:
         ds.preamble = b"\0" * 128  # a preamble may carry anything (a viewer's banner, a name)
         out = BytesIO()
         ds.save_as(out, enforce_file_format=True)
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         raise DeidentificationError(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
     return Result(
         data=out.getvalue(), study_instance_uid=str(ds.get("StudyInstanceUID", "")), burned_in=burned
