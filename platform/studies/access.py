@@ -265,3 +265,11 @@ def may_see_sending(user: Person, *, site_id: int) -> bool:
 
 def _is_admin(user: Person) -> bool:
     return _active(user) and user.is_joliba_admin
+
+
+# --- audit ---
+
+
+def may_see_audit(user: Person) -> bool:
+    """The audit trail (search and CSV export): admins only; anyone else gets 404."""
+    return _is_admin(user)
