@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from importlib import import_module
 from typing import Any
 
 from django.apps import apps
@@ -49,9 +50,8 @@ def connect() -> None:
     user_logged_out.connect(on_logged_out, dispatch_uid="audit.logged_out")
     user_login_failed.connect(on_login_failed, dispatch_uid="audit.login_failed")
     if apps.is_installed("axes"):  # the auth app's django-axes; without it, no lockouts to hear
-        from axes.signals import user_locked_out
-
-        user_locked_out.connect(on_locked_out, dispatch_uid="audit.locked_out")
+        axes_signals = import_module("axes.signals")  # by name: axes is the auth app's dependency
+        axes_signals.user_locked_out.connect(on_locked_out, dispatch_uid="audit.locked_out")
     event_recorded.connect(on_event_recorded, dispatch_uid="audit.event_recorded")
     version_signed.connect(on_version_signed, dispatch_uid="audit.version_signed")
     post_save.connect(on_export_saved, sender=ReportExport, dispatch_uid="audit.export_saved")
@@ -121,6 +121,8 @@ def on_event_recorded(sender: Any, study: Any = None, event: Any = None, **kwarg
 def on_version_signed(sender: Any, version_id: int | None = None, **kwargs: Any) -> None:
     from reports.models import ReportVersion, VersionKind
 
+    if version_id is None:
+        return
     version = (
         ReportVersion.objects.select_related("author", "report__study__site").filter(pk=version_id).first()
     )

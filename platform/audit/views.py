@@ -129,7 +129,7 @@ def events(request: HttpRequest) -> HttpResponse:
         "audit/events.html",
         {
             "filters": filters,
-            "events": [(e, sites.get(e.site_id, "")) for e in page],
+            "events": [(e, sites.get(e.site_id or 0, "")) for e in page],
             "next_query": next_query,
             "export_query": query.urlencode(),
             "first_page": after is None,
