@@ -381,10 +381,19 @@ def test_claim_release_hand_over_reassign_and_expiry_are_one_row_each(
     assert AuditEvent.objects.filter(action="case.claimed").count() == 2
 
 
-def test_a_refused_move_leaves_no_ok_row(radiologist, radiologist_2, site_a):
+def test_a_refused_move_is_one_row_saying_why_and_never_an_ok_one(radiologist, radiologist_2, tech_b, site_a):
     study = _study(site_a, Status.IN_READING, assigned=radiologist_2)
-    assert api_client(radiologist).post(f"/api/v1/studies/{study.pk}/claim/").status_code == 409
-    assert not AuditEvent.objects.filter(action="case.claimed").exists()
+    assert (
+        api_client(radiologist).post(f"/api/v1/studies/{study.pk}/claim/", **BEHIND_PROXY).status_code == 409
+    )
+    lost = _only("case.claimed")
+    assert (lost.outcome, lost.actor_username, lost.client_address) == ("failed", "dr_a", CLIENT)
+    assert lost.detail == {"status": 409, "code": "taken"} and lost.object_label == f"KAYES-{study.pk}"
+    # Another site's technician trying: 404, a refusal.
+    assert api_client(tech_b).post(f"/api/v1/studies/{study.pk}/release/").status_code == 404
+    assert _only("case.released").outcome == "denied"
+    study.refresh_from_db()
+    assert study.assigned_to_id == radiologist_2.pk
 
 
 # --- admin changes -------------------------------------------------------------------------

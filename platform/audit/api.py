@@ -6,7 +6,8 @@ record() never raises into the clinical action that called it, and never loses a
   (transaction.on_commit): if the caller rolls back, the action did not happen and leaves no row;
 - a refused or failed action ("denied", "failed") inside a transaction is written at once on a
   connection of its own, in autocommit: the caller's rollback (often the very reason it failed)
-  cannot take the row with it;
+  cannot take the row with it (on SQLite, the quickstart, it goes to the spool file instead: a
+  second connection would wait for the caller's lock);
 - outside a transaction, either is written at once;
 - when the database refuses the write, the row goes to an append-only JSON-lines spool file under
   AUDIT_SPOOL_DIR (fsync'd), an error is logged, and the beat task audit.tasks.replay_spool puts it
@@ -88,8 +89,10 @@ def record(
         if connection.in_atomic_block:
             if row["outcome"] == "ok":
                 transaction.on_commit(partial(write, row), robust=True)
-            else:
+            elif connection.vendor == "postgresql":
                 _write_apart(row)
+            else:  # SQLite: a second connection would wait on this transaction's lock
+                spool(row, refused=False)
         else:
             write(row)
     except Exception:

@@ -1,6 +1,7 @@
 """One middleware records every read of patient data, from one table of URL names.
 
-A new route that shows a study, an image or a report is audited by adding one line to ROUTES.
+A new route that shows a study, an image or a report is audited by adding one line to ROUTES
+(a write whose refusals should be on record: one line to REFUSED_WRITES).
 The outcome is the response's: 2xx (and 304) ok; 401, 403, 404 denied (an object the user may not
 see answers 404: that is a refusal, recorded as such); a redirect of a signed-out user to the
 login page denied; another redirect is not recorded (the page it leads to records itself);
@@ -61,6 +62,27 @@ ROUTES: dict[str, Route] = {
     "viewer_original": Route("image.downloaded"),  # /studies/<pk>/images/<i>/original.dcm
 }
 READS = ("GET", "HEAD")
+
+# Writes whose success the services' signals record (one row, whatever the route): here only
+# their refusals and failures answered with an error status (another site's study: 404; a claim
+# lost to a colleague: 409), which no signal sees. A page that answers a refusal with a redirect
+# and a message leaves no row.
+REFUSED_WRITES: dict[str, str] = {
+    "claim": "case.claimed",
+    "api_claim": "case.claimed",
+    "release": "case.released",
+    "api_release": "case.released",
+    "hand_over": "case.handed_over",
+    "api_hand_over": "case.handed_over",
+    "reassign": "case.reassigned",
+    "api_reassign": "case.reassigned",
+    "return_study": "case.returned",
+    "api_return": "case.returned",
+    "report_edit": "report.written",
+    "report_sign": "report.signed",
+    "api_report": "report.written",
+    "report_amend": "report.amended",
+}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -95,13 +117,18 @@ class AuditMiddleware:
 
     def record_read(self, request: HttpRequest, response: HttpResponse) -> None:
         match = request.resolver_match
-        route = ROUTES.get(match.view_name) if match is not None else None
-        if route is None or match is None or request.method not in READS:
+        if match is None:
             return
         user = getattr(request, "user", None)
         signed_in = bool(getattr(user, "is_authenticated", False))
         outcome = outcome_of(response.status_code, signed_in=signed_in)
-        if outcome is None:
+        if request.method not in READS:
+            action = REFUSED_WRITES.get(match.view_name)
+            if action is not None and outcome in ("denied", "failed"):
+                self.record_refused_write(request, response, action, outcome, match.kwargs.get("pk"))
+            return
+        route = ROUTES.get(match.view_name)
+        if route is None or outcome is None:
             return
         study_id = match.kwargs.get("pk")
         if route.once_per_window:
@@ -114,6 +141,15 @@ class AuditMiddleware:
             if name in match.kwargs:
                 detail["instance" if name == "instance_pk" else "rendition"] = match.kwargs[name]
         record(route.action, request=request, obj=_study_ref(study_id), outcome=outcome, detail=detail)
+
+    def record_refused_write(
+        self, request: HttpRequest, response: HttpResponse, action: str, outcome: str, study_id: Any
+    ) -> None:
+        detail: dict[str, Any] = {"status": response.status_code}
+        data = getattr(response, "data", None)  # a DRF answer says why: {"code": "taken", ...}
+        if isinstance(data, dict) and isinstance(data.get("code"), str):
+            detail["code"] = data["code"][:40]
+        record(action, request=request, obj=_study_ref(study_id), outcome=outcome, detail=detail)
 
 
 def _study_ref(study_id: Any) -> Any:

@@ -29,8 +29,9 @@ def spool_path() -> Path:
     return Path(settings.AUDIT_SPOOL_DIR) / SPOOL_NAME
 
 
-def spool(row: dict[str, Any]) -> None:
-    """Append one row to the spool file and fsync it; log it whole if even that fails."""
+def spool(row: dict[str, Any], *, refused: bool = True) -> None:
+    """Append one row to the spool file and fsync it; log it whole if even that fails.
+    `refused`: the database refused the row (an error), rather than a row kept there by design."""
     line = (json.dumps(row, default=str, separators=(",", ":")) + "\n").encode()
     path = spool_path()
     try:
@@ -53,7 +54,8 @@ def spool(row: dict[str, Any]) -> None:
     except Exception:
         log.critical("audit: row lost to both the database and the spool file: %s", line.decode().strip())
         return
-    log.error("audit: %s (%s) kept in the spool file %s", row.get("action"), row.get("outcome"), path)
+    level = logging.ERROR if refused else logging.INFO
+    log.log(level, "audit: %s (%s) kept in the spool file %s", row.get("action"), row.get("outcome"), path)
 
 
 def pending_files() -> list[Path]:
