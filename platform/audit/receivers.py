@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -40,6 +42,22 @@ LIFECYCLE_ACTIONS = {
 ADMIN_ACTIONS = {ADDITION: "admin.added", CHANGE: "admin.changed", DELETION: "admin.deleted"}
 PENDING_LOGIN = "_audit_pending_login"
 
+Receiver = TypeVar("Receiver", bound=Callable[..., None])
+
+
+def never_raises(receiver: Receiver) -> Receiver:
+    """A receiver that raised would break the sender's action (the lifecycle's event_recorded
+    refuses the move): the audit logs its own trouble instead."""
+
+    @functools.wraps(receiver)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            receiver(*args, **kwargs)
+        except Exception:
+            log.exception("audit: receiver %s failed", receiver.__name__)
+
+    return guarded  # type: ignore[return-value]
+
 
 def connect() -> None:
     from reports.models import ReportExport
@@ -58,10 +76,12 @@ def connect() -> None:
     post_save.connect(on_log_entry, sender=LogEntry, dispatch_uid="audit.log_entry")
 
 
+@never_raises
 def on_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     record("login.succeeded", request=request, actor=user)
 
 
+@never_raises
 def on_logged_out(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     if user is not None:
         record("logout", request=request, actor=user)
@@ -71,6 +91,7 @@ def _claimed_name(credentials: dict[str, Any] | None) -> str:
     return str((credentials or {}).get("username") or "")[:150]
 
 
+@never_raises
 def on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **kwargs: Any) -> None:
     """A failed attempt. With a request, the row is written when the request ends (the audit
     middleware), so that axes, which may lock the client out on this very attempt, turns it into
@@ -85,6 +106,7 @@ def on_login_failed(sender: Any, credentials: Any = None, request: Any = None, *
     _http(request).__dict__[PENDING_LOGIN] = {"action": action, "actor": name, "outcome": outcome}
 
 
+@never_raises
 def on_locked_out(sender: Any, request: Any = None, username: Any = None, **kwargs: Any) -> None:
     name = str(username or "")[:150]
     if request is not None and getattr(request, "audit_request_id", None) is not None:
@@ -106,6 +128,7 @@ def flush_pending_login(request: Any) -> None:
         record(pending["action"], request=request, actor=pending["actor"], outcome=pending["outcome"])
 
 
+@never_raises
 def on_event_recorded(sender: Any, study: Any = None, event: Any = None, **kwargs: Any) -> None:
     action = LIFECYCLE_ACTIONS.get(getattr(event, "transition", ""))
     if action is None or study is None:
@@ -118,6 +141,7 @@ def on_event_recorded(sender: Any, study: Any = None, event: Any = None, **kwarg
     record(action, actor=event.actor or PLATFORM, obj=study, detail=detail)
 
 
+@never_raises
 def on_version_signed(sender: Any, version_id: int | None = None, **kwargs: Any) -> None:
     from reports.models import ReportVersion, VersionKind
 
@@ -137,6 +161,7 @@ def on_version_signed(sender: Any, version_id: int | None = None, **kwargs: Any)
     )
 
 
+@never_raises
 def on_export_saved(sender: Any, instance: Any = None, update_fields: Any = None, **kwargs: Any) -> None:
     from reports.models import ExportState
 
@@ -154,6 +179,7 @@ def on_export_saved(sender: Any, instance: Any = None, update_fields: Any = None
     )
 
 
+@never_raises
 def on_log_entry(sender: Any, instance: LogEntry, created: bool = False, **kwargs: Any) -> None:
     if not created:
         return
