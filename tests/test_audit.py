@@ -175,16 +175,26 @@ def test_an_attempt_axes_locks_out_is_one_locked_out_row(tech_a):
     ]
 
 
-def test_axes_lockout_signal_is_heard_when_axes_is_installed(settings, tech_a):
+def test_brute_force_under_axes_is_one_row_per_attempt(settings, tech_a):
+    """With the auth app's django-axes: failures, then the attempt that locks, then refusals."""
     from django.apps import apps
+    from django.http import HttpResponse
+
+    from audit.middleware import AuditMiddleware
 
     if not apps.is_installed("axes"):
         pytest.skip("django-axes is not in INSTALLED_APPS on this branch (the auth app adds it)")
-    from axes.signals import user_locked_out
+    limit = int(getattr(settings, "AXES_FAILURE_LIMIT", 3))
 
-    user_locked_out.send("axes", request=_request(), username="tech_a", ip_address=CLIENT)
-    row = _only("login.locked_out")
-    assert (row.outcome, row.client_address) == ("denied", CLIENT)
+    def attempt(request):
+        authenticate(request, username="tech_a", password="wrong")
+        return HttpResponse(status=403)
+
+    for _ in range(limit + 2):
+        AuditMiddleware(attempt)(_request())
+    rows = [(r.action, r.outcome, r.client_address) for r in AuditEvent.objects.order_by("id")]
+    failed, locked = ("login.failed", "failed", CLIENT), ("login.locked_out", "denied", CLIENT)
+    assert rows == [failed] * (limit - 1) + [locked] * 3
 
 
 # --- reading patient data: one middleware ---------------------------------------------------
