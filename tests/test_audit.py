@@ -525,6 +525,18 @@ def trail(tech_a, tech_b, site_a, site_b):
     return a, b
 
 
+def test_may_see_audit_is_for_active_admins_only(tech_a, radiologist, admin_user, django_user_model):
+    from django.contrib.auth.models import AnonymousUser
+
+    from studies import access
+
+    boss = django_user_model.objects.create_superuser(username="root", password="x")
+    former = django_user_model.objects.create_user(username="former", role="admin", is_active=False)
+    people = {"tech": tech_a, "radiologist": radiologist, "admin": admin_user, "superuser": boss}
+    people |= {"inactive admin": former, "anonymous": AnonymousUser()}
+    assert [name for name, user in people.items() if access.may_see_audit(user)] == ["admin", "superuser"]
+
+
 def test_only_admins_see_the_trail(client, tech_a, radiologist, admin_user, trail):
     for user in (tech_a, radiologist):
         client.force_login(user)
