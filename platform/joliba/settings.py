@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditMiddleware",  # audit: who read which study, image, PDF (needs request.user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -333,4 +334,18 @@ RETENTION_DEID_EXPORT_DAYS = int(env("RETENTION_DEID_EXPORT_DAYS", "7"))
 CELERY_BEAT_SCHEDULE["retention-purge"] = {  # one task deletes what the rules above say is due
     "task": "privacy.tasks.purge_retention",
     "schedule": float(env("RETENTION_PURGE_SECONDS", "3600")),
+}
+
+# --- audit: the audit trail (docs/audit.md) ---
+# Rows the database refused wait here (JSON lines, fsync'd) until the beat task replays them.
+AUDIT_SPOOL_DIR = Path(env("AUDIT_SPOOL_DIR", str(DATA_DIR / "audit-spool")))
+# Images are fetched per frame: "study.images_viewed" at most once per user and study this often.
+AUDIT_IMAGES_VIEWED_MINUTES = float(env("AUDIT_IMAGES_VIEWED_MINUTES", "10"))
+AUDIT_PAGE_SIZE = int(env("AUDIT_PAGE_SIZE", "100"))
+# Reverse proxies listed in X-Forwarded-For after the client (django-ipware's proxy_count); unset:
+# the header is ignored. The auth app's AXES_IPWARE_* settings win when present (one rule).
+JOLIBA_PROXY_COUNT = int(env("JOLIBA_PROXY_COUNT")) if env("JOLIBA_PROXY_COUNT") else None
+CELERY_BEAT_SCHEDULE["audit-replay-spool"] = {  # audit rows the database refused, into the table
+    "task": "audit.tasks.replay_audit_spool",
+    "schedule": float(env("AUDIT_REPLAY_SECONDS", "60")),
 }

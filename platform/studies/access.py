@@ -282,3 +282,11 @@ def may_export_patient(user: Person) -> bool:
 def may_see_burned_in_flag(user: Person) -> bool:
     """The « may carry burned-in annotations » label on a study: its readers and admins."""
     return may_see_ai_output(user)
+
+
+# --- audit ---
+
+
+def may_see_audit(user: Person) -> bool:
+    """The audit trail (search and CSV export): admins only; anyone else gets 404."""
+    return _is_admin(user)
