@@ -105,7 +105,7 @@ def test_the_export_holds_everything_about_the_patient_and_nothing_else(patient,
 
 
 def test_the_page_is_for_admins_only_and_audited(
-    patient, admin_user, radiologist, tech_a, client, caplog, site_a
+    patient, admin_user, radiologist, tech_a, client, site_a, django_capture_on_commit_callbacks
 ):
     url = reverse("patient_export")
     for user in (tech_a, radiologist):
@@ -117,14 +117,27 @@ def test_the_page_is_for_admins_only_and_audited(
     client.force_login(admin_user)
     assert client.get(url).status_code == 200
     assert client.post(url, {"patient_id": "NOBODY"}).status_code == 400
-    with caplog.at_level("INFO", logger="joliba.audit"):
+    from audit.api import record
+
+    with django_capture_on_commit_callbacks(execute=True):  # the trail writes a success on commit
+        record("study.viewed", actor=radiologist, obj=patient["signed"])
+    with django_capture_on_commit_callbacks(execute=True):
         answer = client.post(url, {"patient_id": "PID-777", "site": str(site_a.pk)})
     assert answer.status_code == 200 and answer["Content-Type"] == "application/zip"
     assert answer["Cache-Control"] == "no-store"
     assert len([n for n in _zip(answer.content).namelist() if n.endswith("study.json")]) == 2
-    audited = [r.getMessage() for r in caplog.records if "patient.exported" in r.getMessage()]
-    assert audited == ["audit patient.exported ok None"]
-    assert all("PID-777" not in r.getMessage() for r in caplog.records)
+    from audit.models import AuditEvent
+
+    audited = list(
+        AuditEvent.objects.filter(action="patient.exported").values("outcome", "actor_id", "detail")
+    )
+    assert [(a["outcome"], a["actor_id"]) for a in audited] == [("ok", admin_user.pk)]
+    assert "PID-777" not in str(audited)  # the trail names no patient
+    # The export carries the trail's events about the patient's studies: who viewed them.
+    study = json.loads(_zip(answer.content).read(f"study-{patient['signed'].pk}/study.json"))
+    assert [(e["action"], e["actor_username"]) for e in study["audit_events"]] == [
+        ("study.viewed", radiologist.username)
+    ]
 
 
 def test_the_command_writes_the_zip(patient, tmp_path, site_a):

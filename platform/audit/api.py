@@ -250,3 +250,20 @@ def event_of(row: dict[str, Any], *, spooled: bool = False) -> Any:
     at = fields["at"]
     fields["at"] = datetime.fromisoformat(at) if isinstance(at, str) else at
     return AuditEvent(**fields, spooled=spooled)
+
+
+def events_about(study: Any) -> list[dict[str, Any]]:
+    """The trail's events about one study and its objects (reports, versions, images), oldest
+    first, as JSON-able dicts: what the patient export (privacy.patient_export) hands over."""
+    from django.db.models import Q
+
+    from .models import AuditEvent
+
+    ref = describe(study)
+    about = (
+        Q(object_type=ref.type, object_id=ref.id)
+        | Q(object_label=ref.label)
+        | Q(object_label__startswith=f"{ref.label} ")
+    )
+    fields = ("at", "action", "outcome", "actor_username", "actor_role", "object_type", "object_label")
+    return list(AuditEvent.objects.filter(about).order_by("at", "id").values(*fields))

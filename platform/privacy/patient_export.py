@@ -128,14 +128,10 @@ def _verdict(verdict: FileVerdict) -> dict[str, Any]:
 
 
 def _audit_events(study: Study) -> list[dict[str, Any]]:
-    """The audit trail's events about a study, when the audit app offers them
-    (`audit.api.events_about(obj)` → iterable of JSON-able dicts)."""
-    from audit import api
+    """The audit trail's events about a study."""
+    from audit.api import events_about
 
-    events_about = getattr(api, "events_about", None)
-    if events_about is None:
-        return []
-    return [{k: _iso(v) for k, v in dict(e).items()} for e in events_about(study)]
+    return [{k: _iso(v) for k, v in e.items()} for e in events_about(study)]
 
 
 def build(patient_id: str, *, site_id: int | None = None) -> tuple[bytes, int]:
