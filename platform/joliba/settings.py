@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "accounts",
     "studies",
@@ -153,7 +152,7 @@ WHITENOISE_MAX_AGE = 31536000 if PRODUCTION else 3600
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "tokens.authentication.MachineTokenAuthentication",  # hashed, expiring, revocable (docs/tokens.md)
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -317,3 +316,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- tokens: the site agents' machine tokens (docs/tokens.md) ---
+TOKENS_DEFAULT_DAYS = int(env("TOKENS_DEFAULT_DAYS", "365"))  # lifetime of a new token
+TOKENS_MAX_DAYS = int(env("TOKENS_MAX_DAYS", str(max(3 * 365, TOKENS_DEFAULT_DAYS))))
+# Key of the tokens' HMAC (by default SECRET_KEY): changing it invalidates every token.
+TOKENS_HASH_KEY = env("TOKENS_HASH_KEY", SECRET_KEY)
+# A token's last use (and the audit's "token.used") is written at most this often.
+TOKENS_TOUCH_SECONDS = int(env("TOKENS_TOUCH_SECONDS", "60"))
