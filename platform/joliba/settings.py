@@ -151,8 +151,9 @@ WHITENOISE_MAX_AGE = 31536000 if PRODUCTION else 3600
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a missing or refused token answers 401 with WWW-Authenticate (docs/tokens.md).
+        "tokens.authentication.MachineTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "tokens.authentication.MachineTokenAuthentication",  # hashed, expiring, revocable (docs/tokens.md)
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

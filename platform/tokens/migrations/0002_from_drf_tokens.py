@@ -2,11 +2,22 @@
 site agent stops on upgrade; then the clear-text table is dropped. Each gets the default lifetime
 from today. Installs should still issue named tokens and revoke these (docs/tokens.md)."""
 
+import datetime
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import migrations
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+
+def _aware(value):
+    """A raw cursor gives SQLite's timestamps as text or naive datetimes (UTC, as Django wrote them)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, datetime.UTC)
+    return value
 
 
 def convert_drf_tokens(apps, schema_editor):
@@ -31,7 +42,7 @@ def convert_drf_tokens(apps, schema_editor):
             site_id=user.site_id,
             prefix=key[: crypto.LEGACY_PREFIX_LENGTH],
             digest=crypto.digest(key),
-            created_at=created or now,
+            created_at=_aware(created) or now,
             expires_at=now + timedelta(days=settings.TOKENS_DEFAULT_DAYS),
         )
     schema_editor.execute("DROP TABLE authtoken_token")
