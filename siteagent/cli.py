@@ -58,7 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="joliba-push", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--server", required=True, help="adresse du centre, ex. https://joliba.example")
-    p.add_argument("--token", default=os.environ.get("JOLIBA_TOKEN"), help="jeton de l'agent de site (ou JOLIBA_TOKEN) : voir plus haut")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("JOLIBA_TOKEN"),
+        help="jeton de l'agent de site (ou JOLIBA_TOKEN) : voir plus haut",
+    )
     p.add_argument("--policy", choices=["lossless", "lossy"], default="lossless")
     p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
     p.add_argument("--indication", default="")

@@ -67,7 +67,9 @@ def _audited(caplog, action: str, outcome: str = "ok") -> int:
 
 @pytest.fixture
 def site_admin_a(site_a):
-    return User.objects.create_user(username="admin_kayes", password="pw-admin_kayes", role="admin", site=site_a)
+    return User.objects.create_user(
+        username="admin_kayes", password="pw-admin_kayes", role="admin", site=site_a
+    )
 
 
 # --- Stored hashed, shown once --------------------------------------------------------------------
@@ -113,7 +115,12 @@ def test_the_service_issues_with_the_defaults_and_refuses_bad_requests(tech_a, s
     assert token.name == "agent" and token.site_id == tech_a.site_id and token.created_by is None
     assert timedelta(days=9) < token.expires_at - timezone.now() <= timedelta(days=10)
     assert service.authenticate_secret(secret) == token
-    for kwargs in ({"name": ""}, {"name": "x" * 101}, {"name": "x", "site": site_b}, {"name": "x", "days": 0}):
+    for kwargs in (
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": "x", "site": site_b},
+        {"name": "x", "days": 0},
+    ):
         with pytest.raises(service.TokenNotIssued):
             service.issue(tech_a, **kwargs)
     assert MachineToken.objects.count() == 1
@@ -219,7 +226,9 @@ def test_a_site_admin_manages_their_sites_tokens_only(client, site_admin_a, admi
     b.refresh_from_db()
     assert b.revoked_at is None and _studies(secret_b) == 200
     # Issuing for another site's technician: not offered, and refused if forced.
-    assert client.post(reverse("tokens:issue"), {"name": "x", "user": tech_b.pk, "days": 5}).status_code == 400
+    assert (
+        client.post(reverse("tokens:issue"), {"name": "x", "user": tech_b.pk, "days": 5}).status_code == 400
+    )
     assert MachineToken.objects.filter(user=tech_b).count() == 1
     assert client.post(reverse("tokens:revoke", args=[a.pk])).status_code == 302
     a.refresh_from_db()
@@ -237,7 +246,10 @@ def test_technicians_and_radiologists_manage_no_tokens(client, tech_a, radiologi
     for person in (tech_a, radiologist):
         client.force_login(person)
         assert client.get(reverse("tokens:list")).status_code == 404
-        assert client.post(reverse("tokens:issue"), {"name": "x", "user": tech_a.pk, "days": 5}).status_code == 404
+        assert (
+            client.post(reverse("tokens:issue"), {"name": "x", "user": tech_a.pk, "days": 5}).status_code
+            == 404
+        )
         assert client.post(reverse("tokens:revoke", args=[token.pk])).status_code == 404
     assert MachineToken.objects.count() == 1 and _studies(secret) == 200
     client.logout()
@@ -275,7 +287,9 @@ def test_the_token_endpoint_issues_for_a_technician_only(tech_a, radiologist, ad
         assert MachineToken.objects.count() == 0
         assert APIClient().post(url, {"username": "tech_a"}).status_code == 400
         answer = APIClient().post(
-            url, {"username": "tech_a", "password": "pw-tech_a", "name": "Kayes — poste radio 1"}, format="json"
+            url,
+            {"username": "tech_a", "password": "pw-tech_a", "name": "Kayes — poste radio 1"},
+            format="json",
         )
         assert answer.status_code == 201, answer.content
         body = answer.json()
@@ -284,7 +298,10 @@ def test_the_token_endpoint_issues_for_a_technician_only(tech_a, radiologist, ad
         assert token.user == tech_a and token.site == tech_a.site and token.created_by == tech_a
         assert _studies(body["token"]) == 200
         unnamed = APIClient().post(url, {"username": "tech_a", "password": "pw-tech_a"}).json()
-        assert MachineToken.objects.get(prefix=unnamed["prefix"]).name == f"agent {timezone.localdate():%Y-%m-%d}"
+        assert (
+            MachineToken.objects.get(prefix=unnamed["prefix"]).name
+            == f"agent {timezone.localdate():%Y-%m-%d}"
+        )
     finally:
         user_login_failed.disconnect(failed)
 
