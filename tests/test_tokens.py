@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.signals import user_login_failed
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -188,11 +189,43 @@ def test_last_use_is_written_at_most_once_a_minute(tech_a, caplog):
     token.refresh_from_db()
     assert token.last_used_at == first
     assert _audited(caplog, "token.used") == 1
+    with CaptureQueriesContext(connection) as queries:  # no cache, but one indexed read
+        assert service.authenticate_secret(secret) == token
+    assert len(queries) == 1 and queries[0]["sql"].startswith("SELECT")
     MachineToken.objects.filter(pk=token.pk).update(last_used_at=first - timedelta(seconds=61))
     assert _studies(secret) == 200
     token.refresh_from_db()
     assert token.last_used_at > first
     assert _audited(caplog, "token.used") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_write_the_last_use_once(tech_a, caplog):
+    """Eight requests at once (an agent's parallel PATCHes, several web processes): one write."""
+    import threading
+
+    from django.db import connections
+
+    caplog.set_level(logging.INFO, logger="joliba.audit")
+    token, secret = service.issue(tech_a, name="poste 1")
+    barrier, found = threading.Barrier(8), []
+
+    def use() -> None:
+        try:
+            barrier.wait(timeout=10)
+            found.append(service.authenticate_secret(secret))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert found == [token] * 8
+    assert _audited(caplog, "token.used") == 1
+    token.refresh_from_db()
+    assert token.last_used_at is not None
 
 
 # --- Who manages tokens --------------------------------------------------------------------------

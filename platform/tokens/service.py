@@ -150,6 +150,8 @@ def _note_use(token: MachineToken, now: datetime, request: Any) -> None:
     """Last use (time, client address) and the audit's "token.used": at most once a minute."""
     address = client_address(request)
     quiet_since = now - timedelta(seconds=settings.TOKENS_TOUCH_SECONDS)
+    if token.last_used_at is not None and token.last_used_at > quiet_since:
+        return  # as read a moment ago: most requests stop here, with no write at all
     touched = (
         MachineToken.objects.filter(pk=token.pk)
         .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=quiet_since))
