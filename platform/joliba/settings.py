@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "pgtrigger",  # integrity: database triggers (signed report versions immutable, signer a radiologist)
     "accounts",
@@ -154,8 +153,9 @@ WHITENOISE_MAX_AGE = 31536000 if PRODUCTION else 3600
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a missing or refused token answers 401 with WWW-Authenticate (docs/tokens.md).
+        "tokens.authentication.MachineTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -349,3 +349,11 @@ CELERY_BEAT_SCHEDULE["audit-replay-spool"] = {  # audit rows the database refuse
     "task": "audit.tasks.replay_audit_spool",
     "schedule": float(env("AUDIT_REPLAY_SECONDS", "60")),
 }
+
+# --- tokens: the site agents' machine tokens (docs/tokens.md) ---
+TOKENS_DEFAULT_DAYS = int(env("TOKENS_DEFAULT_DAYS", "365"))  # lifetime of a new token
+TOKENS_MAX_DAYS = int(env("TOKENS_MAX_DAYS", str(max(3 * 365, TOKENS_DEFAULT_DAYS))))
+# Key of the tokens' HMAC (by default SECRET_KEY): changing it invalidates every token.
+TOKENS_HASH_KEY = env("TOKENS_HASH_KEY", SECRET_KEY)
+# A token's last use (and the audit's "token.used") is written at most this often.
+TOKENS_TOUCH_SECONDS = int(env("TOKENS_TOUCH_SECONDS", "60"))

@@ -19,6 +19,7 @@ urlpatterns = [
     path("worklist/", include("assignment.urls")),
     path("", include("alerts.urls")),
     path("audit/", include("audit.urls")),
+    path("tokens/", include("tokens.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),
