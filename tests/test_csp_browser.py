@@ -133,7 +133,8 @@ def test_every_page_satisfies_the_csp_while_it_works(
         dr.screenshot(path=str(SHOTS / "reading.png"), full_page=True)
         # The full rendition the viewer drew, kept in this browser's HTTP cache for the session.
         full = dr.evaluate(
-            "() => performance.getEntriesByType('resource').map(e => e.name).find(n => n.includes('/r/full-'))"
+            "() => performance.getEntriesByType('resource').map(e => e.name)"
+            ".find(n => n.includes('/r/full-'))"
         )
         assert full and dr.evaluate(IN_CACHE, full), "the rendition is not in the browser's cache"
 
