@@ -40,6 +40,14 @@ IN_CACHE = """async (url) => {
 }"""
 
 
+# Images (previews, renditions) this document loaded: how many, and bytes over the network (a
+# response from the HTTP cache has a transferSize of 0).
+IMAGE_BYTES = """() => {
+  const images = performance.getEntriesByType("resource").filter(e => e.name.includes("/images/"));
+  return {count: images.length, bytes: images.reduce((sum, e) => sum + e.transferSize, 0)};
+}"""
+
+
 class Watch:
     """Violations, console errors/warnings and uncaught errors of every page of a context."""
 
@@ -137,6 +145,14 @@ def test_every_page_satisfies_the_csp_while_it_works(
             ".find(n => n.includes('/r/full-'))"
         )
         assert full and dr.evaluate(IN_CACHE, full), "the rendition is not in the browser's cache"
+        # The same case opened again in the session: its images come from the cache, 0 bytes.
+        first = dr.evaluate(IMAGE_BYTES)
+        dr.goto(url + reverse("read", args=[study.pk]))
+        dr.wait_for_function("() => document.querySelector('.vw').dataset.source === 'full'", timeout=60_000)
+        again = dr.evaluate(IMAGE_BYTES)
+        print(f"images of the case: first open {first}, opened again in the session {again}")
+        assert first["count"] >= 2 and first["bytes"] > 0, first
+        assert again["count"] >= 2 and again["bytes"] == 0, again
 
         # The study page with its image grid, as the site sees it.
         tech.goto(f"{url}/studies/{study.pk}/")
