@@ -55,6 +55,18 @@ def production_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def _sign_in(client, user) -> None:
+    """With a verified second factor where the role needs one (tests.helpers.login_verified, from
+    the authentication work), else a plain session."""
+    from tests import helpers
+
+    login = getattr(helpers, "login_verified", None)
+    if login is not None:
+        login(client, user)
+    else:
+        client.force_login(user)
+
+
 def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
@@ -191,7 +203,7 @@ def test_patient_data_is_no_store_and_images_are_cached_privately_for_a_reading_
     instance = study.instances.get()
     render_instance(instance.pk)
     lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
-    client.force_login(radiologist)
+    _sign_in(client, radiologist)
     manifest = client.get(reverse("viewer_manifest", args=[study.pk]))
     assert manifest.status_code == 200 and manifest["Cache-Control"] == "no-store"
     shown = manifest.json()["series"][0]["instances"][0]
@@ -220,7 +232,7 @@ def test_patient_data_is_no_store_and_images_are_cached_privately_for_a_reading_
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert pdf["Cache-Control"] == "no-store"
     # A denied image is not cached either (404 for whoever may not see the study).
-    client.force_login(tech_b)
+    _sign_in(client, tech_b)
     denied = client.get(shown["full"]["frames"][0])
     assert denied.status_code == 404 and denied["Cache-Control"] == "no-store"
 
@@ -234,7 +246,7 @@ def test_static_files_stay_cacheable(client):
 
 @pytest.mark.django_db
 def test_logout_clears_the_browsers_cache_and_storage(client, radiologist):
-    client.force_login(radiologist)
+    _sign_in(client, radiologist)
     assert "Clear-Site-Data" not in client.get(reverse("login"))
     answer = client.post(reverse("logout"))
     assert answer.status_code in (200, 302)
@@ -252,7 +264,7 @@ def _meta(**values: str) -> str:
 )
 def test_a_get_with_a_method_override_header_writes_nothing_to_an_upload(header, tech_a):
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(tech_a)
+    _sign_in(browser, tech_a)
     browser.get(reverse("send"))  # the page sets the CSRF cookie
     token = browser.cookies["csrftoken"].value
     created = browser.post(
@@ -353,7 +365,7 @@ def test_every_state_change_with_a_session_needs_the_csrf_token(admin_user):
     admin_user.is_staff = admin_user.is_superuser = True  # the admin's views too
     admin_user.save()
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(admin_user)
+    _sign_in(browser, admin_user)
     checked, unresolved, exempt_seen, failures = 0, [], set(), []
     for url, name, callback in _routes():
         try:
@@ -399,7 +411,7 @@ def test_only_the_listed_views_are_csrf_exempt():
 @pytest.mark.django_db
 def test_the_api_schema_is_for_signed_in_users_only(client, tech_a):
     assert client.get("/api/schema/").status_code in (401, 403)
-    client.force_login(tech_a)
+    _sign_in(client, tech_a)
     answer = client.get("/api/schema/")
     assert answer.status_code == 200 and b"openapi" in answer.content
 
