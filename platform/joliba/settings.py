@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",  # harden: CONTENT_SECURITY_POLICY below; after WhiteNoise (static)
+    "joliba.security.HardeningMiddleware",  # harden: no-store, no method override, logout clears cache
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -357,3 +359,43 @@ TOKENS_MAX_DAYS = int(env("TOKENS_MAX_DAYS", str(max(3 * 365, TOKENS_DEFAULT_DAY
 TOKENS_HASH_KEY = env("TOKENS_HASH_KEY", SECRET_KEY)
 # A token's last use (and the audit's "token.used") is written at most this often.
 TOKENS_TOUCH_SECONDS = int(env("TOKENS_TOUCH_SECONDS", "60"))
+
+# --- harden: production checks, security headers, CSP, caching of patient data (docs/security.md) ---
+if PRODUCTION and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    raise ImproperlyConfigured("Production needs PostgreSQL (DATABASE_URL=postgres://...), not SQLite.")
+# HSTS: once a browser has seen it, it refuses plain HTTP to this host (and its subdomains) for
+# that long. A year in production; 0 (off) elsewhere, so a developer's localhost is not pinned.
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if PRODUCTION else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)  # only matters if the domain is submitted
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)  # behind the proxy: X-Forwarded-Proto
+# Kannel calls back over plain HTTP on the machine itself (deploy/kannel/kannel.conf): never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^alerts/kannel/"]
+SECURE_REFERRER_POLICY = "same-origin"  # study URLs never leave in a Referer
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # send.js, autosave.js, worklist.js read the token from the form field
+# Images (renditions, previews, heatmaps) may stay in this browser's cache this long: a reading
+# session (the case, the next cases the viewer prefetched); logout clears the cache earlier.
+# Everything else with patient data is no-store (joliba.security).
+PRIVATE_CACHE_SECONDS = int(env("PRIVATE_CACHE_SECONDS", "3600"))
+CSP_REPORTS_PER_MINUTE = int(env("CSP_REPORTS_PER_MINUTE", "30"))  # per client address (x10 in all)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],  # no inline script, no eval: templates hold none (tests/test_csp*.py)
+        "style-src": ["'self'"],  # no style= attribute, no <style>: CSSOM from scripts is allowed
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "worker-src": ["'none'"],  # the viewer decodes on the page (OffscreenCanvas), no worker
+        "object-src": ["'none'"],
+        "frame-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "report-uri": ["/csp-report/"],
+    },
+}

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import IsAuthenticated
 
+from joliba.security import csp_report
 from studies.views import home
 
 urlpatterns = [
@@ -20,7 +22,8 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("audit/", include("audit.urls")),
     path("tokens/", include("tokens.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    path("csp-report/", csp_report, name="csp_report"),
     path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),
 ]
