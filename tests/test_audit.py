@@ -603,7 +603,7 @@ def test_the_csv_export_is_the_filtered_set_and_defuses_formulas(client, admin_u
     client.force_login(admin_user)
     answer = client.get(reverse("audit:export"), {"action": "login.failed"}, **BEHIND_PROXY)
     assert answer.status_code == 200 and answer["Content-Type"].startswith("text/csv")
-    assert answer["Cache-Control"] == "private, no-store"
+    assert answer["Cache-Control"] == "no-store"  # joliba.security: every unmarked answer
     rows = list(csv.reader(io.StringIO(b"".join(answer.streaming_content).decode())))
     assert rows[0][:4] == ["at", "action", "outcome", "actor"]
     assert [r[1:4] for r in rows[1:]] == [["login.failed", "failed", '\'=HYPERLINK("http://x")']]

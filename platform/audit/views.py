@@ -189,5 +189,4 @@ def export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="joliba-audit-{stamp}.csv"'
-    response["Cache-Control"] = "private, no-store"
     return response
