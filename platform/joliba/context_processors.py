@@ -17,5 +17,7 @@ def navigation(request: HttpRequest) -> dict[str, dict[str, bool]]:
             "may_see_load": access.may_see_team_load(user),
             "may_manage_alerts": access.may_manage_alerts(user),
             "may_manage_tokens": access.may_open_tokens_page(user),  # absent above: false
+            "may_see_audit": access.may_see_audit(user),
+            "may_export_patient": access.may_export_patient(user),
         }
     }
