@@ -720,17 +720,20 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worl
     print("\n" + report)  # shown with -s
 
 
-@pytest.fixture(autouse=True)
-def _matrix_settings(settings, world):
+@pytest.fixture
+def matrix(settings, world) -> World:
+    """The world, with this module's settings for each test that calls routes."""
     settings.JOLIBA_RENDITIONS_ROOT = world.extra["renditions"]
     settings.INGEST_SPOOL_DIR = world.extra["spool"]
     settings.ALERTS_CALLBACK_TOKEN = "matrix-kannel"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    return world
 
 
 @pytest.fixture
-def archived_image(world, orthanc_server):
+def archived_image(matrix, orthanc_server):
     """The instance of the queued study, really in Orthanc (a chest radiograph of the portable set)."""
+    world = matrix
     import requests
 
     from tests.paths import CHEST_PA_1024
@@ -747,14 +750,35 @@ def archived_image(world, orthanc_server):
 
 
 # --- The tests ---------------------------------------------------------------------------------
+def without_entry(patterns: list[Pattern]) -> list[str]:
+    return sorted({p.key for p in patterns if not is_admin(p) and p.key not in ROUTES})
+
+
 def test_every_route_has_an_entry():
     """A pattern found by the walk and missing from the table fails here, by name."""
     patterns = list(walk())
-    missing = sorted({p.key for p in patterns if not is_admin(p) and p.key not in ROUTES})
+    missing = without_entry(patterns)
     unknown = sorted(set(ROUTES) - {p.key for p in patterns})
     assert not missing, f"routes without an entry in ROUTES (decide who may reach them): {missing}"
     assert not unknown, f"entries of ROUTES that are no route any more: {unknown}"
     assert len(patterns) > len(ROUTES)  # the admin's are there too: test_admin_route tries them
+
+
+def test_the_walk_sees_every_include_and_a_new_route_fails(settings):
+    """The walk goes through includes, namespaces and unnamed patterns; a route added anywhere,
+    named or not, is reported by name (or by its route) until the table has its entry."""
+    keys = {p.key for p in walk()}
+    assert {"alerts:ack", "tus_upload", "api_preview", "viewer_rendition", "set_language"} <= keys
+    assert "admin/(?P<url>.*)$" in keys  # unnamed, admin family
+    settings.ROOT_URLCONF = "tests.access_matrix_urls"  # joliba.urls and two new routes
+    from django.urls import clear_url_caches
+
+    clear_url_caches()
+    try:
+        found = without_entry(list(walk(get_resolver())))
+    finally:
+        clear_url_caches()
+    assert found == ["matrix_new_named", "new/<int:pk>/unnamed/"]
 
 
 @pytest.mark.django_db
@@ -762,7 +786,8 @@ def test_every_route_has_an_entry():
     "key",
     [pytest.param(k, marks=pytest.mark.orthanc) if k in ARCHIVE_ROUTES else k for k in ROUTES],
 )
-def test_route(key, world, request):
+def test_route(key, matrix, request):
+    world = matrix
     if key in ARCHIVE_ROUTES:
         request.getfixturevalue("archived_image")
     problems = []
@@ -924,9 +949,10 @@ def admin_urls(world: World) -> Iterator[tuple[str, str, str, str]]:
 
 
 @pytest.mark.django_db
-def test_admin_route(world):
+def test_admin_route(matrix):
     """Every admin URL: who is not staff (or not signed in) goes to the admin's login page; the
     admin gets the page. An admin pattern of a kind not in ADMIN_FOR_ADMIN fails by name."""
+    world = matrix
     problems = []
     tried = 0
     for label, url, cells, kind in admin_urls(world):
@@ -955,10 +981,11 @@ def test_admin_route(world):
 
 
 @pytest.mark.django_db
-def test_personas_are_what_they_claim(world):
+def test_personas_are_what_they_claim(matrix):
     """The three personas that must open nothing would pass for the wrong reason if their
     credentials never worked: the token worked before it was revoked, the session before it
     expired, and the expired session's row is in the past."""
+    world = matrix
     from django.conf import settings
     from django.contrib.sessions.models import Session
     from django.test import Client
