@@ -94,7 +94,8 @@ class World:
     queued: Any  # complete, waiting in the worklist: claim, detail, viewer, consult
     held: Any  # in reading by `reader`: read, report, release, return, hand-over, reassign
     reported: Any  # signed by `reader`: report page, PDF, amendment
-    other_site_study: Any  # site C, same patient's name: "same patient?" verdict
+    other_site_study: Any  # site C: the "same patient?" verdict between two sites
+    site_b_study: Any  # site B's: its pk with site A's image in one URL must open nothing
     instance: Any  # an image of `queued` with a rendition and an AI heatmap
     rendition_name: str
     submission: Any  # a sending of site A (the plain form's result page)
@@ -230,6 +231,7 @@ def build_world(renditions_root: Any, spool_dir: Any) -> World:
     )
     reported.refresh_from_db()
     other_site_study = study(site_c, patient="Zzother")
+    site_b_study = study(site_b, patient="Zzsiteb")
     mine = lifecycle.transition(study(site_a), Transition.CLAIM, actor=colleague)  # the colleague asks
     opinion = SecondOpinion.objects.create(
         study=mine, asked_by=colleague, asked_of=reader, question="Opacité basale droite ?"
@@ -307,6 +309,7 @@ def build_world(renditions_root: Any, spool_dir: Any) -> World:
         held=held,
         reported=reported,
         other_site_study=other_site_study,
+        site_b_study=site_b_study,
         instance=instance,
         rendition_name=rendition.name,
         submission=submission,

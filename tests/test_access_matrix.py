@@ -132,6 +132,14 @@ def _image(w: World) -> dict[str, int]:
     return {"pk": w.queued.pk, "instance_pk": w.instance.pk}
 
 
+def _mixed(w: World) -> dict[str, int]:
+    """Site B's study (which tech_b and nonreader may see) with site A's image: nobody's."""
+    return {"pk": w.site_b_study.pk, "instance_pk": w.instance.pk}
+
+
+MIXED = "mixed: site B's study, site A's image"
+
+
 def _report_changed(w: World) -> bool:
     from reports.models import Report
 
@@ -140,6 +148,12 @@ def _report_changed(w: World) -> bool:
 
 def _amended(w: World) -> bool:
     return w.reported.report.versions.count() > 1
+
+
+def _linked(w: World) -> bool:
+    from assignment.models import PatientLink
+
+    return PatientLink.objects.exists()
 
 
 def _tus(**extra: str) -> dict[str, str]:
@@ -202,16 +216,30 @@ ROUTES: dict[str, list[Case]] = {
     "study_detail": [
         case(_queued, GET=f"200 404 200 404 200 {ANON_PAGE}", shows_site_a=("tech_a", "reader", "admin"))
     ],
-    "instance_preview": [case(_image, GET=f"200 404 200 404 200 {ANON_PAGE}", note="archive")],
+    "instance_preview": [
+        case(_image, GET=f"200 404 200 404 200 {ANON_PAGE}", note="archive"),
+        case(_mixed, GET=f"404 404 404 404 404 {ANON_PAGE}", note="archive", label=MIXED),
+    ],
     "viewer_manifest": [case(_queued, GET=f"200 404 200 404 200 {ANON_404}")],
     "viewer_rendition": [
         case(
             lambda w: {**_image(w), "name": w.rendition_name},
             GET=f"200 404 200 404 200 {ANON_404}",
-        )
+        ),
+        case(
+            lambda w: {**_mixed(w), "name": w.rendition_name},
+            GET=f"404 404 404 404 404 {ANON_404}",
+            label=MIXED,
+        ),
     ],
-    "viewer_original": [case(_image, GET=f"200 404 200 404 200 {ANON_404}", note="archive")],
-    "ai_heatmap": [case(_image, GET=f"404 404 200 404 200 {ANON_PAGE}")],
+    "viewer_original": [
+        case(_image, GET=f"200 404 200 404 200 {ANON_404}", note="archive"),
+        case(_mixed, GET=f"404 404 404 404 404 {ANON_404}", note="archive", label=MIXED),
+    ],
+    "ai_heatmap": [
+        case(_image, GET=f"404 404 200 404 200 {ANON_PAGE}"),
+        case(_mixed, GET=f"404 404 404 404 404 {ANON_PAGE}", label=MIXED),
+    ],
     # --- Sending ---
     "upload": [
         case(
@@ -331,9 +359,16 @@ ROUTES: dict[str, list[Case]] = {
             GET="405 405 405 405 405 405 405 405",
             POST=f"403 403 302>consult* 404 403 {ANON_PAGE}",
             data=lambda w: {"same": "1"},
-            effect=lambda w: __import__("assignment.models").models.PatientLink.objects.exists(),
+            effect=_linked,
             note="admins may link records (access.may_link_patients) but the page is for radiologists",
-        )
+        ),
+        case(  # a study the reader may not see, on the other side: nobody links it
+            lambda w: {"pk": w.queued.pk, "other_pk": w.site_b_study.pk},
+            POST=f"403 403 404 404 403 {ANON_PAGE}",
+            data=lambda w: {"same": "1"},
+            effect=_linked,
+            label="other side unseen",
+        ),
     ],
     # --- Reports ---
     "report": [case(_reported, GET=f"200 404 200 404 200 {ANON_PAGE}")],
@@ -526,7 +561,10 @@ ROUTES: dict[str, list[Case]] = {
         ),
     ],
     "api_report_pdf": [case(_reported, GET=f"200 404 200 404 200 {ANON_API}")],
-    "api_preview": [case(_image, GET=f"200 404 200 404 200 {ANON_API}", note="archive")],
+    "api_preview": [
+        case(_image, GET=f"200 404 200 404 200 {ANON_API}", note="archive"),
+        case(_mixed, GET=f"404 404 404 404 404 {ANON_API}", note="archive", label=MIXED),
+    ],
 }
 
 ARCHIVE_ROUTES = {name for name, cases in ROUTES.items() if any(c.note == "archive" for c in cases)}
