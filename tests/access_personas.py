@@ -296,6 +296,35 @@ def build_world(renditions_root: Any, spool_dir: Any) -> World:
     failed_alert = alert("failed", status=AlertStatus.FAILED, reason_code="gateway")
     phone_task = alert("phone", channel=Channel.PHONE, status=AlertStatus.PENDING, needs_ack=True)
 
+    # A row of each model the admin lists, so its change, history and delete pages are opened on
+    # a real object (a model without one is still tried: the admin then sends to its index).
+    from django.contrib.auth.models import Group
+
+    from alerts.models import GatewayState, NotificationSettings, SiteAlertSettings
+    from assignment.models import PatientLink, Shift
+    from reports.models import ReportExport
+
+    Group.objects.create(name="matrix")
+    Shift.objects.create(radiologist=reader, starts_at=now, ends_at=now + timedelta(hours=8))
+    PatientLink.objects.create(
+        site_a=site_b,
+        patient_id_a="MTXB",
+        site_b=site_c,
+        patient_id_b="MTXC",
+        verdict=PatientLink.Verdict.DIFFERENT,
+        decided_by=colleague,
+    )
+    NotificationSettings.objects.create(user=users["tech_a"])
+    SiteAlertSettings.objects.create(site=site_a)
+    GatewayState.objects.create(channel=Channel.SMS)
+    ReportExport.objects.get_or_create(
+        version=reported.report.latest,
+        defaults={
+            "pdf_sop_instance_uid": "1.2.826.0.1.3680043.10.999.9.1",
+            "sr_sop_instance_uid": "1.2.826.0.1.3680043.10.999.9.2",
+        },
+    )
+
     token, secret = issue_token(users["tech_a"], name="agent-kayes", site=site_a)
     revoke_token(token)
 

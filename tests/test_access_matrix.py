@@ -153,7 +153,7 @@ def _amended(w: World) -> bool:
 def _linked(w: World) -> bool:
     from assignment.models import PatientLink
 
-    return PatientLink.objects.exists()
+    return PatientLink.objects.filter(decided_by=w.users["reader"]).exists()
 
 
 def _tus(**extra: str) -> dict[str, str]:
