@@ -14,9 +14,9 @@ Eight personas, each a way of arriving at the platform:
 - `revoked`: a machine (site agent) of site A whose token was revoked, sending it on every request;
 - `expired`: a browser holding the admin's session cookie after that session expired.
 
-Three switches for the other helpers' work, each in one place: `login` (force_login today;
+Switches for the other helpers' work, each in one place: `login` (force_login today;
 `tests.helpers.login_verified` once the second factor is required), `issue_token` and
-`revoke_token` (DRF's authtoken Token today; `tokens.service.issue`/`revoke` tomorrow).
+`revoke_token` (tokens.service.issue / revoke: hashed machine tokens, revoked = refused).
 
 Nothing here imports Django at module level (conftest-style), so it can be imported anywhere.
 """
@@ -54,17 +54,17 @@ def login(client: Any, user: Any) -> None:
 
 
 def issue_token(user: Any, *, name: str, site: Any = None) -> tuple[Any, str]:
-    """A machine token for `user`: (the token object, the secret sent as `Authorization: Token`).
-    Tomorrow: `return tokens.service.issue(user, name=name, site=site)`."""
-    from rest_framework.authtoken.models import Token
+    """A machine token for `user`: (the token object, the secret sent as `Authorization: Token`)."""
+    from tokens import service
 
-    token = Token.objects.create(user=user)
-    return token, token.key
+    return service.issue(user, name=name, site=site)
 
 
 def revoke_token(token: Any) -> None:
-    """Revoke a token issued by issue_token. Tomorrow: `tokens.service.revoke(token)`."""
-    token.delete()
+    """Revoke a token issued by issue_token (the row stays, refused from now on)."""
+    from tokens import service
+
+    service.revoke(token)
 
 
 def expire_session(client: Any) -> str:
@@ -327,6 +327,7 @@ def build_world(renditions_root: Any, spool_dir: Any) -> World:
 
     token, secret = issue_token(users["tech_a"], name="agent-kayes", site=site_a)
     revoke_token(token)
+    live_token, _secret = issue_token(users["tech_b"], name="agent-sikasso", site=site_b)
 
     world = World(
         users=users,
@@ -349,7 +350,7 @@ def build_world(renditions_root: Any, spool_dir: Any) -> World:
         failed_alert=failed_alert,
         phone_task=phone_task,
         revoked_secret=secret,
-        extra={"ack_token": ack_token(ack_alert.pk)},
+        extra={"ack_token": ack_token(ack_alert.pk), "live_token": live_token},
     )
     world.sessions()  # in the caller's transaction, not in a cell's savepoint
     return world
