@@ -272,7 +272,14 @@ ROUTES: dict[str, list[Case]] = {
             content_type="application/offset+octet-stream",
             headers=_tus(HTTP_UPLOAD_OFFSET="0"),
             effect=lambda w: w.transfer.__class__.objects.get(pk=w.transfer.pk).state == "terminated",
-        )
+        ),
+        case(  # a method-override header is ignored: a GET (no CSRF token needed) stays a GET
+            lambda w: {"upload_id": w.transfer.pk},
+            GET=f"200 404 404 404 200 {ANON_TUS}",
+            headers=_tus(HTTP_X_HTTP_METHOD_OVERRIDE="DELETE"),
+            effect=lambda w: w.transfer.__class__.objects.get(pk=w.transfer.pk).state == "terminated",
+            label="GET, X-HTTP-Method-Override: DELETE",
+        ),
     ],
     "tus_manifests": [
         case(
@@ -525,11 +532,20 @@ ROUTES: dict[str, list[Case]] = {
             ),
         )
     ],
+    # --- Hardening: the browsers' CSP violation reports (no credentials; a log line, nothing else) ---
+    "csp_report": [
+        case(
+            GET="405 405 405 405 405 405 405 405",
+            POST="204 204 204 204 204 204 204 204",
+            data=lambda w: b'{"csp-report": {"violated-directive": "script-src", "blocked-uri": "inline"}}',
+            content_type="application/csp-report",
+            settings={"CSP_REPORTS_PER_MINUTE": 10_000},  # its rate limit is tested by harden
+        )
+    ],
     # --- API ---
     "schema": [
         case(
-            GET="200 200 200 200 200 200~401 401 200~401",  # a refused token: 401 already
-            note="issue 10 item 4 (harden): /api/schema/ only for authenticated users",
+            GET="200 200 200 200 200 401 401 401",  # for signed-in users only (issue 10, item 4)
         )
     ],
     "api_token": [
