@@ -33,6 +33,11 @@ def test_framework_free_packages_do_not_import_django():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True)
 
 
+# What production needs beyond its secret: the Kannel callbacks' shared token (the default SMS
+# backend in production), refused when missing.
+PRODUCTION_EXTRA = {"ALERTS_CALLBACK_TOKEN": "k" * 24}
+
+
 def _settings_in(env_overrides: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "JOLIBA_ENV")}
     env.update(env_overrides)
@@ -49,12 +54,19 @@ def test_production_refuses_the_default_secret_and_debug():
     assert "SECRET_KEY" in _settings_in({"JOLIBA_ENV": "production"}).stderr
     debug_on = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40, "DEBUG": "1"})
     assert "DEBUG" in debug_on.stderr
-    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40})
+    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40, **PRODUCTION_EXTRA})
     assert ok.returncode == 0, ok.stderr
+
+
+def test_production_refuses_kannel_callbacks_without_their_token():
+    base = {"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40}
+    refused = _settings_in({**base, "ALERTS_CALLBACK_TOKEN": ""})
+    assert refused.returncode != 0 and "ALERTS_CALLBACK_TOKEN" in refused.stderr
+    assert _settings_in({**base, "ALERTS_SMS_BACKEND": "africastalking"}).returncode == 0
 
 
 def test_secrets_can_come_from_files(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("y" * 50 + "\n")
-    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY_FILE": str(secret)})
+    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY_FILE": str(secret), **PRODUCTION_EXTRA})
     assert ok.returncode == 0, ok.stderr

@@ -49,6 +49,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         ALLOWED_HOSTS="joliba.example.org",
         DATABASE_URL=POSTGRES,
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        ALERTS_CALLBACK_TOKEN=secrets.token_urlsafe(24),
         DJANGO_SETTINGS_MODULE="joliba.settings",
     )
     env.update(overrides)

@@ -18,6 +18,9 @@ class SecondOpinionAdmin(admin.ModelAdmin):
     list_display = ("study", "asked_by", "asked_of", "asked_at", "answered_at")
     readonly_fields = ("study", "asked_by", "asked_of", "question", "answer", "asked_at", "answered_at")
 
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # asked from the reading page, by the radiologist holding the study
+
 
 @admin.register(PatientLink)
 class PatientLinkAdmin(admin.ModelAdmin):

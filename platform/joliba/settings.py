@@ -288,6 +288,10 @@ ALERTS_SMS_FILE = Path(env("ALERTS_SMS_FILE", str(DATA_DIR / "sms-outbox.txt")))
 ALERTS_PUBLIC_URL = env("ALERTS_PUBLIC_URL", "http://127.0.0.1:8000")  # short links and Kannel callbacks
 ALERTS_CALLBACK_URL = env("ALERTS_CALLBACK_URL", ALERTS_PUBLIC_URL)  # where Kannel reaches us
 ALERTS_CALLBACK_TOKEN = env("ALERTS_CALLBACK_TOKEN", "")  # shared with Kannel's get-url / dlr-url
+if PRODUCTION and ALERTS_SMS_BACKEND == "kannel" and len(ALERTS_CALLBACK_TOKEN) < 16:
+    # Without a token the callbacks trust loopback, which behind a proxy on the same host is
+    # everyone: a forged SMS reply would acknowledge an alert.
+    raise ImproperlyConfigured("Production with Kannel needs ALERTS_CALLBACK_TOKEN (16+ characters).")
 KANNEL_SENDSMS_URL = env("KANNEL_SENDSMS_URL", "http://127.0.0.1:13013/cgi-bin/sendsms")
 KANNEL_USERNAME = env("KANNEL_USERNAME", "joliba")
 KANNEL_PASSWORD = env("KANNEL_PASSWORD", "")

@@ -22,6 +22,9 @@ class ReportVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # viewing stays (view permission); a POST answers 403, never the model's refusal
+
 
 @admin.register(ReportExport)
 class ReportExportAdmin(admin.ModelAdmin):
