@@ -24,8 +24,8 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
-from django.utils.html import escape
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts.models import User
 from ingest import quota

@@ -33,8 +33,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django_ratelimit import ALL
-from django_ratelimit.core import get_usage
+from django_ratelimit import ALL  # type: ignore[import-untyped]  # no type information published
+from django_ratelimit.core import get_usage  # type: ignore[import-untyped]
 
 from accounts.models import Site
 
