@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Site
+from audit.api import record
 from orthanc.client import Change, OrthancClient, OrthancError
 from reports.dicom_objects import is_platform_report
 from studies.archive import get_archive
@@ -103,7 +104,7 @@ def _over_budget(batch: _Batch, facts: dict, instance_id: str, site_id: int) -> 
     _site, aet = batch.sender_of(instance_id)
     log.warning("instance %s from %s refused: its site's daily budget is spent", instance_id, aet or "?")
     batch.client.delete_instance(instance_id)
-    ArchiveRefusal.objects.create(
+    refusal = ArchiveRefusal.objects.create(
         site_id=site_id,
         calling_aet=aet[:16],
         study_instance_uid=facts["StudyInstanceUID"][:64],
@@ -111,6 +112,12 @@ def _over_budget(batch: _Batch, facts: dict, instance_id: str, site_id: int) -> 
         size=size,
         code="archive_daily_budget",
         params={"limit_mb": max(1, quota.daily_budget() // 1024**2)},
+    )
+    record(
+        "archive.instance_refused",
+        obj=refusal,
+        outcome="denied",
+        detail={"site": site_id, "calling_aet": aet[:16], "size": size, "code": refusal.code},
     )
     return True
 
