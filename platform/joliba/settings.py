@@ -54,8 +54,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
+    "pgtrigger",  # integrity: database triggers (signed report versions immutable, signer a radiologist)
     "accounts",
     "studies",
     "ingest",
@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "ingest.quota.RequestSizeLimit",  # limits: a multipart body over INGEST_MAX_REQUEST_BYTES refused unread
+    "audit.middleware.AuditMiddleware",  # audit: who read which study, image, PDF (needs request.user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -153,8 +154,9 @@ WHITENOISE_MAX_AGE = 31536000 if PRODUCTION else 3600
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a missing or refused token answers 401 with WWW-Authenticate (docs/tokens.md).
+        "tokens.authentication.MachineTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -350,3 +352,41 @@ INGEST_RATE_LIMITS = {
     "sms_reply": {"sender": env("RATE_SMS_REPLY_SENDER", "10/m"), "all": env("RATE_SMS_REPLY_ALL", "120/m")},
 }
 RATELIMIT_FAIL_OPEN = env_bool("RATELIMIT_FAIL_OPEN", True)
+
+# --- integrity: de-identification, retention, patient export (docs/privacy.md) ---
+# Key of the de-identified UIDs and pseudonyms (empty: derived from SECRET_KEY). The same key
+# exports the same study with the same UIDs; changing it unlinks every earlier export.
+PRIVACY_DEID_KEY = env("PRIVACY_DEID_KEY", "")
+PRIVACY_EXPORT_DIR = Path(env("PRIVACY_EXPORT_DIR", str(DATA_DIR / "exports")))
+# Retention in days (0: kept forever). The audit trail is never purged by the platform.
+RETENTION_INCOMPLETE_UPLOAD_DAYS = int(env("RETENTION_INCOMPLETE_UPLOAD_DAYS", "7"))
+RETENTION_SPOOL_DAYS = int(env("RETENTION_SPOOL_DAYS", "2"))
+RETENTION_REJECTED_DAYS = int(env("RETENTION_REJECTED_DAYS", "90"))
+RETENTION_RENDITIONS_DAYS = int(env("RETENTION_RENDITIONS_DAYS", "0"))
+RETENTION_DEID_EXPORT_DAYS = int(env("RETENTION_DEID_EXPORT_DAYS", "7"))
+CELERY_BEAT_SCHEDULE["retention-purge"] = {  # one task deletes what the rules above say is due
+    "task": "privacy.tasks.purge_retention",
+    "schedule": float(env("RETENTION_PURGE_SECONDS", "3600")),
+}
+
+# --- audit: the audit trail (docs/audit.md) ---
+# Rows the database refused wait here (JSON lines, fsync'd) until the beat task replays them.
+AUDIT_SPOOL_DIR = Path(env("AUDIT_SPOOL_DIR", str(DATA_DIR / "audit-spool")))
+# Images are fetched per frame: "study.images_viewed" at most once per user and study this often.
+AUDIT_IMAGES_VIEWED_MINUTES = float(env("AUDIT_IMAGES_VIEWED_MINUTES", "10"))
+AUDIT_PAGE_SIZE = int(env("AUDIT_PAGE_SIZE", "100"))
+# Reverse proxies listed in X-Forwarded-For after the client (django-ipware's proxy_count); unset:
+# the header is ignored. The auth app's AXES_IPWARE_* settings win when present (one rule).
+JOLIBA_PROXY_COUNT = int(env("JOLIBA_PROXY_COUNT")) if env("JOLIBA_PROXY_COUNT") else None
+CELERY_BEAT_SCHEDULE["audit-replay-spool"] = {  # audit rows the database refused, into the table
+    "task": "audit.tasks.replay_audit_spool",
+    "schedule": float(env("AUDIT_REPLAY_SECONDS", "60")),
+}
+
+# --- tokens: the site agents' machine tokens (docs/tokens.md) ---
+TOKENS_DEFAULT_DAYS = int(env("TOKENS_DEFAULT_DAYS", "365"))  # lifetime of a new token
+TOKENS_MAX_DAYS = int(env("TOKENS_MAX_DAYS", str(max(3 * 365, TOKENS_DEFAULT_DAYS))))
+# Key of the tokens' HMAC (by default SECRET_KEY): changing it invalidates every token.
+TOKENS_HASH_KEY = env("TOKENS_HASH_KEY", SECRET_KEY)
+# A token's last use (and the audit's "token.used") is written at most this often.
+TOKENS_TOUCH_SECONDS = int(env("TOKENS_TOUCH_SECONDS", "60"))

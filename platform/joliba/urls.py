@@ -13,10 +13,13 @@ urlpatterns = [
     path("studies/<int:pk>/", include("reports.urls")),
     path("studies/<int:pk>/", include("viewer.urls")),
     path("studies/", include("studies.urls")),
+    path("", include("privacy.urls")),  # integrity: de-identified export, patient export
     path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),
     path("worklist/", include("assignment.urls")),
     path("", include("alerts.urls")),
+    path("audit/", include("audit.urls")),
+    path("tokens/", include("tokens.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),
