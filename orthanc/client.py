@@ -110,6 +110,13 @@ class OrthancClient:
             self._call(self._api.instances.list_metadata, id_=instance_id, params={"expand": ""}),
         )
 
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        """Orthanc's record of an instance (FileSize, ParentSeries, MainDicomTags...)."""
+        return cast(dict[str, Any], self._call(self._api.get_instance, instance_id))
+
+    def delete_instance(self, instance_id: str) -> None:
+        self._call(self._api.delete_instance, instance_id)
+
     def instance_tags(self, instance_id: str) -> dict[str, Any]:
         """Simplified tags (name → value) of one instance."""
         return cast(dict[str, Any], self._call(self._api.get_instance_simplified_tags, instance_id))

@@ -26,12 +26,25 @@ def archive_config(
     aet: str = "JOLIBA",
     plugin_dir: Path = PLUGIN_DIR,
     modalities: dict[str, tuple[str, str, int]] | None = None,
+    max_storage_mb: int = 0,
 ) -> dict[str, Any]:
     """Return the Orthanc configuration of the central archive as a dict.
 
     `modalities` maps a name to (AE title, host, port) of each modality or gateway allowed to
-    C-STORE into the archive; nobody else may.
+    C-STORE into the archive (or C-ECHO it); nobody else may, and a declared AE title calling
+    from another host is refused too.
+
+    HTTP: Orthanc (1.10 as 1.12) has no option to choose the interface it listens on; with
+    `RemoteAccessAllowed` false it refuses every HTTP client but 127.0.0.1 (tests/
+    test_orthanc_config.py calls it from 127.0.0.2 and gets 403). `remote_access=True` is for an
+    Orthanc on a private network whose port is published nowhere else (deploy/ says how).
+
+    `max_storage_mb` > 0 caps the archive with `MaximumStorageMode: Reject` (new instances
+    refused when full, never old ones recycled). Only for Orthanc ≥ 1.11.2: 1.10 ignores the mode
+    and would delete the oldest patients to make room, so the default is 0 (no cap).
     """
+    if max_storage_mb < 0:
+        raise ValueError("max_storage_mb must be 0 (no cap) or positive")
     if not password or password == "orthanc" or username == "orthanc":
         raise ValueError("the archive needs non-default Orthanc credentials")
     return {
@@ -55,7 +68,7 @@ def archive_config(
         "LimitFindResults": 200,
         "LimitFindInstances": 200,
         # Never recycle: a study in the archive is a patient record, not a cache entry.
-        "MaximumStorageSize": 0,
+        "MaximumStorageSize": max_storage_mb,
         "MaximumPatientCount": 0,
         "MaximumStorageMode": "Reject",
         "OverwriteInstances": False,
@@ -69,14 +82,19 @@ def archive_config(
         "DicomAet": aet,
         "DicomPort": dicom_port,
         "DicomCheckCalledAet": True,
-        # Modalities and peers that may C-STORE are declared; unknown callers are refused.
-        "DicomAlwaysAllowEcho": True,
+        # Modalities and peers that may C-STORE are declared; unknown callers are refused,
+        # even a C-ECHO (an open echo tells a scanner of the network that an archive is here).
+        "DicomAlwaysAllowEcho": False,
         "DicomAlwaysAllowStore": False,
         "DicomAlwaysAllowFind": False,
+        "DicomAlwaysAllowFindWorklist": False,
         "DicomAlwaysAllowGet": False,
         "DicomAlwaysAllowMove": False,
         "DicomCheckModalityHost": True,
         "DicomModalities": {name: list(m) for name, m in (modalities or {}).items()},
+        "DicomModalitiesInDatabase": False,  # the REST API cannot declare a new sender
+        "DicomScpTimeout": 30,  # an idle association is closed
+        "DicomThreadsCount": 4,  # associations served at once
         "UnknownSopClassAccepted": False,
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
         "Gdcm": {"Enable": True, "Throttling": 2},

@@ -98,9 +98,9 @@ class Sender:
             except Refused as exc:
                 if exc.status in (401, 403):
                     raise  # the token (expired, revoked) or the account, not the file: keep the queue
-                if exc.status == 413 and exc.code == "quota":
+                if (exc.status == 413 and exc.code == "quota") or exc.status == 429:
                     self.say("Quota du site atteint au centre ; nouvel essai plus tard.")
-                    raise LinkDown("quota") from exc
+                    raise LinkDown(exc.code or "quota") from exc
                 self._refused(item, exc.code, exc.reason)
                 return
             self.queue.set_tus_url(item.id, url)
@@ -111,6 +111,8 @@ class Sender:
             try:
                 result = self.client.patch(url, item.path, offset, item.size, progress=self._progress(item))
             except Refused as exc:
+                if exc.status == 429:  # the centre's limits (spool full, day's budget): wait, resume
+                    raise LinkDown(exc.code) from exc
                 if exc.status != 409:
                     raise
                 offset = self.client.offset(url)  # the server has more (or less) than we thought

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
+from ingest.quota import rate_limited
 from studies import access
 
 from . import acknowledgement, service
@@ -60,6 +61,11 @@ def acknowledge_link(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_GET
+@rate_limited(  # per sending phone and overall; only Kannel's own calls count (no lock-out by strangers)
+    "sms_reply",
+    lambda request: {"sender": request.GET.get("from") or None, "all": "*"},
+    only_if=_callback_allowed,
+)
 def kannel_incoming(request: HttpRequest) -> HttpResponse:
     """Kannel's sms-service get-url: an SMS someone sent to our number. The body is the reply."""
     if not _callback_allowed(request):

@@ -14,6 +14,7 @@ from studies.models import Priority, Study
 
 from .incoming import spooled
 from .models import FileVerdict, Submission
+from .quota import LimitExceeded, admitted_request, check_rate
 from .services import receive_submission
 from .verdicts import describe
 
@@ -52,20 +53,30 @@ def upload_study(request):
     """Send the DICOM files of a study; every file gets a verdict (accepted or refused, why)."""
     if not may_send_for_site(request.user):
         raise PermissionDenied(describe("forbidden"))
-    data = UploadRequestSerializer(
-        data={
-            "files": request.FILES.getlist("files"),
-            "indication": request.data.get("indication", ""),
-            "priority": request.data.get("priority", Priority.ROUTINE),
-        }
-    )
-    data.is_valid(raise_exception=True)
-    with spooled(data.validated_data["files"]) as incoming:
-        sent = receive_submission(
-            site=request.user.site,
-            sender=request.user,
-            files=incoming,
-            indication=data.validated_data["indication"],
-            priority=data.validated_data["priority"],
-        )
+    user = request.user
+    try:
+        # The limits of every route (ingest.quota): rate, request size, site quota, daily budget.
+        check_rate(request, "upload_api", {"user": user.pk, "site": user.site_id})
+        with admitted_request(request, user.site_id, route="api"):
+            data = UploadRequestSerializer(
+                data={
+                    "files": request.FILES.getlist("files"),
+                    "indication": request.data.get("indication", ""),
+                    "priority": request.data.get("priority", Priority.ROUTINE),
+                }
+            )
+            data.is_valid(raise_exception=True)
+            with spooled(data.validated_data["files"]) as incoming:
+                sent = receive_submission(
+                    site=user.site,
+                    sender=user,
+                    files=incoming,
+                    indication=data.validated_data["indication"],
+                    priority=data.validated_data["priority"],
+                )
+    except LimitExceeded as exc:
+        response = Response({"code": exc.code, "reason": exc.reason}, status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(max(1, int(exc.retry_after)))
+        return response
     return Response(SubmissionSerializer(sent).data, status=status.HTTP_201_CREATED)

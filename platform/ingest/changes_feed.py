@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Site
+from audit.api import record
 from orthanc.client import Change, OrthancClient, OrthancError
 from reports.dicom_objects import is_platform_report
 from studies.archive import get_archive
@@ -30,8 +31,9 @@ from studies.models import Source, Study
 from studies.selectors import known_study, study_of_instance
 from studies.services import Arrival, InstanceConflict, attribute_to_sender, mark_complete, record_instance
 
+from . import quota
 from .dicom_check import FACT_TAGS
-from .models import ArrivingArchiveStudy, ChangesCursor
+from .models import ArchiveRefusal, ArrivingArchiveStudy, ChangesCursor
 from .services import arrival_of, intent_for, note_recorded_by_feed, sender_still_sending
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,15 @@ class _Batch:
 
     def site_of(self, instance_id: str) -> int | None:
         """The site whose modality (DICOM AE title) stored this instance, if any."""
+        return self.sender_of(instance_id)[0]
+
+    def sender_of(self, instance_id: str) -> tuple[int | None, str]:
+        """(site, calling AE title) of the modality that stored this instance."""
         aet = self.client.instance_metadata(instance_id).get("RemoteAET", "")
         if aet not in self.sites:
             site = Site.objects.filter(dicom_aet=aet).values_list("pk", flat=True).first() if aet else None
             self.sites[aet] = site
-        return self.sites[aet]
+        return self.sites[aet], aet
 
 
 def _arrival(batch: _Batch, sop_instance_uid: str, instance_id: str):
@@ -83,9 +89,46 @@ def _arrival(batch: _Batch, sop_instance_uid: str, instance_id: str):
     return Arrival(site_id=batch.site_of(instance_id), source=Source.ARCHIVE), None
 
 
+def _over_budget(batch: _Batch, facts: dict, instance_id: str, site_id: int) -> bool:
+    """C-STORE from a site's modality: the instance is charged to the site's daily budget
+    (ingest.quota), like any upload. Past it, the instance is removed from the archive and
+    refused with a verdict the site's administrators see (ingest.ArchiveRefusal)."""
+    try:
+        size = int(batch.client.instance(instance_id).get("FileSize") or 0)
+    except OrthancError as exc:
+        if exc.status == 404:
+            return True  # deleted since: nothing to record
+        raise
+    if quota.admit_archive_instance(site_id, size):
+        return False
+    _site, aet = batch.sender_of(instance_id)
+    log.warning("instance %s from %s refused: its site's daily budget is spent", instance_id, aet or "?")
+    batch.client.delete_instance(instance_id)
+    refusal = ArchiveRefusal.objects.create(
+        site_id=site_id,
+        calling_aet=aet[:16],
+        study_instance_uid=facts["StudyInstanceUID"][:64],
+        sop_instance_uid=facts["SOPInstanceUID"][:64],
+        size=size,
+        code="archive_daily_budget",
+        params={"limit_mb": max(1, quota.daily_budget() // 1024**2)},
+    )
+    record(
+        "archive.instance_refused",
+        obj=refusal,
+        outcome="denied",
+        detail={"site": site_id, "calling_aet": aet[:16], "size": size, "code": refusal.code},
+    )
+    return True
+
+
 def _record(batch: _Batch, facts: dict, instance_id: str, study_id: str) -> Study | None:
     sop_uid = facts["SOPInstanceUID"]
     arrival, intent = _arrival(batch, sop_uid, instance_id)
+    if intent is None and arrival.site_id is not None and quota.daily_budget():
+        # Straight from a modality (no sending announced it), and new to the platform: charged.
+        if study_of_instance(sop_uid) is None and _over_budget(batch, facts, instance_id, arrival.site_id):
+            return None
     try:
         recorded = record_instance(
             facts=facts,

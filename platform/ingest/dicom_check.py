@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import struct
 import sys
 import warnings
@@ -258,6 +259,8 @@ def main(argv: list[str]) -> int:
             line = _refusal(index, FileCode.EXCEEDED_LIMITS)
         except Exception as exc:  # any other parser failure is a verdict, not a crash
             line = _refusal(index, FileCode.UNREADABLE, detail=_detail(exc))
+        # The child's own high-water mark so far (KiB on Linux): what checking costs, measured.
+        line["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps(line), flush=True)
     return 0
 

@@ -124,3 +124,48 @@ class ChangesCursor(models.Model):
     name = models.CharField(max_length=32, unique=True, default="orthanc")
     last_seq = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class QuotaHold(models.Model):
+    """Bytes a request in progress holds against its site's spool quota (a plain form or API
+    sending, a tus PATCH being written). Deleted when the request ends; one a killed process
+    left behind stops counting at `expires_at` (ingest.quota)."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.CASCADE, related_name="+")
+    bytes = models.BigIntegerField()
+    route = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+
+class DailyUsage(models.Model):
+    """Bytes a site brought in on one (local) day, every route together: the daily budget."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "day"], name="one_usage_row_per_site_day")]
+
+
+class ArchiveRefusal(models.Model):
+    """The verdict on an instance a modality C-STOREd straight into Orthanc and that the platform
+    refused afterwards (the site's daily budget was spent): removed from the archive, kept here
+    for the site's administrators and the audit. No patient data: UIDs and sizes only."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.CASCADE, related_name="+")
+    calling_aet = models.CharField(max_length=16, blank=True)
+    study_instance_uid = models.CharField(max_length=64)
+    sop_instance_uid = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    code = models.CharField(max_length=32)  # a key of ingest.verdicts.MESSAGES
+    params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def reason(self) -> str:
+        return describe(self.code, self.params)

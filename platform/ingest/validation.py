@@ -34,6 +34,19 @@ class Limits:
     max_file_bytes: int = 2 * 1024**3
 
 
+_peak = {"rss_kb": 0}
+
+
+def child_peak_rss_kb() -> int:
+    """The largest peak RSS (KiB) a checker child of this process has reported since the last
+    reset: the memory that checking untrusted files really takes (RLIMIT_AS bounds it anyway)."""
+    return _peak["rss_kb"]
+
+
+def reset_child_peak() -> None:
+    _peak["rss_kb"] = 0
+
+
 def _limit_child(limits: Limits):
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
@@ -63,6 +76,7 @@ def _run_child(paths: list[Path], out_dir: Path, limits: Limits) -> dict[int, di
         try:
             line = json.loads(raw)
             lines[int(line["index"])] = line
+            _peak["rss_kb"] = max(_peak["rss_kb"], int(line.get("peak_rss_kb") or 0))
         except (ValueError, KeyError, TypeError):
             continue
     return lines

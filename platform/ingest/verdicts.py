@@ -131,6 +131,35 @@ MESSAGES: dict[str, object] = {
     "bad_checksum_algorithm": _("Algorithme de somme de contrôle non pris en charge."),
     "bad_checksum": _("Somme de contrôle illisible."),
     "method_not_allowed": _("Méthode non prise en charge."),
+    # Limits (ingest.quota): the same codes on every route.
+    "quota_wait": _(
+        "Espace d'envoi du site plein pour l'instant : l'envoi reprendra quand les fichiers "
+        "en cours auront été traités."
+    ),
+    "daily_budget": _("Volume d'envoi du jour atteint pour ce site (%(limit_mb)s Mo) : reprise demain."),
+    "too_many_open": _(
+        "Trop d'envois ouverts (%(limit)s au plus) : terminez ou annulez ceux en cours "
+        "avant d'en commencer d'autres."
+    ),
+    "rate_limited": _("Trop de demandes en peu de temps : réessayez dans un instant."),
+    "length_required": _("Taille de l'envoi manquante (en-tête Content-Length)."),
+    "request_too_large": _(
+        "Envoi trop volumineux (plus de %(limit_mb)s Mo en une fois) : envoyez l'examen en plusieurs fois."
+    ),
+    "bundle_too_large": _("Lot refusé : son contenu dépasse %(limit_mb)s Mo une fois dépaqueté."),
+    "bundle_overlap": _("Lot refusé : plusieurs fichiers y partagent les mêmes données (archive piégée)."),
+    "bundle_ratio": _("Lot refusé : son contenu annoncé est disproportionné par rapport à sa taille."),
+    "bundle_nested": _("Fichier du lot refusé : une archive dans l'archive n'est pas acceptée."),
+    "manifest_too_large": _("Manifeste trop volumineux (plus de %(limit_kb)s Ko)."),
+    "manifest_not_utf8": _("Manifeste illisible : le texte doit être en UTF-8."),
+    "manifest_not_object": _("Manifeste illisible : un objet JSON est attendu."),
+    "manifest_bad_json": _("Manifeste illisible : JSON invalide ou trop imbriqué."),
+    "manifest_bad_field": _("Manifeste refusé : le champ « %(field)s » est absent ou invalide."),
+    "manifest_too_many": _("Manifeste refusé : trop d'images annoncées (%(limit)s au plus)."),
+    "archive_daily_budget": _(
+        "Image reçue par DICOM refusée : le volume du jour de ce site (%(limit_mb)s Mo) est atteint. "
+        "Renvoyez-la demain depuis l'appareil."
+    ),
 }
 UNKNOWN = _("Refusé (code %(code)s).")
 

@@ -10,6 +10,7 @@ from studies.access import may_see_sending, may_send_for_site, signed_in
 from .forms import SubmissionForm
 from .incoming import spooled
 from .models import Submission
+from .quota import LimitExceeded, admitted_request, check_rate
 from .services import receive_submission
 
 
@@ -18,18 +19,32 @@ def upload(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     if user.site is None or not may_send_for_site(user):
         raise PermissionDenied
-    form = SubmissionForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        with spooled(form.cleaned_data["files"]) as incoming:
-            sent = receive_submission(
-                site=user.site,
-                sender=user,
-                files=incoming,
-                indication=form.cleaned_data["indication"],
-                priority=form.cleaned_data["priority"],
-            )
-        return redirect("upload_result", upload_id=sent.pk)
-    return render(request, "ingest/upload.html", {"form": form})
+    if request.method != "POST":
+        return render(request, "ingest/upload.html", {"form": SubmissionForm()})
+    try:
+        # The limits of every route (ingest.quota): rate, request size, site quota, daily budget.
+        check_rate(request, "upload_form", {"user": user.pk, "site": user.site_id})
+        with admitted_request(request, user.site.pk, route="form"):
+            form = SubmissionForm(request.POST, request.FILES)
+            if not form.is_valid():
+                return render(request, "ingest/upload.html", {"form": form})
+            with spooled(form.cleaned_data["files"]) as incoming:
+                sent = receive_submission(
+                    site=user.site,
+                    sender=user,
+                    files=incoming,
+                    indication=form.cleaned_data["indication"],
+                    priority=form.cleaned_data["priority"],
+                )
+    except LimitExceeded as exc:
+        response = render(
+            request,
+            "ingest/upload.html",
+            {"form": SubmissionForm(), "refusal": exc.reason},
+            status=exc.status,
+        )
+        return exc.apply_headers(response)
+    return redirect("upload_result", upload_id=sent.pk)
 
 
 @login_required

@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "ingest.quota.RequestSizeLimit",  # limits: a multipart body over INGEST_MAX_REQUEST_BYTES refused unread
     "audit.middleware.AuditMiddleware",  # audit: who read which study, image, PDF (needs request.user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -325,6 +326,38 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- limits: upload quotas, sizes, expiry and rate limits on every ingest path (ingest/quota.py) ---
+# A site's spool quota (UPLOADS_SITE_QUOTA_BYTES, above) counts bytes really received, never declared.
+# Bytes one site may bring in per local day, every route together (tus, form, API, C-STORE); 0: none.
+INGEST_SITE_DAILY_BYTES = int(env("INGEST_SITE_DAILY_BYTES", str(50 * 1024**3)))
+# One form or multipart API request (a whole study): refused above this before its body is read.
+INGEST_MAX_REQUEST_BYTES = int(env("INGEST_MAX_REQUEST_BYTES", str(INGEST_MAX_FILE_BYTES)))
+# A request's hold on the quota lapses after this long if its process died without releasing it.
+INGEST_HOLD_SECONDS = int(env("INGEST_HOLD_SECONDS", "3600"))
+# An upload created but sent no byte expires this soon (frees its slot); then UPLOADS_EXPIRE_SECONDS.
+UPLOADS_IDLE_CREATION_SECONDS = int(env("UPLOADS_IDLE_CREATION_SECONDS", "900"))
+UPLOADS_MAX_OPEN_PER_USER = int(env("UPLOADS_MAX_OPEN_PER_USER", "16"))  # uploads receiving at once
+UPLOADS_QUOTA_RETRY_SECONDS = int(env("UPLOADS_QUOTA_RETRY_SECONDS", "60"))  # Retry-After, spool full
+UPLOADS_BUNDLE_MAX_MEMBERS = int(env("UPLOADS_BUNDLE_MAX_MEMBERS", "2000"))
+# Declared uncompressed total / bundle size: a stored ZIP is below 1; more means shared data.
+UPLOADS_BUNDLE_MAX_RATIO = float(env("UPLOADS_BUNDLE_MAX_RATIO", "1.0"))
+UPLOADS_MANIFEST_MAX_BYTES = int(env("UPLOADS_MANIFEST_MAX_BYTES", str(4 * 1024**2)))
+UPLOADS_MANIFEST_MAX_INSTANCES = int(env("UPLOADS_MANIFEST_MAX_INSTANCES", "10000"))
+# django-ratelimit counts in CACHES["default"]; "N/s|m|h|d" per scope; a cache outage lets requests through.
+INGEST_RATE_LIMITS = {
+    "upload_create": {
+        "user": env("RATE_UPLOAD_CREATE_USER", "120/m"),
+        "site": env("RATE_UPLOAD_CREATE_SITE", "600/m"),
+    },
+    "upload_form": {
+        "user": env("RATE_UPLOAD_FORM_USER", "20/m"),
+        "site": env("RATE_UPLOAD_FORM_SITE", "60/m"),
+    },
+    "upload_api": {"user": env("RATE_UPLOAD_API_USER", "20/m"), "site": env("RATE_UPLOAD_API_SITE", "60/m")},
+    "sms_reply": {"sender": env("RATE_SMS_REPLY_SENDER", "10/m"), "all": env("RATE_SMS_REPLY_ALL", "120/m")},
+}
+RATELIMIT_FAIL_OPEN = env_bool("RATELIMIT_FAIL_OPEN", True)
 
 # --- integrity: de-identification, retention, patient export (docs/privacy.md) ---
 # Key of the de-identified UIDs and pseudonyms (empty: derived from SECRET_KEY). The same key

@@ -17,8 +17,6 @@ can process is refused as `unprocessable`, never retried for ever, never a 500.
 from __future__ import annotations
 
 import logging
-import shutil
-import zipfile
 from enum import StrEnum
 from pathlib import Path
 
@@ -37,15 +35,13 @@ from ingest.services import (
 )
 from ingest.verdicts import Code, Outcome
 
-from . import spool
+from . import bundles, spool
 from .manifests import settle_manifest
 from .models import StudyManifest, Transfer
 from .photo import PhotoRefused, wrap_photo
 from .refusals import UploadRefused
 
 log = logging.getLogger(__name__)
-
-MAX_BUNDLE_MEMBERS = 2000
 
 
 class Finalised(StrEnum):
@@ -171,6 +167,9 @@ def _check(transfer: Transfer, work: Path) -> list[Checked]:
     checked: list[Checked | None] = [None] * len(files)
     to_check = []
     for i, incoming in enumerate(files):
+        if transfer.kind == Transfer.Kind.BUNDLE and bundles.is_zip(incoming.path):
+            checked[i] = refused_file(incoming, "bundle_nested")  # never unpacked: no nesting
+            continue
         if listed is not None:
             incoming = IncomingFile(
                 name=incoming.name,
@@ -217,24 +216,11 @@ def _files_of(transfer: Transfer, path: Path, work: Path) -> list[IncomingFile]:
 
 
 def _unbundle(transfer: Transfer, path: Path, work: Path) -> list[IncomingFile]:
-    """Unpack a bundle of small instances (stored zip, no compression: no zip bombs)."""
-    try:
-        with zipfile.ZipFile(path) as bundle:
-            members = [m for m in bundle.infolist() if not m.is_dir()]
-            if not members:
-                raise UploadRefused(400, "bundle_empty")
-            if len(members) > MAX_BUNDLE_MEMBERS:
-                raise UploadRefused(400, "bundle_too_many", limit=MAX_BUNDLE_MEMBERS)
-            files = []
-            for i, member in enumerate(members):
-                if member.compress_type != zipfile.ZIP_STORED or member.file_size > transfer.length:
-                    raise UploadRefused(400, "bundle_bad_member")
-                target = work / f"{i:05d}.dcm"  # never trust member names for paths
-                with bundle.open(member) as src, target.open("wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                files.append(IncomingFile(name=Path(member.filename).name[:255] or target.name, path=target))
-    except UploadRefused:
-        raise
-    except Exception as exc:  # zipfile fails in many ways (bad CRC, encrypted, cut short...)
-        raise UploadRefused(400, "bundle_unreadable") from exc
-    return files
+    """Unpack a bundle of small instances, once uploads.bundles has checked it whole (entries,
+    overlaps, declared total against the limits and the site's room); the bytes written are
+    counted as they go."""
+    members = bundles.inspect(path, site_id=transfer.submission.site_id, bundle_length=transfer.length)
+    return [
+        IncomingFile(name=member.name or target.name, path=target)
+        for member, target in bundles.extract(path, members, work)
+    ]

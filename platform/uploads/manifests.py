@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
@@ -14,6 +20,124 @@ from studies.selectors import instances_in_archive
 
 from .models import StudyManifest, Transfer
 from .refusals import UploadRefused
+
+UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # DICOM UI: digits and dots, 64 characters at most
+HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@dataclass
+class ManifestRequest:
+    """A manifest as posted, every field checked (parse_manifest)."""
+
+    manifest_id: str | None = None
+    study_instance_uid: str = ""
+    priority: str = Priority.ROUTINE
+    indication: str = ""
+    expected: list[dict] = field(default_factory=list)
+    expected_files: int = 0
+
+
+def _bad(name: str) -> UploadRefused:
+    return UploadRefused(400, "manifest_bad_field", field=name)
+
+
+def _text(data: dict, name: str, limit: int, default: str = "") -> str:
+    value = data.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str) or len(value) > limit:
+        raise _bad(name)
+    return value
+
+
+def _count(value: object, name: str, limit: int) -> int:
+    """A JSON whole number in [0, limit]: not a bool, not a float (1e20), not a string."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise _bad(name)
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(name)  # NaN, Infinity: not JSON numbers a manifest can carry
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(text)
+    return number
+
+
+def read_body(request, limit: int) -> bytes:
+    """At most `limit` bytes of the request's body: a larger one is refused before it is read."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise UploadRefused(413, "manifest_too_large", limit_kb=limit // 1024)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise UploadRefused(413, "manifest_too_large", limit_kb=limit // 1024)
+    return body
+
+
+def parse_manifest(raw: bytes) -> ManifestRequest:
+    """Check a posted manifest field by field; every fault is a 400 with a reason, never a 500."""
+    try:
+        text = raw.decode("utf-8") if raw else "{}"
+    except UnicodeDecodeError:
+        raise UploadRefused(400, "manifest_not_utf8") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        raise UploadRefused(400, "manifest_bad_json") from None
+    if not isinstance(data, dict):
+        raise UploadRefused(400, "manifest_not_object")
+    max_instances = int(settings.UPLOADS_MANIFEST_MAX_INSTANCES)
+    instances = data.get("instances", [])
+    if instances is None:
+        instances = []
+    if not isinstance(instances, list):
+        raise _bad("instances")
+    if len(instances) > max_instances:
+        raise UploadRefused(400, "manifest_too_many", limit=max_instances)
+    expected = []
+    for entry in instances:
+        if not isinstance(entry, dict):
+            raise _bad("instances")
+        uid = entry.get("sop_instance_uid")
+        if not isinstance(uid, str) or len(uid) > 64 or not UID.match(uid):
+            raise _bad("sop_instance_uid")
+        sha = entry.get("sha256", "") or ""
+        if not isinstance(sha, str) or (sha and not HEX64.match(sha)):
+            raise _bad("sha256")
+        size = _count(entry.get("size", 0), "size", int(settings.UPLOADS_MAX_BYTES))
+        expected.append({"sop_instance_uid": uid, "sha256": sha.lower(), "size": size})
+    priority = data.get("priority", Priority.ROUTINE)
+    if not isinstance(priority, str) or priority not in Priority.values:
+        raise _bad("priority")
+    manifest_id = None
+    if data.get("id") is not None and data.get("id") != "":
+        raw_id = data["id"]
+        from .transfers import parse_uuid  # transfers imports this module's neighbours
+
+        manifest_id = parse_uuid(raw_id) if isinstance(raw_id, str) and len(raw_id) <= 64 else None
+        if manifest_id is None:
+            raise _bad("id")
+    study_uid = _text(data, "study_instance_uid", 64)
+    if study_uid and not UID.match(study_uid):
+        raise _bad("study_instance_uid")
+    return ManifestRequest(
+        manifest_id=manifest_id,
+        study_instance_uid=study_uid,
+        priority=priority,
+        indication=_text(data, "indication", 2000),
+        expected=expected,
+        expected_files=_count(data.get("files", 0), "files", max_instances),
+    )
 
 
 def manifest_for(user: User, manifest_id: str | None, *, to_send: bool = False) -> StudyManifest:

@@ -9,6 +9,8 @@ class UploadRefused(Exception):
     """`status` is the HTTP answer, `code` says why (ingest.verdicts renders it, in the language
     of whoever asked)."""
 
+    retry_after: int | None = None
+
     def __init__(self, status: int, code: str, **params: object) -> None:
         super().__init__(code)
         self.status, self.code, self.params = status, code, params

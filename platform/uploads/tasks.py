@@ -6,6 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from ingest.quota import forget_lapsed_holds
 from ingest.services import forget_old_intents
 
 from . import finalisation, transfers  # transfers imports this module too (to enqueue)
@@ -29,3 +30,4 @@ def sweep_transfers() -> None:
     transfers.expire_stale_transfers()
     finalisation.finalise_waiting()
     forget_old_intents(older_than=KEEP_INTENTS)
+    forget_lapsed_holds()  # quota holds of requests whose process died

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from accounts.models import Site, User
+from accounts.models import User
+from ingest import quota
 from ingest.models import Submission
 from studies.access import may_see_sending, may_send_for_site
 from studies.models import Priority
@@ -32,16 +33,21 @@ log = logging.getLogger(__name__)
 
 
 def max_upload_bytes() -> int:
-    return settings.UPLOADS_MAX_BYTES
+    return quota.max_file_bytes()
 
 
 def site_quota_bytes() -> int:
-    return settings.UPLOADS_SITE_QUOTA_BYTES
+    return quota.spool_quota()
 
 
 def expiry_delay() -> timedelta:
     # Long enough for a site whose link is down over a weekend to resume.
     return timedelta(seconds=settings.UPLOADS_EXPIRE_SECONDS)
+
+
+def idle_creation_delay() -> timedelta:
+    # An upload that never received a byte holds a slot for this long only.
+    return timedelta(seconds=settings.UPLOADS_IDLE_CREATION_SECONDS)
 
 
 def parse_uuid(value: str) -> str | None:
@@ -88,19 +94,13 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
     sha = metadata.get("sha256", "").lower()
     if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
         raise UploadRefused(400, "bad_sha256")
+    expire_stale_transfers(site_id=site_id)  # a slot idle too long is free again before we count
     with transaction.atomic():
         # Two creations must not both squeeze under the quota: they queue on the site's row.
-        # Only that row: transfers stay free for their finalisers, and NO KEY UPDATE does not
-        # wait for transactions that merely insert rows pointing to the site.
-        Site.objects.select_for_update(no_key=True).filter(pk=site_id).first()
-        in_use = (
-            Transfer.objects.filter(submission__site_id=site_id, state__in=Transfer.OPEN_STATES).aggregate(
-                total=Sum("length")
-            )["total"]
-            or 0
-        )
-        if in_use + length > site_quota_bytes():
-            raise UploadRefused(413, "quota")
+        quota.lock_site(site_id)
+        # The room is counted on bytes received, never on declared lengths: a creation that
+        # sends nothing holds nothing (and expires soon: UPLOADS_IDLE_CREATION_SECONDS).
+        quota.check_creation(site_id, user, length)
         if manifest is not None:
             submission = manifest.submission
         else:
@@ -118,7 +118,7 @@ def create_transfer(*, user: User, length: int, metadata: dict[str, str]) -> Tra
             filename=Path(metadata.get("filename", "")).name[:255],
             sha256=sha,
             metadata=metadata,
-            expires_at=timezone.now() + expiry_delay(),
+            expires_at=timezone.now() + idle_creation_delay(),
         )
         spool.create_part(transfer.pk)
     if length == 0:
@@ -154,10 +154,17 @@ def receive_chunk(
     path = spool.part_path(transfer.pk)
     if not path.exists():
         raise UploadRefused(410, "gone")
-    spool.truncate(path, offset)  # bytes a killed process wrote but never acknowledged
-    digest = hashlib.new(checksum[0]) if checksum else None
-    checkpoint = None if checksum else (lambda n: _advance(transfer.pk, offset + n))
-    written, whole = spool.append_from(path, offset, read, limit, digest, checkpoint)
+    site_id = transfer.submission.site_id
+    # The bytes count against the site's quota as they arrive: held while this request writes,
+    # then by the committed offset. Room for them, and the day's budget, are checked first.
+    with quota.reserved(
+        site_id, limit, route="tus", check=lambda: quota.check_chunk(site_id, transfer.pk, offset, limit)
+    ):
+        spool.truncate(path, offset)  # bytes a killed process wrote but never acknowledged
+        digest = hashlib.new(checksum[0]) if checksum else None
+        checkpoint = None if checksum else (lambda n: _advance(transfer.pk, offset + n))
+        written, whole = spool.append_from(path, offset, read, limit, digest, checkpoint)
+        quota.charge(site_id, written)
     if checksum and digest is not None and (not whole or digest.digest() != checksum[1]):
         # tus checksum: the request's bytes are all-or-nothing; the offset does not move.
         raise UploadRefused(460, "checksum_mismatch")
@@ -171,9 +178,11 @@ def receive_chunk(
 
 def _advance(transfer_id, new_offset: int) -> None:
     # Greatest(): a stale request finishing late never moves the offset backwards.
+    # Bytes received: the long expiry (a link down over a weekend); none yet: the short one.
+    delay = expiry_delay() if new_offset > 0 else idle_creation_delay()
     Transfer.objects.filter(pk=transfer_id, state=Transfer.State.RECEIVING).update(
         offset=Greatest(F("offset"), new_offset),
-        expires_at=timezone.now() + expiry_delay(),
+        expires_at=timezone.now() + delay,
         updated_at=timezone.now(),
     )
 
@@ -197,14 +206,14 @@ def terminate_transfer(transfer: Transfer) -> None:
     raise UploadRefused(409, "not_receiving")
 
 
-def expire_stale_transfers(now=None) -> int:
-    """Close transfers nobody resumed in time and give their disk back."""
+def expire_stale_transfers(now=None, *, site_id: int | None = None) -> int:
+    """Close transfers nobody resumed in time (or that never received a byte within
+    UPLOADS_IDLE_CREATION_SECONDS) and give their disk and their slot back."""
     now = now or timezone.now()
-    stale = list(
-        Transfer.objects.filter(state=Transfer.State.RECEIVING, expires_at__lt=now).values_list(
-            "pk", flat=True
-        )
-    )
+    rows = Transfer.objects.filter(state=Transfer.State.RECEIVING, expires_at__lt=now)
+    if site_id is not None:
+        rows = rows.filter(submission__site_id=site_id)
+    stale = list(rows.values_list("pk", flat=True))
     expired = 0
     for pk in stale:
         if Transfer.objects.filter(pk=pk, state=Transfer.State.RECEIVING, expires_at__lt=now).update(

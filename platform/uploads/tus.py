@@ -18,10 +18,11 @@ import json
 import logging
 from email.utils import format_datetime
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from studies.models import Priority
+from ingest.quota import LimitExceeded, check_rate
 
 from . import finalisation, transfers
 from . import manifests as study_manifests
@@ -51,17 +52,28 @@ def _tus(response: HttpResponse, transfer: Transfer | None = None) -> HttpRespon
     return response
 
 
-def _refusal_body(exc: UploadRefused) -> dict:
+Refused = UploadRefused | LimitExceeded
+
+
+def _refusal_body(exc: Refused) -> dict:
     return {"code": exc.code, "reason": exc.reason}  # the reason in the asker's language
 
 
-def _refusal(exc: UploadRefused) -> HttpResponse:
+def _retry_after(response: HttpResponse, exc: Refused) -> HttpResponse:
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(max(1, int(exc.retry_after)))
+    return response
+
+
+def _refusal(exc: Refused) -> HttpResponse:
     body = json.dumps(_refusal_body(exc), ensure_ascii=False)
-    return _tus(HttpResponse(body, status=exc.status, content_type="application/json"))
+    return _retry_after(_tus(HttpResponse(body, status=exc.status, content_type="application/json")), exc)
 
 
-def _json_refusal(exc: UploadRefused) -> JsonResponse:
-    return JsonResponse(_refusal_body(exc), status=exc.status)
+def _json_refusal(exc: Refused) -> JsonResponse:
+    response = JsonResponse(_refusal_body(exc), status=exc.status)
+    _retry_after(response, exc)
+    return response
 
 
 def _decode_metadata(header: str) -> dict[str, str]:
@@ -119,8 +131,9 @@ def uploads(request: HttpRequest) -> HttpResponse:
         except ValueError as exc:
             raise UploadRefused(400, "bad_length") from exc
         metadata = _decode_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
+        check_rate(request, "upload_create", {"user": user.pk, "site": user.site_id})
         transfer = transfers.create_transfer(user=user, length=length, metadata=metadata)
-    except UploadRefused as exc:
+    except (UploadRefused, LimitExceeded) as exc:
         return _refusal(exc)
     response = _tus(HttpResponse(status=201), transfer)
     response["Location"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{transfer.pk}/")
@@ -154,7 +167,7 @@ def upload_detail(request: HttpRequest, upload_id) -> HttpResponse:
             return _tus(HttpResponse(status=204))
         if method == "PATCH":
             return _patch(request, transfer)
-    except UploadRefused as exc:
+    except (UploadRefused, LimitExceeded) as exc:
         return _refusal(exc)
     return _tus(HttpResponse(status=405))
 
@@ -233,29 +246,18 @@ def manifests(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _json_refusal(UploadRefused(405, "method_not_allowed"))
     try:
-        data = json.loads(request.body or b"{}")
-        expected = [
-            {
-                "sop_instance_uid": str(e["sop_instance_uid"])[:64],
-                "sha256": str(e.get("sha256", ""))[:64],
-                "size": int(e.get("size", 0)),
-            }
-            for e in data.get("instances", [])
-        ]
-        priority = data.get("priority", Priority.ROUTINE)
-        if priority not in Priority.values:
-            raise ValueError("priority")
+        posted = study_manifests.parse_manifest(
+            study_manifests.read_body(request, settings.UPLOADS_MANIFEST_MAX_BYTES)
+        )
         manifest, created = study_manifests.open_manifest(
             user=user,
-            manifest_id=transfers.parse_uuid(str(data["id"])) if data.get("id") else None,
-            study_instance_uid=str(data.get("study_instance_uid", ""))[:64],
-            priority=priority,
-            indication=str(data.get("indication", ""))[:2000],
-            expected=expected,
-            expected_files=int(data.get("files", 0) or 0),
+            manifest_id=posted.manifest_id,
+            study_instance_uid=posted.study_instance_uid,
+            priority=posted.priority,
+            indication=posted.indication,
+            expected=posted.expected,
+            expected_files=posted.expected_files,
         )
-    except (ValueError, KeyError, TypeError):
-        return _json_refusal(UploadRefused(400, "bad_manifest"))
     except UploadRefused as exc:
         return _json_refusal(exc)
     return JsonResponse(study_manifests.manifest_status(manifest), status=201 if created else 200)
