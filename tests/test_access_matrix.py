@@ -692,7 +692,12 @@ def body_of(response: Any) -> str:
 
 
 def call(world: World, persona: str, method: str, url: str, the_case: Case) -> tuple[str, Any]:
-    """One request in a savepoint rolled back afterwards: (cell observed, response or None)."""
+    """One request in a savepoint rolled back afterwards: (cell observed, response or None).
+    The cache is emptied first: rate limits (their own tests) must not turn one cell into
+    another persona's 429, since the matrix sends thousands of requests from one address."""
+    from django.core.cache import cache
+
+    cache.clear()
     try:
         with transaction.atomic(), override_settings(**the_case.settings):
             client = world.client(persona)
