@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("audit/", include("audit.urls")),
     path("tokens/", include("tokens.urls")),
+    path("health/", include("health.urls")),  # ops: liveness and readiness (docs/operations.md)
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),
