@@ -58,3 +58,39 @@ def closed_port() -> int:
 
 def log_tail(path: Path) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def snapshot() -> dict:
+    """What a backup must bring back, from the database of the current settings (run in a child
+    `manage.py shell` against the source and against the restored database)."""
+    from ingest.models import ChangesCursor
+    from reports.models import ReportVersion
+    from studies.models import Study
+
+    studies = {
+        study.study_instance_uid: {
+            "orthanc_id": study.orthanc_id,
+            "status": study.status,
+            "priority": study.priority,
+            "site": study.site.code if study.site else None,
+            "instances": sorted([i.sop_instance_uid, i.orthanc_id] for i in study.instances.all()),
+        }
+        for study in Study.objects.select_related("site").prefetch_related("instances")
+    }
+    versions = sorted(
+        [
+            v.report.study.study_instance_uid,
+            v.number,
+            v.kind,
+            v.findings,
+            v.conclusion,
+            v.author_name,
+            v.signed_at.isoformat(),
+        ]  # fmt: skip
+        for v in ReportVersion.objects.select_related("report__study")
+    )
+    cursor = ChangesCursor.objects.filter(name="orthanc").values_list("last_seq", flat=True).first()
+    return {"studies": studies, "report_versions": versions, "changes_cursor": cursor}
+
+
+SNAPSHOT = "import json; from tests.ops_support import snapshot; print(json.dumps(snapshot()))"

@@ -371,5 +371,5 @@ def restore_backup(
     from ingest.models import ChangesCursor
 
     connection.close()  # a connection opened before the restore saw an empty schema
-    ChangesCursor.objects.filter(name="orthanc").update(last_seq=0)  # the feed re-reads the archive
+    ChangesCursor.objects.update_or_create(name="orthanc", defaults={"last_seq": 0})  # re-read it all
     return {"instances": stored, "folders": len(manifest["folders"])}

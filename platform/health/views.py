@@ -5,7 +5,8 @@
   Its details (versions, ages, free bytes) are for the operators: answered only to a request that
   carries `Authorization: Bearer <HEALTH_TOKEN>` (when that setting is set), or that comes
   directly (no proxy header) from HEALTH_ALLOWED_NETWORKS (loopback and private ranges): the
-  compose/systemd healthcheck, the monitoring host on the LAN. A request through nginx from outside gets 404, nothing else.
+  compose/systemd healthcheck, the monitoring host on the LAN. A request through nginx from
+  outside gets 404, nothing else.
 """
 
 from __future__ import annotations

@@ -369,7 +369,9 @@ HEALTH_BEAT_SECONDS = float(env("HEALTH_BEAT_SECONDS", "10"))  # beat's tick tas
 HEALTH_BEAT_STALE_SECONDS = float(env("HEALTH_BEAT_STALE_SECONDS", str(3 * HEALTH_BEAT_SECONDS + 5)))
 HEALTH_MIN_FREE_BYTES = int(env("HEALTH_MIN_FREE_BYTES", str(2 * 1024**3)))  # free space of DATA_DIR
 # Components whose failure makes /health/ready answer 503 (the others are reported only).
-HEALTH_REQUIRED = [c for c in env("HEALTH_REQUIRED", "database,broker,orthanc,worker,beat,sms,disk").split(",") if c]
+HEALTH_REQUIRED = [
+    c for c in env("HEALTH_REQUIRED", "database,broker,orthanc,worker,beat,sms,disk").split(",") if c
+]
 # Kannel's status page (bearerbox admin port, with its status-password); empty: ask smsbox's sendsms.
 HEALTH_KANNEL_STATUS_URL = env("HEALTH_KANNEL_STATUS_URL", "")
 # /health/ready's details: to `Authorization: Bearer <HEALTH_TOKEN>`, or to direct requests from
