@@ -163,7 +163,8 @@ def test_backup_wipe_restore_brings_back_every_study_image_and_report(
     assert {p: p.stat().st_mtime_ns for p in objects} == stamps
     assert sorted(p for p in (backup_dir / "objects").rglob("*") if p.is_file()) == objects
     victim = objects[0]
-    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one flipped byte
     checked = manage(["restore", str(backup), "--verify-only"], source_env)
     assert checked.returncode != 0 and "corrupt" in checked.stderr
 

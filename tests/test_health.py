@@ -101,6 +101,7 @@ def test_stopped_orthanc_killed_worker_closed_broker_are_unhealthy_within_second
     try:
         settings.ORTHANC_URL, settings.ORTHANC_USERNAME = orthanc.url, orthanc.username
         settings.ORTHANC_PASSWORD = orthanc.password
+        settings.HEALTH_WORKER_QUEUES = [queue]
         env = child_env(orthanc, CELERY_TASK_DEFAULT_QUEUE=queue, INGEST_SPOOL_DIR=str(tmp_path / "spool"))
         worker = start_worker(queue, env, tmp_path / "worker.log")
         beat_tick.apply_async(queue=queue)  # what beat sends every HEALTH_BEAT_SECONDS
@@ -114,7 +115,7 @@ def test_stopped_orthanc_killed_worker_closed_broker_are_unhealthy_within_second
             "database": "ok", "broker": "ok", "orthanc": "ok", "worker": "ok", "beat": "ok",
             "sms": "not configured", "disk": "ok",
         }  # fmt: skip
-        assert body["components"]["worker"]["alive"] == 1
+        assert body["components"]["worker"]["queues"] == {queue: 1}
         # The command the compose/systemd healthchecks run says the same, by its exit code.
         done = manage(["health"], env)
         assert done.returncode == 0, done.stdout + done.stderr

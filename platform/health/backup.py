@@ -133,9 +133,8 @@ class Archive:
 def list_instances(archive: Archive, session: requests.Session) -> Iterator[dict[str, Any]]:
     since = 0
     while True:
-        answer = session.get(
-            f"{archive.url}/instances", params={"expand": "", "since": since, "limit": PAGE}, timeout=60
-        )
+        params: dict[str, str | int] = {"expand": "", "since": since, "limit": PAGE}
+        answer = session.get(f"{archive.url}/instances", params=params, timeout=60)
         answer.raise_for_status()
         page = answer.json()
         yield from page
@@ -251,8 +250,8 @@ def make_backup(root: Path | None = None, *, now: datetime | None = None) -> Pat
         work = root / f"{now.strftime(TIME_FORMAT)}.partial"
         work.mkdir()
         (work / "files").mkdir()
-        dump_database(settings.DATABASES["default"], work / "platform.dump")
-        folders = {}
+        dump_database(dict(settings.DATABASES["default"]), work / "platform.dump")
+        folders: dict[str, dict[str, Any]] = {}
         for name in FOLDER_SETTINGS:
             tar = work / "files" / f"{name}.tar"
             pack_folder(Path(getattr(settings, name)), tar)
@@ -364,7 +363,7 @@ def restore_backup(
 
     backup = Path(backup)
     manifest = verify(backup)
-    restore_database(settings.DATABASES["default"], backup / "platform.dump", create=create_database)
+    restore_database(dict(settings.DATABASES["default"]), backup / "platform.dump", create=create_database)
     stored = import_instances(Archive.from_settings(), backup.parent, manifest["orthanc"]["instances"])
     for name, item in manifest["folders"].items():
         unpack_folder(backup / item["file"], Path(getattr(settings, name)), force=force_folders)

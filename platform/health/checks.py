@@ -45,7 +45,7 @@ def check_broker() -> Result:
 
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):  # the quickstart: a folder
         folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
-        writable = os.access(folder, os.W_OK)
+        writable = os.access(str(folder), os.W_OK)
         return (OK if writable else UNHEALTHY), {"transport": "filesystem"}
     with app.connection_for_write(url=settings.CELERY_BROKER_URL, connect_timeout=_timeout()) as conn:
         conn.ensure_connection(max_retries=0, timeout=_timeout())
@@ -75,21 +75,28 @@ def _age(name_filter: dict[str, Any]) -> float | None:
 
 
 def check_worker() -> Result:
+    """Healthy when every queue of HEALTH_WORKER_QUEUES has a worker whose heartbeat is fresh."""
     from .models import Heartbeat
 
     stale = float(settings.HEALTH_WORKER_STALE_SECONDS)
     since = timezone.now() - timedelta(seconds=stale)
     try:
-        alive = Heartbeat.objects.filter(name__startswith="worker:", at__gte=since).count()
+        alive = list(
+            Heartbeat.objects.filter(name__startswith="worker:", at__gte=since).values_list(
+                "queues", flat=True
+            )
+        )
     finally:
         connection.close()
     age = _age({"name__startswith": "worker:"})
+    per_queue = {q: sum(q in queues.split(",") for queues in alive) for q in settings.HEALTH_WORKER_QUEUES}
     detail = {
-        "alive": alive,
+        "alive": len(alive),
+        "queues": per_queue,
         "last_seen_seconds": None if age is None else round(age, 1),
         "stale_after": stale,
     }
-    return (OK if alive else UNHEALTHY), detail
+    return (OK if alive and all(per_queue.values()) else UNHEALTHY), detail
 
 
 def check_beat() -> Result:

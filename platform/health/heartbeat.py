@@ -26,18 +26,21 @@ def beat_name(hostname: str) -> str:
     return f"worker:{hostname}"
 
 
-def record(name: str) -> None:
+def record(name: str, queues: list[str] | None = None) -> None:
     from .models import Heartbeat
 
-    Heartbeat.objects.update_or_create(name=name, defaults={"at": timezone.now()})
+    defaults: dict[str, object] = {"at": timezone.now()}
+    if queues is not None:
+        defaults["queues"] = ",".join(sorted(queues))
+    Heartbeat.objects.update_or_create(name=name, defaults=defaults)
 
 
-def _run(name: str) -> None:
+def _run(name: str, queues: list[str]) -> None:
     interval = float(settings.HEALTH_WORKER_HEARTBEAT_SECONDS)
     while not _stop.is_set():
         try:
             close_old_connections()
-            record(name)
+            record(name, queues)
         except Exception:  # the database is down: the check says so; keep trying
             log.warning("worker heartbeat not written", exc_info=True)
             connection.close()
@@ -47,9 +50,16 @@ def _run(name: str) -> None:
 
 @worker_ready.connect
 def start_heartbeat(sender=None, **kwargs) -> None:
+    if float(settings.HEALTH_WORKER_HEARTBEAT_SECONDS) <= 0:  # switched off
+        return
     hostname = getattr(sender, "hostname", None) or socket.gethostname()
+    app = getattr(sender, "app", None)
+    queues = list(app.amqp.queues.consume_from) if app is not None else []
     _stop.clear()
-    threading.Thread(target=_run, args=(beat_name(hostname),), name="joliba-heartbeat", daemon=True).start()
+    thread = threading.Thread(
+        target=_run, args=(beat_name(hostname), queues), name="joliba-heartbeat", daemon=True
+    )
+    thread.start()
 
 
 @worker_shutdown.connect

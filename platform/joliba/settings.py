@@ -362,9 +362,11 @@ TOKENS_TOUCH_SECONDS = int(env("TOKENS_TOUCH_SECONDS", "60"))
 # --- ops: health endpoints and backups (docs/operations.md, docs/backup.md) ---
 # Every readiness check gives up after this long, so /health/ready answers within seconds.
 HEALTH_CHECK_TIMEOUT_SECONDS = float(env("HEALTH_CHECK_TIMEOUT_SECONDS", "2"))
-# Each worker writes its last-alive time this often; older than the stale bound, it is dead.
+# Each worker writes its last-alive time this often (0: never); older than the stale bound, it is dead.
 HEALTH_WORKER_HEARTBEAT_SECONDS = float(env("HEALTH_WORKER_HEARTBEAT_SECONDS", "2"))
 HEALTH_WORKER_STALE_SECONDS = float(env("HEALTH_WORKER_STALE_SECONDS", "6"))
+# Queues that must each have a live worker (comma-separated; by default the default queue).
+HEALTH_WORKER_QUEUES = [q for q in env("HEALTH_WORKER_QUEUES", CELERY_TASK_DEFAULT_QUEUE).split(",") if q]
 HEALTH_BEAT_SECONDS = float(env("HEALTH_BEAT_SECONDS", "10"))  # beat's tick task
 HEALTH_BEAT_STALE_SECONDS = float(env("HEALTH_BEAT_STALE_SECONDS", str(3 * HEALTH_BEAT_SECONDS + 5)))
 HEALTH_MIN_FREE_BYTES = int(env("HEALTH_MIN_FREE_BYTES", str(2 * 1024**3)))  # free space of DATA_DIR
