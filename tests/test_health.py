@@ -147,3 +147,24 @@ def test_stopped_orthanc_killed_worker_closed_broker_are_unhealthy_within_second
         if worker is not None and worker.poll() is None:
             stop_worker(worker)
         orthanc.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_on_purpose_removes_its_heartbeat(tmp_path, orthanc_server, settings):
+    if not django_settings.CELERY_BROKER_URL.startswith(("redis://", "amqp://")):
+        pytest.skip("set CELERY_BROKER_URL to the machine's broker")
+    from health.checks import check_worker
+    from health.models import Heartbeat
+
+    queue = f"joliba-health-{uuid.uuid4().hex[:8]}"
+    env = child_env(orthanc_server, CELERY_TASK_DEFAULT_QUEUE=queue, INGEST_SPOOL_DIR=str(tmp_path / "spool"))
+    worker = start_worker(queue, env, tmp_path / "worker.log")
+    try:
+        row = wait_for(lambda: Heartbeat.objects.filter(queues=queue).first(), timeout=20)
+        assert row.name.startswith("worker:")
+    finally:
+        stop_worker(worker)  # SIGTERM: a warm shutdown
+    assert not Heartbeat.objects.filter(name=row.name).exists()
+    settings.HEALTH_WORKER_QUEUES = [queue]
+    state, detail = check_worker()
+    assert state == "unhealthy" and detail["queues"] == {queue: 0}

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+_threads: list[threading.Thread] = []
 
 
 def beat_name(hostname: str) -> str:
@@ -60,11 +61,14 @@ def start_heartbeat(sender=None, **kwargs) -> None:
         target=_run, args=(beat_name(hostname), queues), name="joliba-heartbeat", daemon=True
     )
     thread.start()
+    _threads.append(thread)
 
 
 @worker_shutdown.connect
 def stop_heartbeat(sender=None, **kwargs) -> None:
     _stop.set()
+    for thread in _threads:  # its last write done before the row goes
+        thread.join(timeout=5)
     try:  # a worker stopped on purpose leaves no live-looking row behind
         from .models import Heartbeat
 
