@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "tokens",
     "audit",
     "privacy",
+    "health",  # ops: health endpoints, worker/beat heartbeats, backups (docs/operations.md)
 ]
 
 MIDDLEWARE = [
@@ -406,8 +407,8 @@ SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if PRO
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)  # only matters if the domain is submitted
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)  # behind the proxy: X-Forwarded-Proto
-# Kannel calls back over plain HTTP on the machine itself (deploy/kannel/kannel.conf): never redirected.
-SECURE_REDIRECT_EXEMPT = [r"^alerts/kannel/"]
+# Kannel calls back, and health checks ask, over plain HTTP on the machine itself: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^alerts/kannel/", r"^health/"]
 SECURE_REFERRER_POLICY = "same-origin"  # study URLs never leave in a Referer
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -436,3 +437,33 @@ CONTENT_SECURITY_POLICY = {
         "report-uri": ["/csp-report/"],
     },
 }
+# --- ops: health endpoints and backups (docs/operations.md, docs/backup.md) ---
+# Every readiness check gives up after this long, so /health/ready answers within seconds.
+HEALTH_CHECK_TIMEOUT_SECONDS = float(env("HEALTH_CHECK_TIMEOUT_SECONDS", "2"))
+# Each worker writes its last-alive time this often (0: never); older than the stale bound, it is dead.
+HEALTH_WORKER_HEARTBEAT_SECONDS = float(env("HEALTH_WORKER_HEARTBEAT_SECONDS", "2"))
+HEALTH_WORKER_STALE_SECONDS = float(env("HEALTH_WORKER_STALE_SECONDS", "6"))
+# Queues that must each have a live worker (comma-separated; by default the default queue).
+HEALTH_WORKER_QUEUES = [q for q in env("HEALTH_WORKER_QUEUES", CELERY_TASK_DEFAULT_QUEUE).split(",") if q]
+HEALTH_BEAT_SECONDS = float(env("HEALTH_BEAT_SECONDS", "10"))  # beat's tick task
+HEALTH_BEAT_STALE_SECONDS = float(env("HEALTH_BEAT_STALE_SECONDS", str(3 * HEALTH_BEAT_SECONDS + 5)))
+HEALTH_MIN_FREE_BYTES = int(env("HEALTH_MIN_FREE_BYTES", str(2 * 1024**3)))  # free space of DATA_DIR
+# Components whose failure makes /health/ready answer 503 (the others are reported only).
+HEALTH_REQUIRED = [
+    c for c in env("HEALTH_REQUIRED", "database,broker,orthanc,worker,beat,sms,disk").split(",") if c
+]
+# Kannel's status page (bearerbox admin port, with its status-password); empty: ask smsbox's sendsms.
+HEALTH_KANNEL_STATUS_URL = env("HEALTH_KANNEL_STATUS_URL", "")
+# /health/ready's details: to `Authorization: Bearer <HEALTH_TOKEN>`, or to direct requests from
+# these networks (loopback and private ranges; "" for none), asked directly (no proxy header).
+HEALTH_TOKEN = env("HEALTH_TOKEN", "")
+_HEALTH_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+HEALTH_ALLOWED_NETWORKS = [n for n in env("HEALTH_ALLOWED_NETWORKS", _HEALTH_NETWORKS).split(",") if n]
+CELERY_BEAT_SCHEDULE["health-beat-tick"] = {  # beat's last tick, read by /health/ready
+    "task": "health.tasks.beat_tick",
+    "schedule": HEALTH_BEAT_SECONDS,
+}
+# Backups (manage.py backup / restore): where, and how many daily and weekly ones are kept.
+BACKUP_DIR = Path(env("BACKUP_DIR", str(DATA_DIR / "backups")))
+BACKUP_KEEP_DAILY = int(env("BACKUP_KEEP_DAILY", "7"))
+BACKUP_KEEP_WEEKLY = int(env("BACKUP_KEEP_WEEKLY", "4"))

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("audit/", include("audit.urls")),
     path("tokens/", include("tokens.urls")),
+    path("health/", include("health.urls")),  # ops: liveness and readiness (docs/operations.md)
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
     path("csp-report/", csp_report, name="csp_report"),
     path("api/v1/uploads/", include("uploads.urls")),
