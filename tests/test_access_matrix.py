@@ -542,6 +542,17 @@ ROUTES: dict[str, list[Case]] = {
             settings={"CSP_REPORTS_PER_MINUTE": 10_000},  # its rate limit is tested by harden
         )
     ],
+    # --- Operations: health for the machine's own checks (no login; details never through a proxy) ---
+    "health_live": [case(GET="200 200 200 200 200 200 200 200")],
+    "health_ready": [
+        case(
+            label="through the proxy",
+            GET="404 404 404 404 404 404 404 404",
+            headers={"HTTP_X_FORWARDED_FOR": "203.0.113.7"},
+        ),
+        # Asked directly from loopback: the details, 503 here (no Orthanc, no worker in this test).
+        case(label="from loopback", GET="503 503 503 503 503 503 503 503"),
+    ],
     # --- API ---
     "schema": [
         case(
