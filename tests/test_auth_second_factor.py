@@ -52,7 +52,9 @@ def _patient_urls(study):
     }
 
 
-def test_it_keeps_a_radiologist_without_the_second_factor_out_of_every_patient_page(client, site_a, radiologist):
+def test_it_keeps_a_radiologist_without_the_second_factor_out_of_every_patient_page(
+    client, site_a, radiologist
+):
     study = new_study(site_a)
     client.force_login(radiologist, verified=False)
     for what, url in _patient_urls(study).items():
@@ -95,7 +97,9 @@ def test_the_full_login_asks_the_code_and_refuses_a_wrong_one(client, site_a, ra
     first = post_password(client, "dr_a", "pw-dr_a")
     assert shows_code_step(first) and signed_in_user_id(client) is None
     assert "code à 6 chiffres" in first.content.decode()
-    wrong = post_code(client, "000000" if totp_code(radiologist.totpdevice_set.get()) != "000000" else "111111")
+    wrong = post_code(
+        client, "000000" if totp_code(radiologist.totpdevice_set.get()) != "000000" else "111111"
+    )
     assert shows_code_step(wrong) and signed_in_user_id(client) is None
     assert [(a, k["actor"], k["outcome"]) for a, k in audit_log] == [("otp.failed", radiologist, "failed")]
     assert audit_log[0][1]["request"] is not None  # the client address goes on the record
@@ -116,7 +120,9 @@ def test_a_technician_signs_in_with_the_password_alone(client, site_a, tech_a):
 def test_a_radiologist_without_a_phone_is_sent_to_enrol_and_enrols_with_a_real_code(
     client, django_user_model, site_a, audit_log
 ):
-    newcomer = django_user_model.objects.create_user(username="dr_new", password="pw-dr_new", role="radiologist")
+    newcomer = django_user_model.objects.create_user(
+        username="dr_new", password="pw-dr_new", role="radiologist"
+    )
     answer = post_password(client, "dr_new", "pw-dr_new")
     assert answer.status_code == 302 and signed_in_user_id(client) == newcomer.pk
     gate = client.get(reverse("study_list"))

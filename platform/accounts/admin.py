@@ -73,7 +73,9 @@ class JolibaUserAdmin(UserAdmin):
             removed = TOTPDevice.objects.filter(user=user).delete()[0]
             removed += StaticDevice.objects.filter(user=user).delete()[0]
             record("otp.removed", request=request, obj=user, detail={"devices": removed})
-        self.message_user(request, _("Double authentification retirée : enrôlement au prochain accès."), messages.SUCCESS)
+        self.message_user(
+            request, _("Double authentification retirée : enrôlement au prochain accès."), messages.SUCCESS
+        )
 
 
 @admin.register(ReaderProfile)

@@ -14,7 +14,9 @@ two_factor_patterns = (
         path("two-factor/qrcode/", views.QRGeneratorView.as_view(), name="qr"),
         path("two-factor/backup-codes/", views.BackupTokensView.as_view(), name="backup_tokens"),
         path("two-factor/", RedirectView.as_view(pattern_name="account"), name="profile"),
-        path("two-factor/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="login"),
+        path(
+            "two-factor/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="login"
+        ),
         path(
             "two-factor/setup/complete/",
             RedirectView.as_view(pattern_name="two_factor:backup_tokens"),

@@ -48,7 +48,9 @@ def _support() -> str:
 
 def _safe_next(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -137,7 +139,9 @@ class CodeForm(forms.Form):
     code = forms.CharField(
         label=gettext_lazy("Code"),
         max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
     )
 
     def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
@@ -188,7 +192,9 @@ def account(request: HttpRequest) -> HttpResponse:
     """My account: second factor, backup codes left, password, sign out everywhere."""
     user = request.user
     assert isinstance(user, User)
-    backup_left = sum(d.token_set.count() for d in StaticDevice.objects.devices_for_user(user, confirmed=True))
+    backup_left = sum(
+        d.token_set.count() for d in StaticDevice.objects.devices_for_user(user, confirmed=True)
+    )
     context = {
         "enrolled": user_has_device(user, confirmed=True),
         "totp": TOTPDevice.objects.devices_for_user(user, confirmed=True).exists(),
@@ -241,5 +247,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             increment=True,
         )
         if by_address or by_email:
-            return render(request, "registration/password_reset_limited.html", {"support": _support()}, status=429)
+            return render(
+                request, "registration/password_reset_limited.html", {"support": _support()}, status=429
+            )
         return super().post(request, *args, **kwargs)

@@ -348,11 +348,14 @@ AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(env("AXES_COOLOFF_MINUTES", "15")))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
-# The client address: REMOTE_ADDR unless JOLIBA_PROXY_COUNT reverse proxies (nginx, a load balancer)
-# stand in front and append to X-Forwarded-For; then the address that many hops from the right.
-# 0 (the default, and the quickstart) ignores X-Forwarded-For, which a client can write freely.
+# The client address: REMOTE_ADDR, unless JOLIBA_PROXY_COUNT reverse proxies (nginx, a load
+# balancer) stand in front, each appending the address it saw to X-Forwarded-For: then the header
+# must hold exactly that many addresses (ipware counts those after the client's), and a header the
+# client padded itself falls back to REMOTE_ADDR (the proxy), so made-up addresses never spread an
+# attack over fresh keys. 0 (the default, and the quickstart) ignores X-Forwarded-For entirely.
 JOLIBA_PROXY_COUNT = int(env("JOLIBA_PROXY_COUNT", "0"))
-AXES_IPWARE_PROXY_COUNT = JOLIBA_PROXY_COUNT or None
+AXES_IPWARE_PROXY_COUNT = JOLIBA_PROXY_COUNT - 1 if JOLIBA_PROXY_COUNT else None
+AXES_IPWARE_PROXY_ORDER = "right-most"
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if JOLIBA_PROXY_COUNT else ("REMOTE_ADDR",)
 )
