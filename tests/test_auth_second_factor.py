@@ -214,3 +214,14 @@ def test_machine_tokens_are_not_asked_a_second_factor(site_a, radiologist):
 
     study = new_study(site_a)
     assert api_client(radiologist).get(reverse("api_study", args=[study.pk])).status_code == 200
+
+
+def test_the_admin_never_shows_a_totp_key(client, admin_user, radiologist):
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    device = TOTPDevice.objects.get(user=radiologist)
+    page = client.get(reverse("admin:otp_totp_totpdevice_change", args=[device.pk]))
+    assert page.status_code == 200
+    assert device.key not in page.content.decode()
+    assert base64.b32encode(unhexlify(device.key)).decode() not in page.content.decode()

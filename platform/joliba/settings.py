@@ -366,6 +366,7 @@ JOLIBA_SUPPORT_CONTACT = env("JOLIBA_SUPPORT_CONTACT", "")
 # enrol), nothing patient-related opens (accounts.middleware.SecondFactorMiddleware).
 JOLIBA_2FA_REQUIRED = env_bool("JOLIBA_2FA_REQUIRED", True)
 OTP_TOTP_ISSUER = "Joliba"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # no admin reads a TOTP key (or a backup code) to clone a phone
 TWO_FACTOR_LOGIN_TIMEOUT = 600  # seconds between the password and the code
 
 # Idle expiry: a session not used for JOLIBA_SESSION_IDLE_MINUTES ends (the cookie and the stored
