@@ -5,6 +5,7 @@ TOTP code; backup codes work once; technicians are not asked; JOLIBA_2FA_REQUIRE
 from __future__ import annotations
 
 import base64
+import datetime
 import time
 from binascii import unhexlify
 
@@ -69,7 +70,8 @@ def test_it_keeps_a_radiologist_without_the_second_factor_out_of_every_patient_p
     assert pdf.status_code == 403 and pdf.json()["code"] == "second_factor_required"
 
 
-def test_it_opens_them_once_a_real_totp_code_is_entered(client, site_a, radiologist, audit_log):
+def test_it_opens_them_once_a_real_totp_code_is_entered(client, settings, site_a, radiologist, audit_log):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60  # a wrong code: 60 s before the next try (1 s by default)
     study = new_study(site_a)
     client.force_login(radiologist, verified=False)
     device = TOTPDevice.objects.get(user=radiologist)
@@ -81,10 +83,12 @@ def test_it_opens_them_once_a_real_totp_code_is_entered(client, site_a, radiolog
 
     next_url = reverse("study_detail", args=[study.pk])
     code = totp(unhexlify(device.key), step=device.step, drift=device.drift)  # the phone's code now
-    # django-otp throttles the device after a wrong code: 1 s, doubling with each failure.
+    # django-otp throttles the device after a wrong code (the factor, doubling with each failure).
     hurried = client.post(reverse("verify_second_factor"), {"code": f"{code:06d}", "next": next_url})
     assert "Trop de codes erronés" in hurried.content.decode() and not is_verified(client)
-    time.sleep(1.1)
+    device.refresh_from_db()  # a minute later (time travel: the failure moved back 61 s)
+    device.throttling_failure_timestamp -= datetime.timedelta(seconds=61)
+    device.save()
     answer = client.post(reverse("verify_second_factor"), {"code": f"{code:06d}", "next": next_url})
     assert answer.status_code == 302 and answer["Location"] == next_url
     assert client.get(next_url).status_code == 200
