@@ -3,6 +3,12 @@
     joliba-push --server https://joliba.example --token TOKEN [--policy lossless|lossy]
                 [--priority routine|urgent|stat] [--indication TEXT] PATH...
 
+The token (or JOLIBA_TOKEN) is the site agent's own, shown once when it is issued: by the site's
+admin on the page « Jetons des agents » (/tokens/), or by the agent's technician account with
+    curl -d username=TECH -d password=... -d name="Kayes poste 1" https://joliba.example/api/v1/auth/token/
+It expires (a year by default) and can be revoked; the centre then answers 401 and the agent
+stops with « Le centre refuse » until it is given a new one (docs/tokens.md).
+
 Progress goes to stderr; the last line on stdout is a JSON summary. Run it again after a
 power cut (with or without the paths): it picks the queue up where it was.
 """
@@ -52,7 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="joliba-push", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--server", required=True, help="adresse du centre, ex. https://joliba.example")
-    p.add_argument("--token", default=os.environ.get("JOLIBA_TOKEN"), help="jeton d'API du site")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("JOLIBA_TOKEN"),
+        help="jeton de l'agent de site (ou JOLIBA_TOKEN) : voir plus haut",
+    )
     p.add_argument("--policy", choices=["lossless", "lossy"], default="lossless")
     p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
     p.add_argument("--indication", default="")
@@ -109,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = sorted(open_before | set(queue.open_manifests()))
         studies = _confirm(queue, client, ours, started, args, deadline)
     except Refused as exc:
+        if exc.status == 401:
+            exc.reason = "jeton refusé (inconnu, expiré ou révoqué) ; les examens restent dans la file"
         _say(f"Le centre refuse : {exc.reason or exc.code}")
         print(json.dumps({"error": exc.code, "status": exc.status}))
         return 2

@@ -96,6 +96,8 @@ class Sender:
             try:
                 url = self.client.create(item.size, metadata)
             except Refused as exc:
+                if exc.status in (401, 403):
+                    raise  # the token (expired, revoked) or the account, not the file: keep the queue
                 if exc.status == 413 and exc.code == "quota":
                     self.say("Quota du site atteint au centre ; nouvel essai plus tard.")
                     raise LinkDown("quota") from exc

@@ -52,6 +52,7 @@ __all__ = [
     "send_ct",
     "send_files",
     "totp_code",
+    "token_for",
     "wait_for",
     "wrap_jpeg_as_dicom",
 ]
@@ -133,14 +134,19 @@ def stop_worker(proc) -> None:
 
 
 # --- The API ------------------------------------------------------------------------------------
+def token_for(user, name: str = "tests") -> str:
+    """The secret of a new machine token of the user (tokens.service.issue)."""
+    from tokens.service import issue
+
+    return issue(user, name=name)[1]
+
+
 def api_client(user):
-    """A DRF test client authenticated with the user's token."""
-    from rest_framework.authtoken.models import Token
+    """A DRF test client authenticated with a machine token of the user."""
     from rest_framework.test import APIClient
 
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 

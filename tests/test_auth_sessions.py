@@ -55,6 +55,7 @@ def test_no_session_outlives_the_maximum_age(client, settings, radiologist):
     time.sleep(1.2)
     answer = client.get(reverse("account"))
     assert answer.status_code == 302 and "expired=1" in answer["Location"]
+    assert answer["Clear-Site-Data"] == '"cache", "storage"'  # the images seen leave the browser too
 
 
 def test_the_expired_session_login_page_says_why(client, settings, radiologist):
@@ -73,7 +74,7 @@ def test_logout_everywhere_ends_every_session_of_the_user(client, radiologist, r
     page = client.get(reverse("account")).content.decode()
     assert "Me déconnecter partout" in page
     answer = client.post(reverse("logout_everywhere"))
-    assert answer.status_code == 302
+    assert answer.status_code == 302 and answer["Clear-Site-Data"] == '"cache", "storage"'
     assert not _signed_in(client) and not _signed_in(phone)
     assert _signed_in(colleague)  # someone else's sessions are theirs
     assert calls == [("session.logout_everywhere", radiologist)]

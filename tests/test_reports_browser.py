@@ -24,7 +24,7 @@ def test_the_draft_is_autosaved_on_blur(live_server, tech_a, radiologist, tmp_pa
         assert "non enregistr" in page.inner_text("#report-saved")
         page.click("#id_conclusion")  # the findings lose focus: saved
         page.wait_for_function(
-            "document.getElementById('report-saved').textContent.startsWith('Brouillon enregistré à')"
+            "() => document.getElementById('report-saved').textContent.startsWith('Brouillon enregistré à')"
         )
         page.screenshot(path=str(ARTIFACTS / "reports-editor-phone.png"), full_page=True)
     report = Report.objects.get(study=study)

@@ -14,7 +14,7 @@ import pytest
 
 from reports.dicom_objects import is_platform_report
 from studies.models import Instance, Study
-from tests.helpers import wait_for
+from tests.helpers import token_for, wait_for
 from tests.paths import CT_HEAD, REAL_OTHER, REPO
 from tests.slowlink import SlowLink
 from uploads.models import StudyManifest
@@ -27,12 +27,6 @@ TIBIA = REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_UNCR.dcm"
 def shared_spool(celery_worker, worker_spool_dir, settings):
     settings.INGEST_SPOOL_DIR = worker_spool_dir
     return settings.INGEST_SPOOL_DIR
-
-
-def token_for(user) -> str:
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.get_or_create(user=user)[0].key
 
 
 def push(url, token, state_dir, *paths, extra=(), **popen):

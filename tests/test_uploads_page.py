@@ -115,7 +115,7 @@ def test_it_resumes_a_study_after_a_dropped_link_and_a_reload(
         page.click("#send button[type=submit]")
 
         # 3. Every file gets its verdict, and the study arrives whole.
-        page.wait_for_function("document.querySelectorAll('td.verdict').length === 3", timeout=60_000)
+        page.wait_for_function("() => document.querySelectorAll('td.verdict').length === 3", timeout=60_000)
         page.wait_for_selector("#study-open", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "send-3-verdicts.png"), full_page=True)
         verdicts = page.locator("td.verdict").all_inner_texts()

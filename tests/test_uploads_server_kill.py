@@ -28,7 +28,7 @@ from pydicom.uid import generate_uid
 from ingest.models import FileVerdict
 from orthanc.server import free_port
 from studies.models import Instance, Study
-from tests.helpers import database_url, dicom_copy, wait_for
+from tests.helpers import database_url, dicom_copy, token_for, wait_for
 from tests.paths import CT_HEAD, REAL_OTHER, REPO
 from uploads import finalisation, spool
 from uploads.models import Transfer
@@ -186,12 +186,6 @@ def _meta(**values: str) -> str:
 
 def _headers(token: str, **extra: str) -> dict:
     return {"Tus-Resumable": "1.0.0", "Authorization": f"Token {token}", **extra}
-
-
-def token_for(user) -> str:
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.get_or_create(user=user)[0].key
 
 
 def fresh_instance(src: Path, dst: Path) -> Path:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_otp import user_has_device
 
+from joliba.security import CLEAR_SITE_DATA
 from studies import access
 
 # The request being served, for receivers of signals that carry none (django-otp's failed code).
@@ -84,7 +85,9 @@ class IdleSessionMiddleware:
             if _is_api(request):
                 return None
             query = urlencode({"next": request.get_full_path(), "expired": "1"})
-            return redirect(f"{reverse('login')}?{query}")
+            response = redirect(f"{reverse('login')}?{query}")
+            response["Clear-Site-Data"] = CLEAR_SITE_DATA  # as at logout: the images seen go too
+            return response
         match = request.resolver_match
         if match is not None and match.view_name in PASSIVE_VIEWS:
             return None

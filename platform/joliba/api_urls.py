@@ -1,12 +1,12 @@
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from ingest import api as ingest_api
 from reports import api as reports_api
 from studies import api as studies_api
+from tokens import api as tokens_api
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api_token"),
+    path("auth/token/", tokens_api.obtain_token, name="api_token"),
     path("studies/", studies_api.StudyList.as_view(), name="api_studies"),
     path("studies/upload/", ingest_api.upload_study, name="api_upload"),
     path("studies/<int:pk>/", studies_api.StudyDetail.as_view(), name="api_study"),

@@ -16,5 +16,6 @@ def navigation(request: HttpRequest) -> dict[str, dict[str, bool]]:
             "may_send": access.may_send_for_site(user),
             "may_see_load": access.may_see_team_load(user),
             "may_manage_alerts": access.may_manage_alerts(user),
+            "may_manage_tokens": access.may_open_tokens_page(user),  # absent above: false
         }
     }

@@ -55,13 +55,13 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "axes",  # auth: lockout on repeated failures (accounts/README in docs/authentication.md)
     "django_otp",  # auth: second factor (OTPMiddleware, devices)
     "django_otp.plugins.otp_static",  # auth: backup codes
     "django_otp.plugins.otp_totp",  # auth: TOTP, works on a phone with no network
     "two_factor",  # auth: login / enrolment / backup-code views (templates overridden in accounts/)
+    "pgtrigger",  # integrity: database triggers (signed report versions immutable, signer a radiologist)
     "accounts",
     "studies",
     "ingest",
@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",  # harden: CONTENT_SECURITY_POLICY below; after WhiteNoise (static)
+    "joliba.security.HardeningMiddleware",  # harden: no-store, no method override, logout clears cache
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -90,6 +92,7 @@ MIDDLEWARE = [
     "accounts.middleware.IdleSessionMiddleware",  # auth: idle expiry, absolute session age
     "accounts.middleware.SecondFactorMiddleware",  # auth: radiologists/admins verified before anything
     "axes.middleware.AxesMiddleware",  # auth: a locked (user, address) gets the French lockout page
+    "audit.middleware.AuditMiddleware",  # audit: who read which study, image, PDF (needs request.user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -164,8 +167,9 @@ WHITENOISE_MAX_AGE = 31536000 if PRODUCTION else 3600
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a missing or refused token answers 401 with WWW-Authenticate (docs/tokens.md).
+        "tokens.authentication.MachineTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -375,7 +379,6 @@ TWO_FACTOR_LOGIN_TIMEOUT = 600  # seconds between the password and the code
 JOLIBA_SESSION_IDLE_MINUTES = float(env("JOLIBA_SESSION_IDLE_MINUTES", "30"))
 JOLIBA_SESSION_MAX_HOURS = float(env("JOLIBA_SESSION_MAX_HOURS", "12"))
 SESSION_COOKIE_AGE = max(1, int(JOLIBA_SESSION_IDLE_MINUTES * 60))
-SESSION_COOKIE_HTTPONLY = True
 
 # Password reset: per client address and per e-mail address, counted in the shared cache.
 PASSWORD_RESET_RATE_PER_ADDRESS = env("PASSWORD_RESET_RATE_PER_ADDRESS", "10/h")
@@ -416,3 +419,79 @@ else:
     raise ImproperlyConfigured("CACHE_URL must be redis://, rediss://, unix://, file:// or locmem://")
 # (django-ratelimit is used as a library, not an app: Redis counts atomically; a file cache may
 # miss a few concurrent tries, which the quickstart's single host can live with.)
+# --- integrity: de-identification, retention, patient export (docs/privacy.md) ---
+# Key of the de-identified UIDs and pseudonyms (empty: derived from SECRET_KEY). The same key
+# exports the same study with the same UIDs; changing it unlinks every earlier export.
+PRIVACY_DEID_KEY = env("PRIVACY_DEID_KEY", "")
+PRIVACY_EXPORT_DIR = Path(env("PRIVACY_EXPORT_DIR", str(DATA_DIR / "exports")))
+# Retention in days (0: kept forever). The audit trail is never purged by the platform.
+RETENTION_INCOMPLETE_UPLOAD_DAYS = int(env("RETENTION_INCOMPLETE_UPLOAD_DAYS", "7"))
+RETENTION_SPOOL_DAYS = int(env("RETENTION_SPOOL_DAYS", "2"))
+RETENTION_REJECTED_DAYS = int(env("RETENTION_REJECTED_DAYS", "90"))
+RETENTION_RENDITIONS_DAYS = int(env("RETENTION_RENDITIONS_DAYS", "0"))
+RETENTION_DEID_EXPORT_DAYS = int(env("RETENTION_DEID_EXPORT_DAYS", "7"))
+CELERY_BEAT_SCHEDULE["retention-purge"] = {  # one task deletes what the rules above say is due
+    "task": "privacy.tasks.purge_retention",
+    "schedule": float(env("RETENTION_PURGE_SECONDS", "3600")),
+}
+
+# --- audit: the audit trail (docs/audit.md) ---
+# Rows the database refused wait here (JSON lines, fsync'd) until the beat task replays them.
+AUDIT_SPOOL_DIR = Path(env("AUDIT_SPOOL_DIR", str(DATA_DIR / "audit-spool")))
+# Images are fetched per frame: "study.images_viewed" at most once per user and study this often.
+AUDIT_IMAGES_VIEWED_MINUTES = float(env("AUDIT_IMAGES_VIEWED_MINUTES", "10"))
+AUDIT_PAGE_SIZE = int(env("AUDIT_PAGE_SIZE", "100"))
+# The client address: audit.addresses asks django-ipware what axes asks it (the AXES_IPWARE_*
+# settings the auth block derives from JOLIBA_PROXY_COUNT, docs/authentication.md): one rule.
+CELERY_BEAT_SCHEDULE["audit-replay-spool"] = {  # audit rows the database refused, into the table
+    "task": "audit.tasks.replay_audit_spool",
+    "schedule": float(env("AUDIT_REPLAY_SECONDS", "60")),
+}
+
+# --- tokens: the site agents' machine tokens (docs/tokens.md) ---
+TOKENS_DEFAULT_DAYS = int(env("TOKENS_DEFAULT_DAYS", "365"))  # lifetime of a new token
+TOKENS_MAX_DAYS = int(env("TOKENS_MAX_DAYS", str(max(3 * 365, TOKENS_DEFAULT_DAYS))))
+# Key of the tokens' HMAC (by default SECRET_KEY): changing it invalidates every token.
+TOKENS_HASH_KEY = env("TOKENS_HASH_KEY", SECRET_KEY)
+# A token's last use (and the audit's "token.used") is written at most this often.
+TOKENS_TOUCH_SECONDS = int(env("TOKENS_TOUCH_SECONDS", "60"))
+
+# --- harden: production checks, security headers, CSP, caching of patient data (docs/security.md) ---
+if PRODUCTION and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    raise ImproperlyConfigured("Production needs PostgreSQL (DATABASE_URL=postgres://...), not SQLite.")
+# HSTS: once a browser has seen it, it refuses plain HTTP to this host (and its subdomains) for
+# that long. A year in production; 0 (off) elsewhere, so a developer's localhost is not pinned.
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if PRODUCTION else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)  # only matters if the domain is submitted
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)  # behind the proxy: X-Forwarded-Proto
+# Kannel calls back over plain HTTP on the machine itself (deploy/kannel/kannel.conf): never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^alerts/kannel/"]
+SECURE_REFERRER_POLICY = "same-origin"  # study URLs never leave in a Referer
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # send.js, autosave.js, worklist.js read the token from the form field
+# Images (renditions, previews, heatmaps) may stay in this browser's cache this long: a reading
+# session (the case, the next cases the viewer prefetched); logout clears the cache earlier.
+# Everything else with patient data is no-store (joliba.security).
+PRIVATE_CACHE_SECONDS = int(env("PRIVATE_CACHE_SECONDS", "3600"))
+CSP_REPORTS_PER_MINUTE = int(env("CSP_REPORTS_PER_MINUTE", "30"))  # per client address (x10 in all)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],  # no inline script, no eval: templates hold none (tests/test_csp*.py)
+        "style-src": ["'self'"],  # no style= attribute, no <style>: CSSOM from scripts is allowed
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "worker-src": ["'none'"],  # the viewer decodes on the page (OffscreenCanvas), no worker
+        "object-src": ["'none'"],
+        "frame-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "report-uri": ["/csp-report/"],
+    },
+}

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import IsAuthenticated
 
+from joliba.security import csp_report
 from studies.views import home
 
 urlpatterns = [
@@ -16,11 +18,15 @@ urlpatterns = [
     path("studies/<int:pk>/", include("reports.urls")),
     path("studies/<int:pk>/", include("viewer.urls")),
     path("studies/", include("studies.urls")),
+    path("", include("privacy.urls")),  # integrity: de-identified export, patient export
     path("send/", include("uploads.page_urls")),
     path("worklist/", include("worklist.urls")),
     path("worklist/", include("assignment.urls")),
     path("", include("alerts.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("audit/", include("audit.urls")),
+    path("tokens/", include("tokens.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    path("csp-report/", csp_report, name="csp_report"),
     path("api/v1/uploads/", include("uploads.urls")),
     path("api/v1/", include("joliba.api_urls")),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -144,6 +145,24 @@ class Report(Sections):
         return first.signed_at if first else None
 
 
+# Before a version is written: its author must be an active account with the radiologist role
+# (never a technician, an admin, an AI worker or any other service account), and AI text
+# (a provenance "ai…") needs the signer's own acceptance. ERRCODE 42501: insufficient_privilege.
+SIGNER_CHECK = """
+IF NOT EXISTS (
+    SELECT 1 FROM accounts_user u WHERE u.id = NEW.author_id AND u.role = 'radiologist' AND u.is_active
+) THEN
+    RAISE EXCEPTION 'joliba: report version signed by user % who is not an active radiologist',
+        NEW.author_id USING ERRCODE = '42501';
+END IF;
+IF EXISTS (SELECT 1 FROM jsonb_each_text(NEW.provenance::jsonb) p WHERE p.value LIKE 'ai%')
+    AND NEW.ai_accepted_by_id IS DISTINCT FROM NEW.author_id THEN
+    RAISE EXCEPTION 'joliba: AI text signed without the signer''s acceptance' USING ERRCODE = '42501';
+END IF;
+RETURN NEW;
+"""
+
+
 class ReportVersion(Sections):
     """One signed state of a report: never updated after it is written."""
 
@@ -172,6 +191,17 @@ class ReportVersion(Sections):
                 condition=Q(kind="original", number=1)
                 | (~Q(kind="original") & Q(number__gt=1) & ~Q(reason="")),
                 name="amendments_have_a_reason",
+            ),
+        ]
+        # The database itself keeps the clinical record whole, whoever connects (the platform,
+        # a worker, a service account, a raw SQL session): see SIGNER_CHECK.
+        triggers = [
+            pgtrigger.Protect(name="signed_version_immutable", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="signer_is_active_radiologist",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func=pgtrigger.Func(SIGNER_CHECK),
             ),
         ]
 

@@ -29,7 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 
-from accounts.models import Modality, ReaderProfile, User, modality_group
+from accounts.models import Modality, ReaderProfile, Site, User, modality_group
 
 from .models import Status, Study
 
@@ -273,3 +273,42 @@ def needs_second_factor(user: Person) -> bool:
     backup code) before anything patient-related opens, when JOLIBA_2FA_REQUIRED is on (the
     default); technicians may enrol but need not. The admin site asks it of every staff user."""
     return _active(user) and (user.is_radiologist or user.is_joliba_admin)
+
+
+# --- integrity ---
+def may_deidentify(user: Person, study: Study) -> bool:
+    """May export a de-identified copy of a study for teaching or research: an admin, or a
+    radiologist who may read it (privacy.exports; audited "study.deidentified")."""
+    return _is_admin(user) or may_read_study(user, study)
+
+
+def may_export_patient(user: Person) -> bool:
+    """May export everything held about one patient (the right of access): admins only."""
+    return _is_admin(user)
+
+
+def may_see_burned_in_flag(user: Person) -> bool:
+    """The « may carry burned-in annotations » label on a study: its readers and admins."""
+    return may_see_ai_output(user)
+
+
+# --- audit ---
+
+
+def may_see_audit(user: Person) -> bool:
+    """The audit trail (search and CSV export): admins only; anyone else gets 404."""
+    return _is_admin(user)
+
+
+# --- tokens ---
+def may_manage_tokens(user: Person, site: Site | None) -> bool:
+    """Issue, list and revoke the machine tokens of `site` (None: tokens of no site): an admin
+    attached to that site, or an admin attached to no site (who manages every site's)."""
+    if not (_active(user) and user.is_joliba_admin):
+        return False
+    return not user.site_id or (site is not None and site.pk == user.site_id)
+
+
+def may_open_tokens_page(user: Person) -> bool:
+    """The « Jetons des agents » page; it lists only what may_manage_tokens allows."""
+    return _is_admin(user)

@@ -119,6 +119,12 @@ class Study(models.Model):
     waiting_since = models.DateTimeField(null=True, blank=True, editable=False)  # last `received`
     ai_urgency = models.FloatField(null=True, blank=True, editable=False)  # current scored pre-read
     ai_critical = models.BooleanField(default=False, editable=False)  # ... flagged a critical finding
+    # Text may be burned into the pixels (names, dates): set by privacy.burned_in when an
+    # instance says so or looks like it (secondary capture, ultrasound, screen save...). Shown to
+    # readers; a de-identified export of the study needs an explicit confirmation.
+    may_have_burned_in = models.BooleanField(
+        _("peut porter des annotations incrustées"), default=False, editable=False
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,9 +1,9 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
+from joliba.security import private_cache
 from orthanc.client import OrthancError
 
 from . import access
@@ -58,7 +58,7 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-@cache_control(private=True, max_age=86400)
+@private_cache
 def instance_preview(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponse:
     """A preview rendered by the platform from the archived file (never a direct Orthanc URL)."""
     study = access.get_study_for_user(request.user, pk)

@@ -1,16 +1,18 @@
-"""Who is sending: a token for machines (the site agent), the session for the page.
+"""Who is sending: a machine token for the site agent, the session for the page.
 
-tus requests carry raw bytes, so they bypass DRF's parsers; this applies the same rules as
-DRF's Token and Session authentication, CSRF included for the session.
+tus requests carry raw bytes, so they bypass DRF's parsers; this applies the same rules as the
+API's authentication (tokens.authentication and DRF's Session authentication, CSRF included for
+the session), through the same service: a revoked or expired token is refused here too.
 """
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
-from rest_framework.authtoken.models import Token
 
 from accounts.models import User
+from tokens.authentication import secret_from_header
+from tokens.service import authenticate_secret
 
 
 def _no_view(request: HttpRequest) -> HttpResponse:
@@ -24,12 +26,10 @@ def _csrf_ok(request: HttpRequest) -> bool:
 
 
 def sending_user(request: HttpRequest) -> User | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header.startswith("Token "):
-        token = Token.objects.select_related("user").filter(key=header[6:].strip()).first()
-        if token is None or not token.user.is_active:
-            return None
-        return token.user
+    secret = secret_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+    if secret is not None:  # a token header is the only credential looked at, even if refused
+        token = authenticate_secret(secret, request=request) if secret else None
+        return token.user if token is not None else None
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None

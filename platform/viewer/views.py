@@ -16,9 +16,9 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404
-from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_safe
 
+from joliba.security import cache_privately
 from studies import access
 from studies.models import Instance
 
@@ -27,11 +27,9 @@ from .manifest import study_manifest
 from .models import Rendition
 
 NAME = re.compile(r"^(preview|full)-(\d{1,6})-([0-9a-f]{16})$")
-IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 @require_GET
-@cache_control(private=True, no_cache=True)
 def manifest(request: HttpRequest, pk: int) -> HttpResponse:
     study = access.get_study_for_user(request.user, pk)
     return JsonResponse(study_manifest(study, request.user))
@@ -39,8 +37,9 @@ def manifest(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_safe
 def rendition(request: HttpRequest, pk: int, instance_pk: int, name: str) -> HttpResponseBase:
-    """Rendition bytes at an immutable URL (the digest is in the name): cached for a year, but
-    access is checked on every request that reaches the server."""
+    """Rendition bytes at an immutable URL (the digest is in the name): cached by this browser only,
+    for a reading session (joliba.security.cache_privately; logout clears the cache), and access is
+    checked on every request that reaches the server."""
     study = access.get_study_for_user(request.user, pk)
     found = NAME.match(name)
     if found is None:
@@ -54,7 +53,7 @@ def rendition(request: HttpRequest, pk: int, instance_pk: int, name: str) -> Htt
     except OSError:
         raise Http404 from None
     response = FileResponse(data, content_type="image/webp")
-    response["Cache-Control"] = IMMUTABLE
+    cache_privately(response, immutable=True)
     # WebP is compressed already: keep GZipMiddleware away (it skips what has an encoding) and
     # keep the Content-Length the browser shows progress with.
     response["Content-Encoding"] = "identity"
@@ -76,5 +75,5 @@ def original(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponseBas
     response = StreamingHttpResponse(chunks, content_type="application/dicom")
     # Named by primary keys only: no patient data in a file name either.
     response["Content-Disposition"] = f'attachment; filename="joliba-{study.pk}-{instance.pk}.dcm"'
-    response["Cache-Control"] = "private, no-store"
+    response["Cache-Control"] = "no-store"
     return response

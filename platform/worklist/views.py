@@ -10,14 +10,13 @@ from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_cache_control
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Site
 from assignment.load import team_load
+from joliba.security import private_cache
 from preread.models import ImageResult
 from preread.selectors import current_preread, image_results_by_instance
 from studies import access, lifecycle
@@ -126,8 +125,7 @@ def worklist_rows(request: HttpRequest) -> HttpResponse:
     else:
         context["etag"] = etag
         response = render(request, "worklist/_list.html", context)
-    response["ETag"] = etag
-    patch_cache_control(response, private=True, no_cache=True)
+    response["ETag"] = etag  # worklist.js sends it back itself (fetch with cache: "no-store")
     return response
 
 
@@ -196,7 +194,7 @@ def read(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-@cache_control(private=True, max_age=86400)
+@private_cache
 def heatmap(request: HttpRequest, pk: int, instance_pk: int) -> HttpResponse:
     """The AI heatmap of one image, from the stored result (current pre-read)."""
     if not access.may_see_ai_output(request.user):

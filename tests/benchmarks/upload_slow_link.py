@@ -259,12 +259,12 @@ class Platform:
                 "-c",
                 (
                     "from accounts.models import Site, User\n"
-                    "from rest_framework.authtoken.models import Token\n"
+                    "from tokens.service import issue\n"
                     "site, _ = Site.objects.get_or_create(\n"
                     "    code='bench', defaults={'name': 'Banc', 'region': 'Kayes'})\n"
                     "u = User.objects.create_user(\n"
                     "    username='tech.bench', password=None, role='technician', site=site)\n"
-                    "print(Token.objects.create(user=u).key)\n"
+                    "print(issue(u, name='banc')[1])\n"
                 ),
             ],
             env=env,

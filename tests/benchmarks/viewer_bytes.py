@@ -142,7 +142,7 @@ class Platform:
                 "shell",
                 "-c",
                 "from accounts.models import Site, User\n"
-                "from rest_framework.authtoken.models import Token\n"
+                "from tokens.service import issue\n"
                 "site = Site.objects.create(code='bench', name='Banc', region='Kayes')\n"
                 "t = User.objects.create_user(\n"
                 "    username='tech.bench', password=None, role='technician', site=site)\n"
@@ -150,7 +150,7 @@ class Platform:
                 f"    username='dr.bench', password='{PASSWORD}', role='radiologist')\n"
                 "from accounts.models import read_everything\n"
                 "read_everything(r)  # every modality, every site: may open and claim\n"
-                "print(Token.objects.create(user=t).key, Token.objects.create(user=r).key)\n",
+                "print(issue(t, name='banc')[1], issue(r, name='banc')[1])\n",
             ],
             capture_output=True,
             text=True,

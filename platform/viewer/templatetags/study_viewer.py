@@ -65,8 +65,9 @@ def viewer_texts() -> dict[str, Any]:
 
 
 def _static_image(inst: dict[str, Any]) -> dict[str, Any]:
-    """One image for the page without script: its aspect ratio and the AI boxes as percentages of
-    the image box (the frame has the image's aspect, so CSS percentages land on the pixels)."""
+    """One image for the page without script: the AI boxes as percentages of the image box (the
+    frame has the image's aspect through the <img>'s width and height, so percentages land on the
+    pixels)."""
     cols, rows = inst.get("columns"), inst.get("rows")
     ai = inst.get("ai")
     boxes = []
@@ -82,4 +83,4 @@ def _static_image(inst: dict[str, Any]) -> dict[str, Any]:
             }
             for b in ai.get("boxes") or []
         ]
-    return {**inst, "aspect": f"{cols} / {rows}" if cols and rows else "", "boxes": boxes}
+    return {**inst, "boxes": boxes}
