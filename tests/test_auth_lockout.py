@@ -87,17 +87,16 @@ def test_a_success_before_the_limit_resets_the_count(client, settings, tech_a):
 
 
 def test_behind_the_proxy_the_client_address_is_the_one_the_proxy_saw(client, settings, radiologist):
-    """JOLIBA_PROXY_COUNT=1 (nginx in front, appending the address it saw): that address is the
-    client's; addresses the client wrote in X-Forwarded-For itself are not believed, so rotating
-    them spreads nothing. With 0 (the default), the header is ignored."""
+    """JOLIBA_PROXY_COUNT=0 (nginx alone in front, appending the address it saw): that address is
+    the client's; addresses the client wrote in X-Forwarded-For itself are not believed, so
+    rotating them spreads nothing. Unset (the default), the header is ignored."""
     from accounts.views import client_address
 
     class Request:
         def __init__(self, meta):
             self.META = meta
 
-    settings.AXES_IPWARE_PROXY_COUNT = 0  # what JOLIBA_PROXY_COUNT=1 sets (settings.py says why)
-    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    settings.JOLIBA_PROXY_COUNT = 0
     via_nginx = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.7"}
     assert client_address(Request(via_nginx)) == "198.51.100.7"
     padded = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9, 198.51.100.7"}
@@ -114,6 +113,5 @@ def test_behind_the_proxy_the_client_address_is_the_one_the_proxy_saw(client, se
     desk = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "10.20.0.15"}
     assert shows_code_step(post_password(Client(), "dr_a", "pw-dr_a", **desk))
 
-    settings.AXES_IPWARE_PROXY_COUNT = None
-    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+    settings.JOLIBA_PROXY_COUNT = None
     assert client_address(Request(via_nginx)) == "127.0.0.1"

@@ -352,17 +352,12 @@ AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(env("AXES_COOLOFF_MINUTES", "15")))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
-# The client address: REMOTE_ADDR, unless JOLIBA_PROXY_COUNT reverse proxies (nginx, a load
-# balancer) stand in front, each appending the address it saw to X-Forwarded-For: then the header
-# must hold exactly that many addresses (ipware counts those after the client's), and a header the
-# client padded itself falls back to REMOTE_ADDR (the proxy), so made-up addresses never spread an
-# attack over fresh keys. 0 (the default, and the quickstart) ignores X-Forwarded-For entirely.
-JOLIBA_PROXY_COUNT = int(env("JOLIBA_PROXY_COUNT", "0"))
-AXES_IPWARE_PROXY_COUNT = JOLIBA_PROXY_COUNT - 1 if JOLIBA_PROXY_COUNT else None
-AXES_IPWARE_PROXY_ORDER = "right-most"
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if JOLIBA_PROXY_COUNT else ("REMOTE_ADDR",)
-)
+# The client address, for the lockout and the audit trail alike: audit.addresses.client_address
+# (django-ipware). JOLIBA_PROXY_COUNT (audit block below) says how many proxies X-Forwarded-For
+# lists after the client: nginx alone, appending the address it saw, is 0; unset (the default,
+# the quickstart) ignores the header, which any client can write. A header that does not hold
+# exactly that many falls back to REMOTE_ADDR, so made-up addresses give an attacker no fresh keys.
+AXES_CLIENT_IP_CALLABLE = "audit.addresses.client_address"
 # Whom a locked-out person calls, shown on the lockout and second-factor pages.
 JOLIBA_SUPPORT_CONTACT = env("JOLIBA_SUPPORT_CONTACT", "")
 
@@ -441,8 +436,9 @@ AUDIT_SPOOL_DIR = Path(env("AUDIT_SPOOL_DIR", str(DATA_DIR / "audit-spool")))
 # Images are fetched per frame: "study.images_viewed" at most once per user and study this often.
 AUDIT_IMAGES_VIEWED_MINUTES = float(env("AUDIT_IMAGES_VIEWED_MINUTES", "10"))
 AUDIT_PAGE_SIZE = int(env("AUDIT_PAGE_SIZE", "100"))
-# The client address: audit.addresses asks django-ipware what axes asks it (the AXES_IPWARE_*
-# settings the auth block derives from JOLIBA_PROXY_COUNT, docs/authentication.md): one rule.
+# Reverse proxies listed in X-Forwarded-For after the client (django-ipware's proxy_count); unset:
+# the header is ignored. Axes finds the client's address through audit.addresses too (one rule).
+JOLIBA_PROXY_COUNT = int(env("JOLIBA_PROXY_COUNT")) if env("JOLIBA_PROXY_COUNT") else None
 CELERY_BEAT_SCHEDULE["audit-replay-spool"] = {  # audit rows the database refused, into the table
     "task": "audit.tasks.replay_audit_spool",
     "schedule": float(env("AUDIT_REPLAY_SECONDS", "60")),
