@@ -55,6 +55,9 @@ def main() -> int:
         "ORTHANC_PASSWORD": orthanc.password,
         "PYTHONPATH": str(REPO / "platform"),
         "DJANGO_SETTINGS_MODULE": "joliba.settings",
+        # A demo on one laptop: the second factor is off unless asked for (JOLIBA_2FA_REQUIRED=1
+        # make run); every other deployment has it on (docs/authentication.md).
+        "JOLIBA_2FA_REQUIRED": os.environ.get("JOLIBA_2FA_REQUIRED", "0"),
     }
     # The quickstart is the embedded flavour: SQLite and the file-system broker, always.
     env.pop("DATABASE_URL", None)
@@ -84,7 +87,15 @@ def main() -> int:
         subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], env=env),
     ]
     print(f"\nJoliba tourne sur / is running at  http://127.0.0.1:{port}/", flush=True)
-    print(f"Archive Orthanc (loopback only): {orthanc.url}  — Ctrl-C pour arrêter / to stop\n", flush=True)
+    print(f"Archive Orthanc (loopback only): {orthanc.url}  — Ctrl-C pour arrêter / to stop", flush=True)
+    if env["JOLIBA_2FA_REQUIRED"].lower() in {"1", "true", "yes", "on"}:
+        print("Double authentification exigée / two-factor authentication required\n", flush=True)
+    else:
+        print(
+            "Double authentification DÉSACTIVÉE pour la démo / two-factor authentication OFF for the demo"
+            " (JOLIBA_2FA_REQUIRED=1 make run pour l'exiger / to require it)\n",
+            flush=True,
+        )
     stopping = False
 
     def stop(*_: object) -> None:

@@ -10,7 +10,16 @@
   uses) is skipped with that file named; one that reaches such an image another way carries the
   `testdata` marker (or calls testdata_file()). The session then ends with one line saying how
   many were skipped and where the images are expected.
-- Personas: site_a, site_b, tech_a, tech_b, radiologist, radiologist_2, admin_user.
+- Personas: site_a, site_b, tech_a, tech_b, radiologist, radiologist_2, admin_user. The radiologists
+  and the admin have a confirmed TOTP device (their enrolled phone): the browser's `log_in` enters
+  the code it would show (tests.helpers.totp_code).
+- Second factor: radiologists and admins open nothing patient-related until their session has
+  passed it (accounts.middleware). `client.force_login(user)` is patched here to leave the session
+  as a real sign-in with password and code does: OTP-verified with the user's TOTP device (one is
+  given to a radiologist or admin made in a test without one; tests.helpers.mark_verified).
+  `client.force_login(user, verified=False)` leaves it unverified, for the tests of that gate;
+  `tests.helpers.login_verified(client, user)` does the same as the patched call.
+- Cache: each test gets an empty in-process cache (the rate limits count there).
 
 `make unit` runs what needs no service: `-m "not orthanc and not worker and not browser and not slow"`
 (the test PostgreSQL is still used: creating it takes a few seconds).
@@ -25,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from orthanc.server import OrthancProcess
-from tests.helpers import clear_models, database_url, start_worker, stop_worker
+from tests.helpers import clear_models, database_url, give_totp_device, start_worker, stop_worker
 from tests.paths import (
     HAVE_SHARED_TESTDATA,
     NOT_FOUND,
@@ -44,6 +53,26 @@ NO_ARCHIVE = "http://127.0.0.1:9"  # discard port: refused at once
 def pytest_configure(config):
     if not HAVE_SHARED_TESTDATA:
         build_portable_testdata()
+    _patch_force_login()
+
+
+def _patch_force_login():
+    """Client.force_login also passes the second factor (the module docstring says why)."""
+    from django.test import Client
+
+    from tests.helpers import mark_verified
+
+    if getattr(Client.force_login, "joliba_second_factor", False):
+        return
+    plain = Client.force_login
+
+    def force_login(self, user, backend=None, *, verified=True):
+        plain(self, user, backend)
+        if verified:
+            mark_verified(self, user)
+
+    force_login.joliba_second_factor = True
+    Client.force_login = force_login
 
 
 def pytest_collection_modifyitems(config, items):
@@ -146,6 +175,10 @@ def _test_settings(request, settings, tmp_path):
     # Personas are created for almost every test: a fast hash (the production hashers are slow on
     # purpose). Processes the tests start use their own settings, so they log in by token.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # An empty cache of this process for each test: rate-limit counts never leak between tests.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
+    }
     queue = app.conf.task_default_queue
     if "celery_worker" not in request.fixturenames:
         app.conf.task_default_queue = UNCONSUMED_QUEUE
@@ -248,6 +281,8 @@ def _user(username, role, site=None):
     )
     if role == "radiologist":  # without a profile a radiologist reads nothing (accounts.ReaderProfile)
         read_everything(user)
+    if role in ("radiologist", "admin"):  # their enrolled phone (the second factor)
+        give_totp_device(user)
     return user
 
 

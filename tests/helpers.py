@@ -42,12 +42,16 @@ __all__ = [
     "clear_models",
     "database_url",
     "dicom_copy",
+    "give_totp_device",
     "log_in",
+    "login_verified",
+    "mark_verified",
     "new_chest",
     "send_chest",
     "malformed_dicoms",
     "send_ct",
     "send_files",
+    "totp_code",
     "token_for",
     "wait_for",
     "wrap_jpeg_as_dicom",
@@ -413,10 +417,73 @@ def chromium() -> Iterator[Any]:
 
 
 def log_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the real login page: the password, then (for a user with a TOTP device,
+    as the radiologist and admin personas have) the code the persona's phone would show."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
+    page.fill("#id_auth-username", username)
+    page.fill("#id_auth-password", password)
     page.click("button[type=submit]")
+    device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
+    if device is not None:
+        page.fill("#id_token-otp_token", totp_code(device))
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+
+
+# --- Signing in with the second factor ---------------------------------------------------------
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def give_totp_device(user):
+    """A confirmed TOTP device for the user: the phone they enrolled."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+
+
+def totp_code(device) -> str:
+    """The code the device's phone shows now, as django_otp.oath computes it, for a time step the
+    device has not accepted yet (a code is good once: two sign-ins within 30 s use the next step,
+    still within the device's tolerance; waits for the clock when none is left)."""
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    while True:
+        totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+        totp.time = time.time()
+        now_t = totp.t()
+        t = max(now_t, device.last_t + 1)
+        if t <= now_t + device.tolerance:
+            totp.drift += t - now_t
+            return f"{totp.token():0{device.digits}d}"
+        time.sleep(device.step - (time.time() - device.t0) % device.step + 0.05)
+
+
+def mark_verified(client, user) -> None:
+    """Mark the client's session as having passed the second factor (django_otp.login does the
+    same): with the user's TOTP device, given one if their role needs it and they have none."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from studies import access
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        if not access.needs_second_factor(user):
+            return
+        device = give_totp_device(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
+def login_verified(client, user) -> None:
+    """force_login plus a verified second factor where the role requires one (radiologists,
+    admins): the state a real sign-in with password and code leaves."""
+    client._login(user, MODEL_BACKEND)
+    mark_verified(client, user)
 
 
 # --- Malformed files, made here ------------------------------------------------------------------

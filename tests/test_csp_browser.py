@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from studies.models import Study
-from tests.helpers import chromium, log_in, wait_for
+from tests.helpers import chromium, give_totp_device, log_in, wait_for
 from tests.paths import ARTIFACTS, CT_HEAD, REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
@@ -108,6 +108,7 @@ def test_every_page_satisfies_the_csp_while_it_works(
     settings.INGEST_SPOOL_DIR = worker_spool_dir  # the worker finalises what the page sends
     settings.WORKLIST_REFRESH_SECONDS = 1  # the worklist's own refresh runs during the test
     root = User.objects.create_superuser("root_a", password="pw-root_a", role="admin")
+    give_totp_device(root)  # an admin signs in with the second factor (log_in enters the code)
     SHOTS.mkdir(parents=True, exist_ok=True)
     url = live_server.url
     watch = Watch()

@@ -151,8 +151,9 @@ def test_every_page_has_the_security_headers_and_the_csp(client):
     assert answer["Cross-Origin-Resource-Policy"] == "same-origin"
     assert "camera=()" in answer["Permissions-Policy"]
     assert answer["Cache-Control"] == "no-store"
-    # The Django admin: same headers, never framed, never cached.
-    admin = client.get("/admin/login/")
+    # The Django admin: same headers, never framed, never cached (its login is the platform's own,
+    # with the second factor: followed there).
+    admin = client.get("/admin/login/", follow=True)
     assert admin.status_code == 200 and admin["X-Frame-Options"] == "DENY"
     assert admin["Cache-Control"] == "no-store" and _policy(admin)["frame-ancestors"] == ["'none'"]
 

@@ -1,9 +1,29 @@
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.api import record
 
 from .models import Modality, ReaderProfile, Site, User
+
+
+class SecondFactorAdminSite(admin.AdminSite):
+    """The admin site opens only to a session that proved the second factor (when
+    JOLIBA_2FA_REQUIRED): its login is the platform's (django-two-factor-auth patches it)."""
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        if not super().has_permission(request):
+            return False
+        return not settings.JOLIBA_2FA_REQUIRED or request.user.is_verified()  # type: ignore[union-attr]
+
+
+admin.site.__class__ = SecondFactorAdminSite
 
 
 @admin.register(Site)
@@ -43,6 +63,19 @@ class JolibaUserAdmin(UserAdmin):
     fieldsets = (*(UserAdmin.fieldsets or ()), ("Joliba", {"fields": ("role", "site", "phone")}))
     add_fieldsets = (*UserAdmin.add_fieldsets, ("Joliba", {"fields": ("role", "site")}))
     inlines = (ReaderProfileInline,)
+    actions = ("remove_second_factor",)
+
+    @admin.action(description=_("Retirer la double authentification (téléphone perdu)"))
+    def remove_second_factor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        """A lost phone: the user's TOTP devices and backup codes are deleted, on the record; they
+        enrol a new phone at their next sign-in (docs/authentication.md)."""
+        for user in queryset:
+            removed = TOTPDevice.objects.filter(user=user).delete()[0]
+            removed += StaticDevice.objects.filter(user=user).delete()[0]
+            record("otp.removed", request=request, obj=user, detail={"devices": removed})
+        self.message_user(
+            request, _("Double authentification retirée : enrôlement au prochain accès."), messages.SUCCESS
+        )
 
 
 @admin.register(ReaderProfile)

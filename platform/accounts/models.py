@@ -2,6 +2,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 
@@ -45,6 +46,8 @@ class User(AbstractUser):
         related_name="users",
     )
     phone = models.CharField(_("téléphone"), max_length=32, blank=True)
+    # Bumped by "logout everywhere": part of the session hash, so every session made before ends.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = _("utilisateur")
@@ -59,6 +62,13 @@ class User(AbstractUser):
         super().clean()
         if self.role == self.Role.TECHNICIAN and not self.site_id:
             raise ValidationError({"site": _("Un technicien appartient à un site.")})
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        # Django's hash of the password, with the session generation folded in: a password
+        # change or "logout everywhere" ends the user's other sessions.
+        key_salt = "accounts.User.get_session_auth_hash"
+        value = f"{self.password}:{self.session_generation}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
 
     @property
     def is_technician(self) -> bool:

@@ -33,7 +33,7 @@ log = logging.getLogger("joliba.security")
 
 METHOD_OVERRIDE_HEADERS = ("HTTP_X_HTTP_METHOD_OVERRIDE", "HTTP_X_HTTP_METHOD", "HTTP_X_METHOD_OVERRIDE")
 # URL names (any namespace) whose successful POST ends a session: the browser drops what it kept.
-CLEAR_SITE_DATA_URL_NAMES = frozenset({"logout"})
+CLEAR_SITE_DATA_URL_NAMES = frozenset({"logout", "logout_everywhere"})
 CLEAR_SITE_DATA = '"cache", "storage"'
 _PRIVATE = "_joliba_private_cache"
 

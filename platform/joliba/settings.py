@@ -6,6 +6,7 @@ Any variable can also be read from a file named by VAR_FILE (Docker/systemd secr
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",  # auth: lockout on repeated failures (accounts/README in docs/authentication.md)
+    "django_otp",  # auth: second factor (OTPMiddleware, devices)
+    "django_otp.plugins.otp_static",  # auth: backup codes
+    "django_otp.plugins.otp_totp",  # auth: TOTP, works on a phone with no network
+    "two_factor",  # auth: login / enrolment / backup-code views (templates overridden in accounts/)
     "pgtrigger",  # integrity: database triggers (signed report versions immutable, signer a radiologist)
     "accounts",
     "studies",
@@ -84,6 +90,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "ingest.quota.RequestSizeLimit",  # limits: a multipart body over INGEST_MAX_REQUEST_BYTES refused unread
+    "django_otp.middleware.OTPMiddleware",  # auth: request.user.is_verified()
+    "accounts.middleware.IdleSessionMiddleware",  # auth: idle expiry, absolute session age
+    "accounts.middleware.SecondFactorMiddleware",  # auth: radiologists/admins verified before anything
+    "axes.middleware.AxesMiddleware",  # auth: a locked (user, address) gets the French lockout page
     "audit.middleware.AuditMiddleware",  # audit: who read which study, image, PDF (needs request.user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -122,8 +132,10 @@ if env("TEST_DATABASE_NAME"):  # lets parallel test runs share one PostgreSQL se
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -278,7 +290,10 @@ WORKLIST_RANK_CACHE_SECONDS = float(env("WORKLIST_RANK_CACHE_SECONDS", "5"))  # 
 
 STALLED_STUDY_SECONDS = int(env("STALLED_STUDY_SECONDS", "600"))
 
-EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = env(  # production: a real mail server (auth refuses the others below)
+    "EMAIL_BACKEND",
+    f"django.core.mail.backends.{'smtp' if PRODUCTION else 'console'}.EmailBackend",
+)
 EMAIL_HOST = env("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(env("EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Joliba <alertes@joliba.invalid>")
@@ -360,6 +375,83 @@ INGEST_RATE_LIMITS = {
 }
 RATELIMIT_FAIL_OPEN = env_bool("RATELIMIT_FAIL_OPEN", True)
 
+
+# --- auth: lockout, second factor, sessions, password reset, cache (docs/authentication.md) ---
+# django-axes first: it refuses a locked (user name, client address) before any password is checked,
+# on every path that calls authenticate(request=...): the login page, the admin (which sends to the
+# same login), the token endpoint. Keyed on the pair, so failures from an attacker elsewhere never
+# lock the on-call radiologist out of their own machine.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(env("AXES_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+# The client address, for the lockout and the audit trail alike: audit.addresses.client_address
+# (django-ipware). JOLIBA_PROXY_COUNT (audit block below) says how many proxies X-Forwarded-For
+# lists after the client: nginx alone, appending the address it saw, is 0; unset (the default,
+# the quickstart) ignores the header, which any client can write. A header that does not hold
+# exactly that many falls back to REMOTE_ADDR, so made-up addresses give an attacker no fresh keys.
+AXES_CLIENT_IP_CALLABLE = "audit.addresses.client_address"
+# Whom a locked-out person calls, shown on the lockout and second-factor pages.
+JOLIBA_SUPPORT_CONTACT = env("JOLIBA_SUPPORT_CONTACT", "")
+
+# Second factor (TOTP, with backup codes) for radiologists and admins: until they verify (or
+# enrol), nothing patient-related opens (accounts.middleware.SecondFactorMiddleware).
+JOLIBA_2FA_REQUIRED = env_bool("JOLIBA_2FA_REQUIRED", True)
+OTP_TOTP_ISSUER = "Joliba"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # no admin reads a TOTP key (or a backup code) to clone a phone
+TWO_FACTOR_LOGIN_TIMEOUT = 600  # seconds between the password and the code
+
+# Idle expiry: a session not used for JOLIBA_SESSION_IDLE_MINUTES ends (the cookie and the stored
+# session both expire; accounts.middleware refreshes them as the person works, background refreshes
+# of the worklist do not count), and none lives past JOLIBA_SESSION_MAX_HOURS.
+JOLIBA_SESSION_IDLE_MINUTES = float(env("JOLIBA_SESSION_IDLE_MINUTES", "30"))
+JOLIBA_SESSION_MAX_HOURS = float(env("JOLIBA_SESSION_MAX_HOURS", "12"))
+SESSION_COOKIE_AGE = max(1, int(JOLIBA_SESSION_IDLE_MINUTES * 60))
+
+# Password reset: per client address and per e-mail address, counted in the shared cache.
+PASSWORD_RESET_RATE_PER_ADDRESS = env("PASSWORD_RESET_RATE_PER_ADDRESS", "10/h")
+PASSWORD_RESET_RATE_PER_EMAIL = env("PASSWORD_RESET_RATE_PER_EMAIL", "3/h")
+PASSWORD_RESET_TIMEOUT = int(env("PASSWORD_RESET_TIMEOUT", str(3600)))  # the link's life, seconds
+# The console, file and in-memory backends write the reset link where it does not belong (the
+# server's log) or nowhere: production sends real mail.
+_NO_REAL_MAIL = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+}
+if PRODUCTION and EMAIL_BACKEND in _NO_REAL_MAIL:
+    raise ImproperlyConfigured(f"Production sends real mail: EMAIL_BACKEND={EMAIL_BACKEND} is refused.")
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(env("EMAIL_TIMEOUT", "30"))
+
+# The cache the rate limits count in, shared by every process of the platform: CACHE_URL
+# redis://host:6379/2 in production (atomic counts), file:///path, or locmem:// (one process);
+# by default files under DATA_DIR, which the quickstart's processes share.
+CACHE_URL = env("CACHE_URL", f"file://{DATA_DIR / 'cache'}")
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+elif CACHE_URL.startswith("file://"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": CACHE_URL.removeprefix("file://"),
+        }
+    }
+elif CACHE_URL.startswith("locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    raise ImproperlyConfigured("CACHE_URL must be redis://, rediss://, unix://, file:// or locmem://")
+# (django-ratelimit is used as a library, not an app: Redis counts atomically; a file cache may
+# miss a few concurrent tries, which the quickstart's single host can live with.)
 # --- integrity: de-identification, retention, patient export (docs/privacy.md) ---
 # Key of the de-identified UIDs and pseudonyms (empty: derived from SECRET_KEY). The same key
 # exports the same study with the same UIDs; changing it unlinks every earlier export.
@@ -383,7 +475,7 @@ AUDIT_SPOOL_DIR = Path(env("AUDIT_SPOOL_DIR", str(DATA_DIR / "audit-spool")))
 AUDIT_IMAGES_VIEWED_MINUTES = float(env("AUDIT_IMAGES_VIEWED_MINUTES", "10"))
 AUDIT_PAGE_SIZE = int(env("AUDIT_PAGE_SIZE", "100"))
 # Reverse proxies listed in X-Forwarded-For after the client (django-ipware's proxy_count); unset:
-# the header is ignored. The auth app's AXES_IPWARE_* settings win when present (one rule).
+# the header is ignored. Axes finds the client's address through audit.addresses too (one rule).
 JOLIBA_PROXY_COUNT = int(env("JOLIBA_PROXY_COUNT")) if env("JOLIBA_PROXY_COUNT") else None
 CELERY_BEAT_SCHEDULE["audit-replay-spool"] = {  # audit rows the database refused, into the table
     "task": "audit.tasks.replay_audit_spool",

@@ -8,6 +8,9 @@ from studies.views import home
 
 urlpatterns = [
     path("", home, name="home"),
+    path(
+        "accounts/", include("accounts.urls")
+    ),  # auth: login with a second factor, account, reset (first: wins)
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

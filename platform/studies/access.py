@@ -267,6 +267,14 @@ def _is_admin(user: Person) -> bool:
     return _active(user) and user.is_joliba_admin
 
 
+# --- auth ---
+def needs_second_factor(user: Person) -> bool:
+    """Radiologists and admins (role admin or superuser) prove a second factor (a TOTP code or a
+    backup code) before anything patient-related opens, when JOLIBA_2FA_REQUIRED is on (the
+    default); technicians may enrol but need not. The admin site asks it of every staff user."""
+    return _active(user) and (user.is_radiologist or user.is_joliba_admin)
+
+
 # --- integrity ---
 def may_deidentify(user: Person, study: Study) -> bool:
     """May export a de-identified copy of a study for teaching or research: an admin, or a

@@ -129,6 +129,7 @@ class Platform:
                 "ORTHANC_PASSWORD": self.orthanc.password,
                 "PYTHONPATH": str(REPO / "platform"),
                 "DJANGO_SETTINGS_MODULE": "joliba.settings",
+                "JOLIBA_2FA_REQUIRED": "0",  # bytes of the viewer measured here, not the sign-in
             }
         )
         manage = [sys.executable, str(REPO / "manage.py")]
@@ -213,8 +214,8 @@ def signed_in_context(browser, platform: Platform):
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     page = context.new_page()
     page.goto(f"{platform.url}/accounts/login/")
-    page.fill("#id_username", "dr.bench")
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_auth-username", "dr.bench")
+    page.fill("#id_auth-password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_load_state("load")
     page.close()

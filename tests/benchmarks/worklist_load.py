@@ -128,10 +128,12 @@ def populate(n_cases: int, n_clients: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # as autovacuum leaves a live database
     made_s = time.perf_counter() - t
+    from tests.helpers import login_verified
+
     sessions = []
-    for doctor in doctors:
+    for doctor in doctors:  # signed in as with password and TOTP code (the second factor is on)
         client = Client()
-        client.force_login(doctor)
+        login_verified(client, doctor)
         sessions.append(client.cookies["sessionid"].value)
     return {"sessions": sessions, "made_s": round(made_s, 1), "doctors": [d.pk for d in doctors]}
 
