@@ -169,9 +169,33 @@ ROUTES: dict[str, list[Case]] = {
         case(
             GET="200 200 200 200 200 200 200 200",
             POST="200- 200- 200- 200- 200- 200- 200- 200-",  # a wrong password: the form again
-            data=lambda w: {"username": "m_admin", "password": "wrong"},
+            data=lambda w: {
+                "login_view-current_step": "auth",  # django-two-factor-auth's wizard, first step
+                "auth-username": "m_admin",
+                "auth-password": "wrong",
+            },
         )
     ],
+    # --- The second factor and the account (accounts.urls; docs/authentication.md) ---
+    # A technician has no phone enrolled: to the enrolment; a verified session: nothing to verify.
+    "verify_second_factor": [
+        case(GET=f"302>two_factor:setup 302>two_factor:setup 302>home 302>home 302>home {ANON_PAGE}")
+    ],
+    "account": [case(GET=f"200 200 200 200 200 {ANON_PAGE}")],
+    "logout_everywhere": [
+        case(
+            GET="405 405 405 405 405 405 405 405",
+            POST=f"{LOGIN}+ {LOGIN}+ {LOGIN}+ {LOGIN}+ {LOGIN}+ {ANON_PAGE}",
+        )
+    ],
+    # Who has a phone enrolled already is sent on; the QR code exists only during an enrolment.
+    "two_factor:setup": [case(GET=f"200 200 {'302>two_factor:setup_complete ' * 3}{ANON_PAGE}")],
+    "two_factor:qr": [case(GET=f"404 404 404 404 404 {ANON_PAGE}")],
+    # Backup codes need a verified second factor: a technician without a phone is sent to sign in.
+    "two_factor:backup_tokens": [case(GET=f"{LOGIN} {LOGIN} 200 200 200 {ANON_PAGE}")],
+    "two_factor:profile": [case(GET=" ".join(["302>account"] * 8))],
+    "two_factor:login": [case(GET=" ".join(["302>login"] * 8))],
+    "two_factor:setup_complete": [case(GET=" ".join(["302>two_factor:backup_tokens"] * 8))],
     "logout": [
         case(
             GET="405 405 405 405 405 405 405 405",
@@ -915,7 +939,11 @@ def test_route(key, matrix, request):
 # on the view (ADMIN_FOR_ADMIN, by the name's suffix or the site view's name); everyone else is
 # sent to the admin's login page, whoever they are (not staff, or not signed in).
 ADMIN_LOGIN = "302>admin:login"
+# The admin site asks every signed-in user for a second factor first (two_factor's OTP admin
+# site): a technician, who has none, is sent to enrol; then, not staff, to the login page.
+ADMIN_ENROL = "302>two_factor:setup"
 ADMIN_FOR_ADMIN = {
+    "device_secret": "403",
     "changelist": "200",
     "add": "200",
     "change": "200",
@@ -935,21 +963,28 @@ ADMIN_FOR_ADMIN = {
     "logout": "405",  # GET: Django's logout is POST only
 }
 # The login page itself is open to all (the form); a signed-in user who is not staff sees it too.
-ADMIN_LOGIN_ROW = "200 200 200 200 302>admin:index 200 200 200"
+# Since the second factor, the admin's login page is the platform's (one way in, one lockout).
+ADMIN_LOGIN_ROW = f"{ADMIN_ENROL} {ADMIN_ENROL} " + " ".join(["302>login"] * 6)
 # GET on the logout: Django's is POST only (405) for staff; anyone else is sent to the index
 # (which sends them to the login page).
-ADMIN_LOGOUT_ROW = " ".join(["302>admin:index!"] * 4 + ["405"] + ["302>admin:index!"] * 3)
+ADMIN_LOGOUT_ROW = " ".join([ADMIN_ENROL] * 2 + ["302>admin:index!"] * 2 + ["405"] + ["302>admin:index!"] * 3)
 
 
 # The admin's writes are also POSTed, empty: who is not staff is sent to the login page before
 # any form is read; the admin gets the form back with its errors (or the deletion's confirmation
 # page: an empty POST confirms nothing), or 403 where the ModelAdmin allows no such change.
 ADMIN_WRITES = ("add", "change", "delete", "user_password", "logout")
-ADMIN_POST = {"logout": " ".join(["302>admin:index!"] * 4 + ["302>login+"] + ["302>admin:index!"] * 3)}
+ADMIN_POST = {
+    "logout": " ".join(
+        [ADMIN_ENROL] * 2 + ["302>admin:index!"] * 2 + ["302>login+"] + ["302>admin:index!"] * 3
+    )
+}
 # The admin persona's POST where the generic rule does not hold, by URL name: each says why.
 ADMIN_POST_FOR_ADMIN = {
     # Every field read-only: an empty POST saves nothing and goes back to the list.
     "admin:assignment_secondopinion_change": "302>admin:assignment_secondopinion_changelist",
+    # axes' failed-attempt records are read-only too: the empty POST goes back to the list.
+    "admin:axes_accesslog_change": "302>admin:axes_accesslog_changelist",
 }
 
 
@@ -963,6 +998,8 @@ def _admin_kind(pattern: Pattern) -> str:
     short = pattern.name.removeprefix("admin:")
     if short.endswith("_password_change") and _model_of(pattern) is not None:
         return "user_password"  # UserAdmin's "set this user's password" page
+    if short.endswith(("_totpdevice_config", "_totpdevice_qrcode")):
+        return "device_secret"  # a phone's TOTP key: shown to nobody (OTP_ADMIN_HIDE_SENSITIVE_DATA)
     for suffix in ("changelist", "add", "change", "history", "delete"):
         if short.endswith("_" + suffix) and _model_of(pattern) is not None:
             return suffix
@@ -1018,7 +1055,7 @@ def admin_urls(world: World) -> Iterator[tuple[str, str, str, str]]:
     for pattern in (p for p in walk() if is_admin(p)):
         kind = _admin_kind(pattern)
         model = _model_of(pattern)
-        row_cells = " ".join([ADMIN_LOGIN] * 4 + ["{admin}"] + [ADMIN_LOGIN] * 3)
+        row_cells = " ".join([ADMIN_ENROL] * 2 + [ADMIN_LOGIN] * 2 + ["{admin}"] + [ADMIN_LOGIN] * 3)
         if kind == "login":
             row_cells = ADMIN_LOGIN_ROW
         elif kind == "logout":
@@ -1028,10 +1065,10 @@ def admin_urls(world: World) -> Iterator[tuple[str, str, str, str]]:
         if kind in ("changelist", "add"):
             for_admin = _admin_answer(kind, model, None, world)
             urls = [(pattern.key, reverse(pattern.name))]
-        elif kind in ("change", "history", "delete", "object", "user_password"):
+        elif kind in ("change", "history", "delete", "object", "user_password", "device_secret"):
             row_obj = model.objects.order_by("pk").first() if model is not None else None
             object_id = str(row_obj.pk) if row_obj is not None else "0"
-            if kind != "object":
+            if kind not in ("object", "device_secret"):
                 for_admin = _admin_answer(kind, model, row_obj, world)
             if kind == "object":
                 base = "admin/" + "/".join(pattern.route.split("/")[1:3])
