@@ -1,0 +1,73 @@
+#!/bin/bash
+# Runs deploy/install.sh in a clean Debian 12 chroot (debootstrap), as far as a machine without a
+# booted systemd inside allows: `install.sh --prepare` with the network (apt, venv, npm), then the
+# full install.sh in a private network namespace (its PostgreSQL and RabbitMQ never meet the
+# host's), twice (idempotence), then checks. Not part of CI (minutes, and needs root and the Debian
+# mirror). Usage: deploy/chroot-test.sh [CHROOT_DIR]   (default /tmp/joliba-chroot)
+set -euo pipefail
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=${1:-/tmp/joliba-chroot}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+[ "$(id -u)" = 0 ] || { echo "chroot-test: run as root" >&2; exit 1; }
+command -v debootstrap >/dev/null || { echo "chroot-test: apt-get install debootstrap" >&2; exit 1; }
+
+[ -x "$ROOT/bin/bash" ] || debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR"
+cp /etc/resolv.conf /etc/hosts "$ROOT/etc/"
+# This machine's package-index settings (pip, npm), if any, so the chroot installs as the host does.
+for f in /etc/pip.conf /etc/xdg/pip/constraints.txt /etc/npmrc /root/.npmrc /root/.config/pip/pip.conf; do
+  [ -f "$f" ] && install -D -m 0644 "$f" "$ROOT$f"
+done
+mounted=()
+cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+bind() { mkdir -p "$ROOT$1"; mount --bind "$1" "$ROOT$1"; mounted+=("$ROOT$1"); }
+bind /dev; bind /dev/pts; bind /sys
+mount -t proc proc "$ROOT/proc"; mounted+=("$ROOT/proc")
+[ -d /opt/wheels ] && { bind /opt/wheels; mount -o remount,ro,bind "$ROOT/opt/wheels"; }
+mkdir -p "$ROOT/src/joliba"
+rsync -a --delete --exclude .git --exclude /.venv --exclude /node_modules --exclude /var \
+  --exclude '*_cache' --exclude '*.egg-info' "$SRC/" "$ROOT/src/joliba/"
+
+cat > "$ROOT/etc/joliba-test.env" <<ENV
+JOLIBA_ENV=production
+SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
+ALLOWED_HOSTS=joliba.test
+CSRF_TRUSTED_ORIGINS=https://joliba.test
+JOLIBA_DOMAIN=joliba.test
+JOLIBA_DATA_DIR=/var/lib/joliba
+STATIC_ROOT=/var/lib/joliba/static
+JOLIBA_PROXY_COUNT=0
+POSTGRES_PASSWORD=unused-here
+POSTGRES_JOLIBA_PASSWORD=pw-joliba-$RANDOM
+POSTGRES_ORTHANC_PASSWORD=pw-orthanc-$RANDOM
+RABBITMQ_PASSWORD=pw-rabbit-$RANDOM
+DATABASE_URL=postgres://joliba:@127.0.0.1:5432/joliba
+CELERY_BROKER_URL=amqp://joliba:@127.0.0.1:5672/joliba
+CELERY_SPLIT_QUEUES=1
+ORTHANC_URL=http://127.0.0.1:8042
+ORTHANC_USERNAME=joliba
+ORTHANC_PASSWORD=pw-orthanc-http
+DEFAULT_FROM_EMAIL=Joliba <alertes@joliba.test>
+ENV
+# The URLs carry the passwords above.
+sed -i -e "s|^DATABASE_URL=postgres://joliba:@|DATABASE_URL=postgres://joliba:$(grep -oP '^POSTGRES_JOLIBA_PASSWORD=\K.*' "$ROOT/etc/joliba-test.env")@|" \
+  -e "s|^CELERY_BROKER_URL=amqp://joliba:@|CELERY_BROKER_URL=amqp://joliba:$(grep -oP '^RABBITMQ_PASSWORD=\K.*' "$ROOT/etc/joliba-test.env")@|" "$ROOT/etc/joliba-test.env"
+install -d -m 0750 "$ROOT/etc/joliba"
+[ -f "$ROOT/etc/joliba/joliba.env" ] || cp "$ROOT/etc/joliba-test.env" "$ROOT/etc/joliba/joliba.env"
+
+echo "== chroot-test: install.sh --prepare (network)"
+chroot "$ROOT" env JOLIBA_SRC=/src/joliba JOLIBA_ALLOW_OLD_ORTHANC=1 bash /src/joliba/deploy/install.sh --prepare
+
+offline() {  # the rest in a private network namespace with loopback only, its processes ended after
+  unshare --net --pid --fork --mount-proc="$ROOT/proc" bash -c \
+    "ip link set lo up && chroot '$ROOT' env JOLIBA_SRC=/src/joliba JOLIBA_ALLOW_OLD_ORTHANC=1 bash -c '$1'"
+}
+echo "== chroot-test: install.sh (private network), twice"
+offline 'bash /src/joliba/deploy/install.sh && bash /src/joliba/deploy/install.sh && echo SECOND-RUN-OK &&
+  joliba-manage showmigrations --plan | grep -c "\[X\]" &&
+  runuser -u postgres -- psql -qtAc "SELECT datname FROM pg_database WHERE datname IN ('"'"'joliba'"'"','"'"'orthanc'"'"') ORDER BY 1" &&
+  rabbitmqctl -q list_permissions -p joliba && nginx -t &&
+  ls -l /etc/systemd/system/multi-user.target.wants/ | grep -o "joliba[^ ]*service" | sort -u &&
+  ls /var/lib/joliba/static | head -3 &&
+  (cd /etc/systemd/system && systemd-analyze verify joliba-web.service joliba-beat.service joliba-worker@ingest.service joliba-orthanc.service; echo "systemd-analyze verify rc=$?")'
+echo "== chroot-test: done"
