@@ -14,8 +14,10 @@ command -v debootstrap >/dev/null || { echo "chroot-test: apt-get install deboot
 [ -x "$ROOT/bin/bash" ] || debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR"
 cp /etc/resolv.conf /etc/hosts "$ROOT/etc/"
 # This machine's package-index settings (pip, npm), if any, so the chroot installs as the host does.
-for f in /etc/pip.conf /etc/xdg/pip/constraints.txt /etc/npmrc /root/.npmrc /root/.config/pip/pip.conf; do
-  [ -f "$f" ] && install -D -m 0644 "$f" "$ROOT$f"
+# (and its CA bundle: the index may be reached through a proxy with its own certificate).
+for f in /etc/pip.conf /etc/xdg/pip/constraints.txt /etc/npmrc /root/.npmrc /root/.config/pip/pip.conf \
+  /etc/ssl/certs/ca-certificates.crt; do
+  if [ -f "$f" ]; then install -D -m 0644 "$f" "$ROOT$f"; fi
 done
 mounted=()
 cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done; }

@@ -172,7 +172,12 @@ start_now() {  # start_now UNIT: with systemd, or the package's own way in a chr
   if have_systemd; then systemctl enable --now "$1"; return; fi
   case "$1" in
     postgresql) pg_lsclusters -h | while read -r version cluster _; do pg_ctlcluster "$version" "$cluster" start 2>/dev/null || true; done ;;
-    rabbitmq-server) rabbitmqctl -q status >/dev/null 2>&1 || { rabbitmq-server -detached; rabbitmqctl -q await_startup --timeout 120; } ;;
+    rabbitmq-server)
+      if ! rabbitmqctl -q status >/dev/null 2>&1; then
+        rabbitmq-server -detached
+        for _ in $(seq 60); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 2; done
+        rabbitmqctl -q await_startup --timeout 120
+      fi ;;
   esac
 }
 
