@@ -60,16 +60,29 @@ install -d -m 0750 "$ROOT/etc/joliba"
 echo "== chroot-test: install.sh --prepare (network)"
 chroot "$ROOT" env JOLIBA_SRC=/src/joliba JOLIBA_ALLOW_OLD_ORTHANC=1 bash /src/joliba/deploy/install.sh --prepare
 
+# The chroot's cluster took the next free port if the host's PostgreSQL holds 5432.
+pg_port=$(grep -oP '^port = \K[0-9]+' "$ROOT"/etc/postgresql/*/main/postgresql.conf | head -n1)
+sed -i "s|@127.0.0.1:[0-9]*/joliba$|@127.0.0.1:$pg_port/joliba|" "$ROOT/etc/joliba/joliba.env"
+
 offline() {  # the rest in a private network namespace with loopback only, its processes ended after
   unshare --net --pid --fork --mount-proc="$ROOT/proc" bash -c \
     "ip link set lo up && chroot '$ROOT' env JOLIBA_SRC=/src/joliba JOLIBA_ALLOW_OLD_ORTHANC=1 bash -c '$1'"
 }
-echo "== chroot-test: install.sh (private network), twice"
-offline 'bash /src/joliba/deploy/install.sh && bash /src/joliba/deploy/install.sh && echo SECOND-RUN-OK &&
-  joliba-manage showmigrations --plan | grep -c "\[X\]" &&
-  runuser -u postgres -- psql -qtAc "SELECT datname FROM pg_database WHERE datname IN ('"'"'joliba'"'"','"'"'orthanc'"'"') ORDER BY 1" &&
-  rabbitmqctl -q list_permissions -p joliba && nginx -t &&
-  ls -l /etc/systemd/system/multi-user.target.wants/ | grep -o "joliba[^ ]*service" | sort -u &&
-  ls /var/lib/joliba/static | head -3 &&
-  (cd /etc/systemd/system && systemd-analyze verify joliba-web.service joliba-beat.service joliba-worker@ingest.service joliba-orthanc.service; echo "systemd-analyze verify rc=$?")'
+cat > "$ROOT/root/checks.sh" <<'CHECKS'
+set -euo pipefail
+bash /src/joliba/deploy/install.sh
+bash /src/joliba/deploy/install.sh
+echo "CHECK second run: ok"
+echo "CHECK migrations applied: $(joliba-manage showmigrations --plan | grep -c '\[X\]'), pending: $(joliba-manage showmigrations --plan | grep -c '\[ \]' || true)"
+echo "CHECK databases: $(runuser -u postgres -- psql -qtAc "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname IN ('joliba', 'orthanc')")"
+echo "CHECK rabbitmq permissions: $(rabbitmqctl -q list_permissions -p joliba | tr '\t\n' '  ')"
+nginx -t -q && echo "CHECK nginx -t: ok"
+echo "CHECK enabled: $(find /etc/systemd/system/multi-user.target.wants -name 'joliba*' -printf '%f ' | tr -s ' ')"
+echo "CHECK static files: $(find /var/lib/joliba/static -type f | wc -l)"
+cd /etc/systemd/system
+systemd-analyze verify joliba-web.service joliba-beat.service joliba-worker@ingest.service joliba-orthanc.service \
+  && echo "CHECK systemd-analyze verify: ok"
+CHECKS
+echo "== chroot-test: install.sh (private network), twice, then checks"
+offline 'bash /root/checks.sh'
 echo "== chroot-test: done"

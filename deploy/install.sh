@@ -193,6 +193,12 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name') WHERE NOT EXISTS 
 SQL
 }
 ensure_db joliba "$(envget POSTGRES_JOLIBA_PASSWORD)"
+# Debian's cluster takes the next free port when 5432 is taken: DATABASE_URL must say the same.
+pg_port=$(pg_lsclusters -h | awk 'NR == 1 {print $3}')
+case "$(envget DATABASE_URL)" in
+  *"@127.0.0.1:$pg_port/"* | *"@localhost:$pg_port/"*) ;;
+  *) die "PostgreSQL listens on port $pg_port here: DATABASE_URL in $ENV_FILE must be postgres://joliba:...@127.0.0.1:$pg_port/joliba" ;;
+esac
 ensure_db orthanc "$(envget POSTGRES_ORTHANC_PASSWORD)"
 
 # --- RabbitMQ: vhost and account (quorum queues are declared by the platform) ----------------------
@@ -216,7 +222,7 @@ install -d -m 0750 -o joliba -g joliba "$DATA/static"
 
 # --- Orthanc: the platform's configuration plus the PostgreSQL index -------------------------------
 install -d -m 0750 -o root -g orthanc /etc/joliba/orthanc
-"$PREFIX/.venv/bin/python" - "$PREFIX/deploy/orthanc/orthanc.json" /etc/joliba/orthanc <<'PY'
+"$PREFIX/.venv/bin/python" - "$PREFIX/deploy/orthanc/orthanc.json" /etc/joliba/orthanc "$pg_port" <<'PY'
 import json, sys
 from pathlib import Path
 config = json.loads(Path(sys.argv[1]).read_text())
@@ -226,7 +232,7 @@ if index not in config["Plugins"]:
 out = Path(sys.argv[2])
 (out / "orthanc.json").write_text(json.dumps(config, indent=2) + "\n")
 postgresql = {"PostgreSQL": {
-    "EnableIndex": True, "EnableStorage": False, "Host": "127.0.0.1", "Port": 5432,
+    "EnableIndex": True, "EnableStorage": False, "Host": "127.0.0.1", "Port": int(sys.argv[3]),
     "Database": "orthanc", "Username": "orthanc", "Password": "${POSTGRES_ORTHANC_PASSWORD}",
     "Lock": False, "EnableSsl": False,
 }}
@@ -247,7 +253,8 @@ systemctl mask orthanc.service >/dev/null 2>&1 || true
 # --- Kannel: the platform's configuration, kept once edited ------------------------------------------
 if [ -d /etc/kannel ] && ! grep -q 'Joliba' /etc/kannel/kannel.conf 2>/dev/null; then
   [ -f /etc/kannel/kannel.conf ] && cp -n /etc/kannel/kannel.conf /etc/kannel/kannel.conf.debian
-  install -m 0640 -o root -g kannel "$PREFIX/deploy/kannel/kannel.conf" /etc/kannel/kannel.conf
+  # Debian's kannel user has no group of its own (nogroup): owner kannel, group root.
+  install -m 0640 -o kannel -g root "$PREFIX/deploy/kannel/kannel.conf" /etc/kannel/kannel.conf
 fi
 if grep -q 'CHANGE_ME\|JOLIBA_URL' /etc/kannel/kannel.conf 2>/dev/null; then
   log "warning: /etc/kannel/kannel.conf still has placeholders (modem, passwords, JOLIBA_URL): edit it, then systemctl restart kannel"
