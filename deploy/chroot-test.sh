@@ -23,7 +23,7 @@ mounted=()
 cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
 bind() { mkdir -p "$ROOT$1"; mount --bind "$1" "$ROOT$1"; mounted+=("$ROOT$1"); }
-bind /dev; bind /dev/pts; bind /sys
+bind /dev; bind /dev/pts; bind /dev/shm; bind /sys  # /dev/shm: Celery prefork's semaphores
 mount -t proc proc "$ROOT/proc"; mounted+=("$ROOT/proc")
 [ -d /opt/wheels ] && { bind /opt/wheels; mount -o remount,ro,bind "$ROOT/opt/wheels"; }
 mkdir -p "$ROOT/src/joliba"
@@ -62,7 +62,7 @@ chroot "$ROOT" env JOLIBA_SRC=/src/joliba JOLIBA_ALLOW_OLD_ORTHANC=1 bash /src/j
 
 # The chroot's cluster took the next free port if the host's PostgreSQL holds 5432.
 pg_port=$(grep -oP '^port = \K[0-9]+' "$ROOT"/etc/postgresql/*/main/postgresql.conf | head -n1)
-sed -i "s|@127.0.0.1:[0-9]*/joliba$|@127.0.0.1:$pg_port/joliba|" "$ROOT/etc/joliba/joliba.env"
+sed -i "/^DATABASE_URL=/s|@127.0.0.1:[0-9]*/joliba$|@127.0.0.1:$pg_port/joliba|" "$ROOT/etc/joliba/joliba.env"
 
 offline() {  # the rest in a private network namespace with loopback only, its processes ended after
   unshare --net --pid --fork --mount-proc="$ROOT/proc" bash -c \
@@ -83,6 +83,36 @@ cd /etc/systemd/system
 systemd-analyze verify joliba-web.service joliba-beat.service joliba-worker@ingest.service joliba-orthanc.service \
   && echo "CHECK systemd-analyze verify: ok"
 CHECKS
+# Then the services by hand, as the units would run them (no systemd here): Orthanc on its
+# PostgreSQL index, gunicorn behind nginx, a worker on a quorum queue.
+cat > "$ROOT/root/run-services.sh" <<'RUN'
+set -euo pipefail
+asjoliba() {  # the program with /etc/joliba/joliba.env, as the joliba user (EnvironmentFile=)
+  runuser -u joliba -- /opt/joliba/.venv/bin/python -c '
+import os, sys
+for line in open("/etc/joliba/joliba.env"):
+    line = line.strip()
+    if line and not line.startswith("#") and "=" in line:
+        k, v = line.split("=", 1)
+        os.environ[k] = v
+os.chdir("/opt/joliba/platform")
+os.execv(sys.argv[1], sys.argv[1:])' "$@"
+}
+set -a; . /etc/joliba/orthanc.env; set +a
+runuser -u orthanc -- env ORTHANC_PASSWORD="$ORTHANC_PASSWORD" POSTGRES_ORTHANC_PASSWORD="$POSTGRES_ORTHANC_PASSWORD" \
+  /usr/local/sbin/joliba-orthanc --logdir=/var/log/orthanc /etc/joliba/orthanc/ &
+for _ in $(seq 60); do curl -fsS -u "joliba:$ORTHANC_PASSWORD" http://127.0.0.1:8042/system >/tmp/system.json 2>/dev/null && break; sleep 1; done
+echo "CHECK orthanc /system: $(tr -d '\n ' < /tmp/system.json | grep -oE '"(Version|DatabaseBackendPlugin)":"?[^,"]*' | tr '\n' ' ')"
+asjoliba /opt/joliba/.venv/bin/gunicorn joliba.wsgi --bind=127.0.0.1:8000 --worker-class=gthread --workers=1 --threads=4 &
+asjoliba /opt/joliba/.venv/bin/celery -A joliba worker -Q ingest -n ingest@chroot --concurrency=1 --loglevel=WARNING &
+nginx
+sleep 15
+echo "CHECK gunicorn login page: $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: joliba.test' http://127.0.0.1:8000/accounts/login/)"
+echo "CHECK through nginx (TLS): $(curl -sk -o /dev/null -w '%{http_code}' --resolve joliba.test:443:127.0.0.1 https://joliba.test/accounts/login/)"
+echo "CHECK http redirects: $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: joliba.test' http://127.0.0.1/accounts/login/)"
+echo "CHECK worker ping: $(asjoliba /opt/joliba/.venv/bin/celery -A joliba inspect ping -d ingest@chroot --timeout 10 2>&1 | grep -c pong)"
+echo "CHECK queues: $(rabbitmqctl -q list_queues -p joliba name type | tr '\t\n' ': ')"
+RUN
 echo "== chroot-test: install.sh (private network), twice, then checks"
-offline 'bash /root/checks.sh'
+offline 'bash /root/checks.sh && bash /root/run-services.sh'
 echo "== chroot-test: done"
