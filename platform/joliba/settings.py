@@ -559,3 +559,36 @@ CELERY_BEAT_SCHEDULE["health-beat-tick"] = {  # beat's last tick, read by /healt
 BACKUP_DIR = Path(env("BACKUP_DIR", str(DATA_DIR / "backups")))
 BACKUP_KEEP_DAILY = int(env("BACKUP_KEEP_DAILY", "7"))
 BACKUP_KEEP_WEEKLY = int(env("BACKUP_KEEP_WEEKLY", "4"))
+# --- deploy: broker queues for production (docs/deployment.md) ---
+# On RabbitMQ (amqp://) every queue Celery declares is a quorum queue: replicated, and a killed
+# worker's unacknowledged task is redelivered at once (Redis waits for its visibility timeout).
+# Celery 5.5+ sees the quorum queues and turns global QoS off (RabbitMQ refuses it on them); the
+# retries' countdowns use RabbitMQ's native delayed delivery, which needs topic exchanges.
+_AMQP_BROKER = CELERY_BROKER_URL.split("://", 1)[0] in {"amqp", "amqps", "pyamqp"}
+if _AMQP_BROKER and env_bool("CELERY_QUORUM_QUEUES", True):
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"  # queues named by -Q or by the routes below
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}  # a publish returns once stored
+# CELERY_SPLIT_QUEUES=1: tasks go to the ingest, inference and alerts queues, each consumed by its
+# own workers (deploy/compose.yaml, deploy/systemd/joliba-worker@.service); the rest (sweeps,
+# audit, reports) to CELERY_TASK_DEFAULT_QUEUE. Off by default: the quickstart's single worker and
+# the tests' workers consume one queue, and would never see a routed task.
+CELERY_SPLIT_QUEUES = env_bool("CELERY_SPLIT_QUEUES", False)
+JOLIBA_TASK_QUEUES = {
+    "ingest": [
+        "ingest.tasks.follow_orthanc_changes",
+        "uploads.tasks.finalise_transfer",
+        "uploads.tasks.sweep_transfers",
+        "viewer.tasks.make_renditions",
+        "privacy.tasks.check_burned_in",
+    ],
+    "inference": ["preread.tasks.prepare_for_reading", "preread.tasks.rerun_preread"],
+    "alerts": ["alerts.tasks.deliver_alert", "alerts.tasks.run_due_alerts"],
+}
+if CELERY_SPLIT_QUEUES:
+    CELERY_TASK_ROUTES = {
+        task: {"queue": queue} for queue, tasks in JOLIBA_TASK_QUEUES.items() for task in tasks
+    }
