@@ -119,6 +119,7 @@ def _production_settings(**env):
         JOLIBA_ENV="production",
         SECRET_KEY="x" * 50,
         DEBUG="0",
+        ALERTS_CALLBACK_TOKEN="k" * 24,  # production with Kannel (its default SMS backend) needs it
         ALLOWED_HOSTS="joliba.example.ml",
         DATABASE_URL="postgres://joliba@127.0.0.1:5432/joliba",
         PYTHONPATH=str(REPO / "platform"),

@@ -132,11 +132,8 @@ def test_stopped_orthanc_killed_worker_closed_broker_are_unhealthy_within_second
         took, status, body = _time_until_unhealthy(client, "worker")
         print(f"worker killed: unhealthy after {took:.2f} s")
         assert status == 503 and took <= BOUND_S
-        assert body["components"]["worker"]["alive"] == 0
-        assert (
-            took >= 0
-            and body["components"]["worker"]["last_seen_seconds"] > settings.HEALTH_WORKER_STALE_SECONDS
-        )
+        # No live worker for its queue (the suite's own worker, if one runs, serves another).
+        assert body["components"]["worker"]["queues"] == {queue: 0}
 
         settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
         took, status, body = _time_until_unhealthy(client, "broker")

@@ -10,8 +10,10 @@ a killed worker's row goes stale and /health/ready says so after HEALTH_WORKER_S
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
+from datetime import timedelta
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -24,7 +26,9 @@ _threads: list[threading.Thread] = []
 
 
 def beat_name(hostname: str) -> str:
-    return f"worker:{hostname}"
+    """One row per worker process: two workers started with the same node name (the default
+    `celery@host`) must not keep each other's row alive."""
+    return f"worker:{hostname}:{os.getpid()}"
 
 
 def record(name: str, queues: list[str] | None = None) -> None:
@@ -34,6 +38,8 @@ def record(name: str, queues: list[str] | None = None) -> None:
     if queues is not None:
         defaults["queues"] = ",".join(sorted(queues))
     Heartbeat.objects.update_or_create(name=name, defaults=defaults)
+    # Rows of workers killed long ago (a killed worker cannot remove its own): gone after a day.
+    Heartbeat.objects.filter(name__startswith="worker:", at__lt=timezone.now() - timedelta(days=1)).delete()
 
 
 def _run(name: str, queues: list[str]) -> None:
