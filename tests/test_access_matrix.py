@@ -759,6 +759,10 @@ def call(world: World, persona: str, method: str, url: str, the_case: Case) -> t
     return observe(response, effect), response
 
 
+# Redirections that refuse: to a login page, or to enrol a phone first (the second factor).
+REFUSING_REDIRECTS = ("302>login", "302>admin:login", "302>two_factor:setup")
+
+
 def check_cell(expected: str, observed: str) -> str | None:
     """None when the observed cell is the expected one; else what is wrong."""
     expected = expected.rstrip("-+!")  # markers of the verdict, not of the answer
@@ -789,7 +793,7 @@ def verdict(expected: str, observed: str, *, has_effect: bool, method: str) -> s
         return "✓" + gap  # this redirection to the login page is the route's success (a logout)
     if expected.endswith("!"):
         return "✗" + gap  # a redirection that refuses (to a page that sends to the login page)
-    if observed.startswith(("302>login", "302>admin:login")) or status in (401, 403, 404, 405):
+    if observed.startswith(REFUSING_REDIRECTS) or status in (401, 403, 404, 405):
         return "✗" + gap
     refused = expected.endswith("-") or status == 400
     if has_effect and method not in SAFE_METHODS and "*" not in observed:
