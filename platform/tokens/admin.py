@@ -31,21 +31,6 @@ class RevokedFilter(admin.SimpleListFilter):
 
 @admin.register(MachineToken)
 class MachineTokenAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "prefix",
-        "user",
-        "site",
-        "created_at",
-        "created_by",
-        "expires_at",
-        "last_used_at",
-        "last_used_ip",
-        "revoked_at",
-    ]
-    list_filter = [RevokedFilter, "site"]
-    search_fields = ["name", "prefix", "user__username"]
-    list_select_related = ["user", "site", "created_by"]
     SHOWN = (
         "name",
         "prefix",
@@ -59,6 +44,10 @@ class MachineTokenAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     )  # not `digest`: nothing derived from the secret is shown
+    list_display = list(SHOWN[:-1])  # the list leaves out who revoked (the page shows it)
+    list_filter = [RevokedFilter, "site"]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user", "site", "created_by"]
     fields = SHOWN
     readonly_fields = SHOWN
     actions = ["revoke_tokens"]
