@@ -38,12 +38,22 @@ def record(name: str, queues: list[str] | None = None) -> None:
     if queues is not None:
         defaults["queues"] = ",".join(sorted(queues))
     Heartbeat.objects.update_or_create(name=name, defaults=defaults)
-    # Rows of workers killed long ago (a killed worker cannot remove its own): gone after a day.
+
+
+def prune() -> None:
+    """Rows of workers killed long ago (a killed worker cannot remove its own): gone after a day.
+    Once per worker start, not on every beat."""
+    from .models import Heartbeat
+
     Heartbeat.objects.filter(name__startswith="worker:", at__lt=timezone.now() - timedelta(days=1)).delete()
 
 
 def _run(name: str, queues: list[str]) -> None:
     interval = float(settings.HEALTH_WORKER_HEARTBEAT_SECONDS)
+    try:
+        prune()
+    except Exception:  # the database is down: the next start prunes
+        log.warning("old worker heartbeats not pruned", exc_info=True)
     while not _stop.is_set():
         try:
             close_old_connections()
