@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "audit",
     "privacy",
     "health",  # ops: health endpoints, worker/beat heartbeats, backups (docs/operations.md)
+    "dashboard",  # ops: the coordinator's dashboard (docs/dashboard.md)
 ]
 
 MIDDLEWARE = [

@@ -26,6 +26,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("tokens/", include("tokens.urls")),
     path("health/", include("health.urls")),  # ops: liveness and readiness (docs/operations.md)
+    path("dashboard/", include("dashboard.urls")),  # ops: the coordinator's dashboard
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
     path("csp-report/", csp_report, name="csp_report"),
     path("api/v1/uploads/", include("uploads.urls")),
