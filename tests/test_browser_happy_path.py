@@ -38,7 +38,7 @@ def test_it_runs_the_happy_path_in_chromium(live_server, celery_worker, tech_a, 
         dr.wait_for_selector("h1:has-text('Lecture')")
         # The images come through the platform and really render: the viewer draws them in full
         # fidelity on its canvas (the plain previews are what the page shows without JavaScript).
-        dr.wait_for_function("() => document.querySelector('.vw').dataset.source === 'full'", timeout=60_000)
+        dr.wait_for_function("() => document.querySelector('.vw')?.dataset.source === 'full'", timeout=60_000)
         assert all(
             "/studies/" in src
             for src in dr.eval_on_selector_all(".grid img", "els => els.map(e => e.getAttribute('src'))")

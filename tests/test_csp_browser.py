@@ -133,7 +133,9 @@ def test_every_page_satisfies_the_csp_while_it_works(
             pass
         dr.click("tr.case button:has-text('Lire')")
         dr.wait_for_selector(".vw.vw-ready", timeout=30_000)
-        dr.wait_for_function("() => document.querySelector('.vw').dataset.source === 'full'", timeout=120_000)
+        dr.wait_for_function(
+            "() => document.querySelector('.vw')?.dataset.source === 'full'", timeout=120_000
+        )
         dr.fill("#id_findings", "Pas de lésion hémorragique intracrânienne.")
         dr.click("#id_conclusion")
         dr.wait_for_function(
@@ -149,7 +151,7 @@ def test_every_page_satisfies_the_csp_while_it_works(
         # The same case opened again in the session: its images come from the cache, 0 bytes.
         first = dr.evaluate(IMAGE_BYTES)
         dr.goto(url + reverse("read", args=[study.pk]))
-        dr.wait_for_function("() => document.querySelector('.vw').dataset.source === 'full'", timeout=60_000)
+        dr.wait_for_function("() => document.querySelector('.vw')?.dataset.source === 'full'", timeout=60_000)
         again = dr.evaluate(IMAGE_BYTES)
         print(f"images of the case: first open {first}, opened again in the session {again}")
         assert first["count"] >= 2 and first["bytes"] > 0, first

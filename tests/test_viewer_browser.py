@@ -65,10 +65,10 @@ def open_viewer(page, url: str, study: Study, *, frames: int = 1) -> None:
     page.goto(url + reverse("read", args=[study.pk]))
     page.wait_for_selector(".vw.vw-ready", timeout=30_000)
     # Full fidelity on screen (the renditions may still be on their way: the viewer asks again).
-    page.wait_for_function("() => document.querySelector('.vw').dataset.source === 'full'", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('.vw')?.dataset.source === 'full'", timeout=120_000)
     if frames > 1:
         page.wait_for_function(
-            f"() => +document.querySelector('.vw').dataset.fullLoaded >= {frames}", timeout=120_000
+            f"() => +document.querySelector('.vw')?.dataset.fullLoaded >= {frames}", timeout=120_000
         )
     # The pointer can only reach what is in the viewport.
     page.eval_on_selector(".vw-bar", "e => e.scrollIntoView({block: 'start'})")
@@ -149,11 +149,11 @@ def test_it_scrolls_a_ct_series_windows_it_measures_and_inverts(
             seen.add(page.text_content(".vw-counter"))
         page.mouse.move(*client_point(page, 256, 256))
         page.mouse.wheel(0, 120)
-        page.wait_for_function("() => document.querySelector('.vw').dataset.index === '28'")
+        page.wait_for_function("() => document.querySelector('.vw')?.dataset.index === '28'")
         seen.add(page.text_content(".vw-counter"))
         assert seen == {f"{i} / 28" for i in range(1, 29)}
         page.wait_for_function(
-            "() => document.querySelector('.vw').dataset.source === 'full'", timeout=60_000
+            "() => document.querySelector('.vw')?.dataset.source === 'full'", timeout=60_000
         )
         last = canvas(page, "ct-28")
         assert_not_blank(last)
@@ -161,15 +161,15 @@ def test_it_scrolls_a_ct_series_windows_it_measures_and_inverts(
         page.eval_on_selector(
             ".vw-slider", "e => { e.value = 14; e.dispatchEvent(new Event('input', {bubbles: true})) }"
         )
-        page.wait_for_function("() => document.querySelector('.vw').dataset.index === '14'")
+        page.wait_for_function("() => document.querySelector('.vw')?.dataset.index === '14'")
         page.wait_for_function(
-            "() => document.querySelector('.vw').dataset.source === 'full'", timeout=60_000
+            "() => document.querySelector('.vw')?.dataset.source === 'full'", timeout=60_000
         )
 
         # The brain preset (40/80 HU) changes what is shown against the file's own window.
         own = canvas(page, "ct-14-file-window")
         page.select_option(".vw-preset", "brain")
-        page.wait_for_function("() => document.querySelector('.vw').dataset.window === '40/80'")
+        page.wait_for_function("() => document.querySelector('.vw')?.dataset.window === '40/80'")
         brain = canvas(page, "ct-14-brain")
         assert_not_blank(brain)
         rows, cols = image_box(page)
@@ -192,7 +192,7 @@ def test_it_scrolls_a_ct_series_windows_it_measures_and_inverts(
 
         # Invert: every pixel of the image becomes 255 minus itself.
         page.keyboard.press("i")
-        page.wait_for_function("() => document.querySelector('.vw').dataset.invert === 'true'")
+        page.wait_for_function("() => document.querySelector('.vw')?.dataset.invert === 'true'")
         inverted = canvas(page, "ct-14-brain-inverted")
         diff = np.abs(inverted[rows, cols] - (255 - brain[rows, cols]))
         assert diff.mean() < 2, f"inverted differs from 255 - shown by {diff.mean():.1f} on average"
@@ -334,7 +334,7 @@ def test_it_plays_every_frame_of_the_96_frame_angiogram(
         assert state(page)["index"] == paused_at
         # Frames far apart differ (neighbours by only ~1 grey level: compare 1 with 49).
         page.keyboard.press("Home")
-        page.wait_for_function("() => document.querySelector('.vw').dataset.index === '1'")
+        page.wait_for_function("() => document.querySelector('.vw')?.dataset.index === '1'")
         first = canvas(page, "xa-frame-01")
         assert np.abs(first - before).mean() > 3, "frame 1 looks like frame 49"
 
@@ -403,7 +403,7 @@ def test_it_works_on_a_phone_and_without_javascript(
         desktop.on("request", lambda request: asked.append(request.url))
         open_viewer(desktop, live_server.url, study)
         desktop.wait_for_function(
-            "() => document.querySelector('.vw').dataset.prefetched === '1'", timeout=60_000
+            "() => document.querySelector('.vw')?.dataset.prefetched === '1'", timeout=60_000
         )
         manifest = desktop.request.get(live_server.url + reverse("viewer_manifest", args=[study.pk])).json()
         assert len(manifest["prefetch"]) == 1 and f"/studies/{following.pk}/" in manifest["prefetch"][0]
@@ -491,7 +491,7 @@ def test_ai_boxes_and_heatmap_sit_on_the_image_with_and_without_javascript(
             if size:
                 before = state(page)["view"]
                 page.set_viewport_size(size)
-                page.wait_for_function(f"() => document.querySelector('.vw').dataset.view !== '{before}'")
+                page.wait_for_function(f"() => document.querySelector('.vw')?.dataset.view !== '{before}'")
             canvas(page, f"ai-{name}")
             rgb = np.asarray(Image.open(SHOTS / f"ai-{name}.png").convert("RGB"), dtype=np.int32)
             s, x, y = (float(v) for v in state(page)["view"].split(","))
