@@ -8,8 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit.api import record
-
+from .events import announce
 from .models import Modality, ReaderProfile, Site, User
 
 
@@ -72,7 +71,7 @@ class JolibaUserAdmin(UserAdmin):
         for user in queryset:
             removed = TOTPDevice.objects.filter(user=user).delete()[0]
             removed += StaticDevice.objects.filter(user=user).delete()[0]
-            record("otp.removed", request=request, obj=user, detail={"devices": removed})
+            announce("otp.removed", request=request, obj=user, detail={"devices": removed})
         self.message_user(
             request, _("Double authentification retirée : enrôlement au prochain accès."), messages.SUCCESS
         )

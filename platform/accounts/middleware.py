@@ -20,7 +20,8 @@ from django.utils.translation import gettext as _
 from django_otp import user_has_device
 
 from joliba.security import CLEAR_SITE_DATA
-from studies import access
+
+from .roles import needs_second_factor
 
 # The request being served, for receivers of signals that carry none (django-otp's failed code).
 current_request: ContextVar[HttpRequest | None] = ContextVar("joliba_current_request", default=None)
@@ -105,7 +106,7 @@ def owes_second_factor(request: HttpRequest) -> bool:
         return False
     match = request.resolver_match
     in_admin = match is not None and "admin" in match.namespaces
-    return access.needs_second_factor(user) or in_admin
+    return needs_second_factor(user) or in_admin
 
 
 class SecondFactorMiddleware:

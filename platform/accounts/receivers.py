@@ -9,8 +9,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django_otp.forms import otp_verification_failed
 
-from audit.api import record
-
+from .events import announce
 from .middleware import LAST_SEEN, SIGNED_IN_AT, current_request
 
 
@@ -26,4 +25,4 @@ def start_session_clock(sender: Any, request: Any, user: Any, **kwargs: Any) -> 
 def record_failed_code(sender: Any, user: Any, **kwargs: Any) -> None:
     """A wrong TOTP or backup code, on the login page or the verification page; the device
     throttles further tries (django-otp), the audit trail keeps them."""
-    record("otp.failed", request=current_request.get(), actor=user, outcome="failed")
+    announce("otp.failed", request=current_request.get(), actor=user, outcome="failed")

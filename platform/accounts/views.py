@@ -31,10 +31,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_ratelimit.core import is_ratelimited
 from two_factor import views as two_factor_views
 
-from audit.api import record
-from studies import access
-
+from .events import announce
 from .models import User
+from .roles import needs_second_factor
 
 
 def client_address(request: HttpRequest) -> str:
@@ -97,7 +96,7 @@ class SetupView(two_factor_views.SetupView):
     def done(self, form_list: Any, **kwargs: Any) -> HttpResponse:
         response = super().done(form_list, **kwargs)
         device = TOTPDevice.objects.filter(user=self.request.user, confirmed=True).order_by("-pk").first()
-        record("otp.enrolled", request=self.request, obj=device, detail={"method": "totp"})
+        announce("otp.enrolled", request=self.request, obj=device, detail={"method": "totp"})
         query = urlencode({"next": self.get_redirect_url()}) if self.get_redirect_url() else ""
         if response.status_code in (301, 302):
             return redirect(reverse("two_factor:backup_tokens") + (f"?{query}" if query else ""))
@@ -129,7 +128,7 @@ class BackupTokensView(two_factor_views.BackupTokensView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         super().form_valid(form)
-        record("otp.backup_codes_made", request=self.request, detail={"count": self.number_of_tokens})
+        announce("otp.backup_codes_made", request=self.request, detail={"count": self.number_of_tokens})
         target = reverse("two_factor:backup_tokens")
         following = _safe_next(self.request, "")
         return redirect(target + (f"?{urlencode({'next': following})}" if following else ""))
@@ -199,7 +198,7 @@ def account(request: HttpRequest) -> HttpResponse:
         "enrolled": user_has_device(user, confirmed=True),
         "totp": TOTPDevice.objects.devices_for_user(user, confirmed=True).exists(),
         "backup_left": backup_left,
-        "required": settings.JOLIBA_2FA_REQUIRED and access.needs_second_factor(user),
+        "required": settings.JOLIBA_2FA_REQUIRED and needs_second_factor(user),
         "idle_minutes": round(settings.SESSION_COOKIE_AGE / 60),
         "support": _support(),
     }
@@ -213,7 +212,7 @@ def logout_everywhere(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
     User.objects.filter(pk=user.pk).update(session_generation=user.session_generation + 1)
-    record("session.logout_everywhere", request=request, obj=user)
+    announce("session.logout_everywhere", request=request, obj=user)
     logout(request)
     return redirect(f"{reverse('login')}?{urlencode({'everywhere': '1'})}")
 

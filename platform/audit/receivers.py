@@ -60,6 +60,7 @@ def never_raises(receiver: Receiver) -> Receiver:
 
 
 def connect() -> None:
+    from accounts.events import account_event
     from reports.models import ReportExport
     from reports.services import version_signed
     from studies.lifecycle import event_recorded
@@ -67,6 +68,7 @@ def connect() -> None:
     user_logged_in.connect(on_logged_in, dispatch_uid="audit.logged_in")
     user_logged_out.connect(on_logged_out, dispatch_uid="audit.logged_out")
     user_login_failed.connect(on_login_failed, dispatch_uid="audit.login_failed")
+    account_event.connect(on_account_event, dispatch_uid="audit.account_event")
     if apps.is_installed("axes"):  # the auth app's django-axes; without it, no lockouts to hear
         axes_signals = import_module("axes.signals")  # by name: axes is the auth app's dependency
         axes_signals.user_locked_out.connect(on_locked_out, dispatch_uid="audit.locked_out")
@@ -74,6 +76,12 @@ def connect() -> None:
     version_signed.connect(on_version_signed, dispatch_uid="audit.version_signed")
     post_save.connect(on_export_saved, sender=ReportExport, dispatch_uid="audit.export_saved")
     post_save.connect(on_log_entry, sender=LogEntry, dispatch_uid="audit.log_entry")
+
+
+def on_account_event(sender: Any, action: str, **fields: Any) -> None:
+    """What accounts announces (second factor, logout everywhere, devices removed): written as a
+    direct call writes it; not never_raises, since the caller would have seen record() raise."""
+    record(action, **fields)
 
 
 @never_raises

@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -85,6 +86,28 @@ def _mb(n: int) -> int:
 # --- the spool quota ---------------------------------------------------------------------------
 
 
+class OpenUploads(Protocol):
+    """What the resumable uploads hold in the spool. The uploads app builds on ingest, so it tells
+    the quota at start (uploads.apps) rather than being imported from here."""
+
+    def received_bytes(self, site_id: int, exclude_transfer: Any = None) -> int:
+        """Bytes the site's open uploads have received (committed offsets, not declared sizes)."""
+        ...
+
+    def open_count(self, user: Any) -> int:
+        """Uploads the user has open (created, still receiving)."""
+        ...
+
+
+_open_uploads: list[OpenUploads] = []
+
+
+def register_open_uploads(source: OpenUploads) -> None:
+    """Count `source`'s uploads in every quota decision (once; called from an AppConfig.ready)."""
+    if source not in _open_uploads:
+        _open_uploads.append(source)
+
+
 def lock_site(site_id: int) -> None:
     """Serialise a site's quota decisions (inside the caller's transaction): the site's row only,
     never the transfers, which stay free for their finalisers; NO KEY UPDATE does not wait for
@@ -95,12 +118,7 @@ def lock_site(site_id: int) -> None:
 def spool_in_use(site_id: int, *, exclude_transfer=None) -> int:
     """What the site holds in the spool now: the bytes its open transfers have received (their
     committed offsets, not what they declared) plus the live holds of requests in progress."""
-    from uploads.models import Transfer  # uploads builds on ingest: asked at call time
-
-    transfers = Transfer.objects.filter(submission__site_id=site_id, state__in=Transfer.OPEN_STATES)
-    if exclude_transfer is not None:
-        transfers = transfers.exclude(pk=exclude_transfer)
-    received = transfers.aggregate(total=Sum("offset"))["total"] or 0
+    received = sum(source.received_bytes(site_id, exclude_transfer) for source in _open_uploads)
     held = (
         QuotaHold.objects.filter(site_id=site_id, expires_at__gt=timezone.now()).aggregate(
             total=Sum("bytes")
@@ -268,13 +286,11 @@ def check_creation(site_id: int, user, length: int) -> None:
     """A new resumable upload (caller holds the site's lock): it must fit in a file, in the room
     the site has now (bytes really received by its other uploads), and the user may only keep so
     many uploads open. Nothing is reserved: the bytes count as they arrive."""
-    from uploads.models import Transfer
-
     if length > max_file_bytes():
         raise LimitExceeded(413, "file_too_large", limit_mb=_mb(max_file_bytes()))
     check_room(site_id, length)
     cap = int(settings.UPLOADS_MAX_OPEN_PER_USER)
-    open_count = Transfer.objects.filter(state=Transfer.State.RECEIVING, submission__sender=user).count()
+    open_count = sum(source.open_count(user) for source in _open_uploads)
     if cap and open_count >= cap:
         raise LimitExceeded(
             429, "too_many_open", retry_after=settings.UPLOADS_IDLE_CREATION_SECONDS, limit=cap

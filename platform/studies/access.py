@@ -29,6 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 
+from accounts import roles
 from accounts.models import Modality, ReaderProfile, Site, User, modality_group
 
 from .models import Status, Study
@@ -268,11 +269,9 @@ def _is_admin(user: Person) -> bool:
 
 
 # --- auth ---
-def needs_second_factor(user: Person) -> bool:
-    """Radiologists and admins (role admin or superuser) prove a second factor (a TOTP code or a
-    backup code) before anything patient-related opens, when JOLIBA_2FA_REQUIRED is on (the
-    default); technicians may enrol but need not. The admin site asks it of every staff user."""
-    return _active(user) and (user.is_radiologist or user.is_joliba_admin)
+# Who must prove a second factor depends on the role alone: the rule lives in accounts.roles
+# (accounts, the lowest app, enforces it in its middleware) and is listed here with the others.
+needs_second_factor = roles.needs_second_factor
 
 
 # --- integrity ---
