@@ -33,6 +33,41 @@ def test_framework_free_packages_do_not_import_django():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True)
 
 
+def _app_imports() -> dict[str, set[str]]:
+    """Which Django apps of platform/ each app imports (function-level imports included)."""
+    import ast
+
+    root = REPO / "platform"
+    apps = {p.name for p in root.iterdir() if (p / "apps.py").exists()}
+    edges: dict[str, set[str]] = {app: set() for app in apps}
+    for app in apps:
+        for f in (root / app).rglob("*.py"):
+            if "migrations" in f.parts:
+                continue
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [n.name for n in node.names]
+                else:
+                    continue
+                edges[app] |= {n.split(".")[0] for n in names} & apps - {app}
+    return edges
+
+
+def test_no_two_apps_import_each_other():
+    """The apps form layers (accounts at the bottom): an arrow back up is a cycle, refused here
+    with the pair named (a lower app that must hear of something offers a signal or a hook)."""
+    edges = _app_imports()
+    assert {"accounts", "studies", "audit", "ingest", "uploads"} <= set(edges)  # it does see the apps
+
+    def reaches(a: str, b: str, seen: frozenset[str] = frozenset()) -> bool:
+        return b in edges[a] or any(reaches(c, b, seen | {a}) for c in edges[a] - seen - {a})
+
+    cycles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if reaches(b, a)})
+    assert not cycles, cycles
+
+
 # What production needs beyond its secret: the Kannel callbacks' shared token (the default SMS
 # backend in production), refused when missing.
 PRODUCTION_EXTRA = {"ALERTS_CALLBACK_TOKEN": "k" * 24}
