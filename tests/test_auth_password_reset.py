@@ -7,10 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -20,7 +17,7 @@ from django.urls import reverse
 
 from tests.auth_support import post_password, shows_code_step
 from tests.kannel import free_port
-from tests.paths import REPO
+from tests.settings_child import production_env, run_python
 
 pytestmark = pytest.mark.django_db
 
@@ -111,33 +108,20 @@ def test_the_reset_is_rate_limited_per_address_and_per_email(client, settings, r
     assert shows_code_step(post_password(Client(), "dr_a", "pw-dr_a"))
 
 
-def _production_settings(**env):
-    environ = {
-        k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "DJANGO_", "JOLIBA_", "DEBUG"))
-    }
-    environ.update(
-        JOLIBA_ENV="production",
-        SECRET_KEY="x" * 50,
-        DEBUG="0",
-        ALERTS_CALLBACK_TOKEN="k" * 24,  # production with Kannel (its default SMS backend) needs it
-        ALLOWED_HOSTS="joliba.example.ml",
-        DATABASE_URL="postgres://joliba@127.0.0.1:5432/joliba",
-        PYTHONPATH=str(REPO / "platform"),
-        DJANGO_SETTINGS_MODULE="joliba.settings",
-        **env,
+def _production_mail_backend(**env: str | None):
+    return run_python(
+        "from django.conf import settings; print(settings.EMAIL_BACKEND)", production_env(**env)
     )
-    code = "from django.conf import settings; print(settings.EMAIL_BACKEND)"
-    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, cwd=REPO)
 
 
 @pytest.mark.parametrize("backend", ["console", "filebased", "locmem", "dummy"])
 def test_production_refuses_a_mail_backend_that_sends_nothing(backend):
-    run = _production_settings(EMAIL_BACKEND=f"django.core.mail.backends.{backend}.EmailBackend")
+    run = _production_mail_backend(EMAIL_BACKEND=f"django.core.mail.backends.{backend}.EmailBackend")
     assert run.returncode != 0
     assert "ImproperlyConfigured" in run.stderr and "Production sends real mail" in run.stderr
 
 
 def test_production_sends_by_smtp_by_default():
-    run = _production_settings()
+    run = _production_mail_backend(EMAIL_BACKEND=None)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "django.core.mail.backends.smtp.EmailBackend"

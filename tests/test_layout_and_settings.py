@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from tests.paths import REPO
+from tests.settings_child import production_env, setup_in
 
 
 def test_platform_folder_never_shadows_the_standard_library():
@@ -68,40 +69,22 @@ def test_no_two_apps_import_each_other():
     assert not cycles, cycles
 
 
-# What production needs beyond its secret: the Kannel callbacks' shared token (the default SMS
-# backend in production), refused when missing.
-PRODUCTION_EXTRA = {"ALERTS_CALLBACK_TOKEN": "k" * 24}
-
-
-def _settings_in(env_overrides: dict) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "JOLIBA_ENV")}
-    env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=REPO,
-        env={**env, "DJANGO_SETTINGS_MODULE": "joliba.settings"},
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_production_refuses_the_default_secret_and_debug():
-    assert "SECRET_KEY" in _settings_in({"JOLIBA_ENV": "production"}).stderr
-    debug_on = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40, "DEBUG": "1"})
-    assert "DEBUG" in debug_on.stderr
-    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40, **PRODUCTION_EXTRA})
+    assert "SECRET_KEY" in setup_in(production_env(SECRET_KEY=None)).stderr
+    assert "DEBUG" in setup_in(production_env(DEBUG="1")).stderr
+    ok = setup_in(production_env())
     assert ok.returncode == 0, ok.stderr
 
 
 def test_production_refuses_kannel_callbacks_without_their_token():
-    base = {"JOLIBA_ENV": "production", "SECRET_KEY": "x" * 40}
-    refused = _settings_in({**base, "ALERTS_CALLBACK_TOKEN": ""})
+    refused = setup_in(production_env(ALERTS_CALLBACK_TOKEN=""))
     assert refused.returncode != 0 and "ALERTS_CALLBACK_TOKEN" in refused.stderr
-    assert _settings_in({**base, "ALERTS_SMS_BACKEND": "africastalking"}).returncode == 0
+    other_provider = production_env(ALERTS_CALLBACK_TOKEN=None, ALERTS_SMS_BACKEND="africastalking")
+    assert setup_in(other_provider).returncode == 0
 
 
 def test_secrets_can_come_from_files(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("y" * 50 + "\n")
-    ok = _settings_in({"JOLIBA_ENV": "production", "SECRET_KEY_FILE": str(secret), **PRODUCTION_EXTRA})
+    ok = setup_in(production_env(SECRET_KEY=None, SECRET_KEY_FILE=str(secret)))
     assert ok.returncode == 0, ok.stderr

@@ -9,9 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
-import secrets
 import subprocess
 import sys
 import uuid
@@ -26,34 +24,11 @@ from rest_framework.views import APIView
 
 from joliba.security import HardeningMiddleware, cache_privately
 from tests.paths import REPO
+from tests.settings_child import production_env, run_python
 from uploads import spool, tus
 from uploads.models import Transfer
 
 TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
-POSTGRES = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-if not POSTGRES.startswith("postgres"):
-    POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
-
-
-def production_env(**overrides: str) -> dict[str, str]:
-    """What a production install sets (README), and nothing of this machine's development values."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SECURE_", "SESSION_", "CSRF_", "DJANGO_"))
-        and k not in ("DEBUG", "EMAIL_BACKEND")
-    }
-    env.update(
-        JOLIBA_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="joliba.example.org",
-        DATABASE_URL=POSTGRES,
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        ALERTS_CALLBACK_TOKEN=secrets.token_urlsafe(24),
-        DJANGO_SETTINGS_MODULE="joliba.settings",
-    )
-    env.update(overrides)
-    return env
 
 
 def _sign_in(client, user) -> None:
@@ -66,12 +41,6 @@ def _sign_in(client, user) -> None:
         login(client, user)
     else:
         client.force_login(user)
-
-
-def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 # --- Production settings ---------------------------------------------------------------------------
@@ -97,12 +66,12 @@ def test_production_sets_hsts_and_the_https_redirect_and_development_does_not():
         "[s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT,"
         " s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.CSRF_COOKIE_HTTPONLY]))"
     )
-    prod = _python(show, production_env())
+    prod = run_python(show, production_env())
     assert prod.returncode == 0, prod.stderr
     assert json.loads(prod.stdout.strip().splitlines()[-1]) == [31536000, True, True, True, True, True, True]
-    shorter = _python(show, production_env(SECURE_HSTS_SECONDS="3600", SECURE_SSL_REDIRECT="0"))
+    shorter = run_python(show, production_env(SECURE_HSTS_SECONDS="3600", SECURE_SSL_REDIRECT="0"))
     assert json.loads(shorter.stdout.strip().splitlines()[-1])[:3] == [3600, True, False]
-    dev = _python(show, {**production_env(), "JOLIBA_ENV": "development"})
+    dev = run_python(show, {**production_env(), "JOLIBA_ENV": "development"})
     assert dev.returncode == 0, dev.stderr
     hsts, _sub, redirect, *_ = json.loads(dev.stdout.strip().splitlines()[-1])
     assert hsts == 0 and redirect is False
@@ -113,10 +82,10 @@ def test_production_refuses_to_start_on_sqlite(tmp_path):
         env = production_env(DATABASE_URL=url or "")
         if url is None:
             del env["DATABASE_URL"]  # the default is SQLite
-        done = _python("import django; django.setup()", env)
+        done = run_python("import django; django.setup()", env)
         assert done.returncode != 0
         assert "ImproperlyConfigured" in done.stderr and "PostgreSQL" in done.stderr, done.stderr
-    assert _python("import django; django.setup()", production_env()).returncode == 0
+    assert run_python("import django; django.setup()", production_env()).returncode == 0
 
 
 # --- Headers ----------------------------------------------------------------------------------------
