@@ -444,6 +444,58 @@ def test_with_nobody_on_call_the_admins_are_told(site_a, admin_user):
     assert [(a.recipient, a.recipient_role) for a in alerts_of(study)] == [(admin_user, "coordinator")]
 
 
+def test_a_critical_alert_nobody_on_the_chain_can_receive_is_on_the_board(
+    client, site_a, chain, radiologist, radiologist_2, admin_user
+):
+    """Everyone on call lost their number and email (an unreachable person is skipped, the next
+    one told: test_with_nobody_on_call_the_admins_are_told). The alert is not silently unsent: a
+    failed row says why, on the board, with no resend button (there is nobody to send it to)."""
+    for user in (radiologist, radiologist_2, admin_user):
+        user.phone, user.email = "", ""
+        user.save()
+    study = new_study(site_a)
+    critical_preread(study)
+    lifecycle.transition(study, Transition.QUEUE)
+    [row] = alerts_of(study)
+    assert (row.recipient, row.channel, row.status, row.reason_code, row.category) == (
+        None,
+        Channel.NONE,
+        Status.FAILED,
+        "no_recipient",
+        "critical",
+    )
+    assert service.resend(row) is False
+    client.force_login(admin_user)
+    page = client.get(reverse("alerts:board")).content.decode()
+    assert study.case_code in page and "no_recipient" in page and "Aucun moyen de joindre" in page
+    assert reverse("alerts:resend", args=[row.pk]) not in page
+    # The escalation pass looks for someone further on, finds nobody, and writes nothing twice.
+    assert escalate_overdue(timezone.now()) == 1
+    assert escalate_overdue(timezone.now()) == 0
+    assert alerts_of(study) == [row]
+    # Once a number is back on the list, the next urgent case reaches it.
+    radiologist.phone = PHONES["dr_a"]
+    radiologist.save()
+    again = new_study(site_a)
+    critical_preread(again)
+    lifecycle.transition(again, Transition.QUEUE)
+    assert [(a.recipient, a.channel) for a in alerts_of(again)] == [(radiologist, Channel.SMS)]
+
+
+def test_an_urgent_alert_with_nobody_at_all_to_tell_is_written_as_such(site_a):
+    study = new_study(site_a, priority="stat", event=Transition.ARRIVE)
+    [row] = alerts_of(study)
+    assert (row.kind, row.recipient, row.channel, row.reason_code) == (
+        "stat_arrived",
+        None,
+        Channel.NONE,
+        "no_recipient",
+    )
+    routine = new_study(site_a)
+    lifecycle.transition(routine, Transition.QUEUE)
+    assert alerts_of(routine) == []  # nothing urgent happened: nothing to record
+
+
 def test_the_phone_task_is_on_the_duty_page_and_closes_the_chain(
     site_a, chain, client, radiologist_2, admin_user
 ):

@@ -39,6 +39,9 @@ class Channel(models.TextChoices):
     SMS = "sms", _("SMS")
     EMAIL = "email", _("Courriel")
     PHONE = "phone", _("Appel téléphonique (tâche)")
+    # Nobody could be reached (no on-call person, or one with no confirmed number and no email):
+    # written all the same, as a failure on the board, so an alert is never silently not sent.
+    NONE = "none", _("Aucun moyen de joindre")
 
 
 class Status(models.TextChoices):
@@ -112,7 +115,7 @@ class Alert(models.Model):
             models.Index(fields=["study", "created_at"]),
         ]
         constraints = [
-            models.CheckConstraint(condition=~Q(address=""), name="alert_has_address"),
+            models.CheckConstraint(condition=~Q(address="") | Q(channel="none"), name="alert_has_address"),
         ]
 
     def __str__(self) -> str:

@@ -65,6 +65,7 @@ def write_alerts(
     returns the new rows' keys, enqueued for delivery once the transaction commits."""
     now = timezone.now()
     rows = []
+    recipients = list(recipients)
     for r in recipients:
         start = now if category in NEVER_HELD else hold_until(r.quiet, now)
         for channel, address in r.addresses():
@@ -87,19 +88,75 @@ def write_alerts(
                     next_attempt_at=start,
                 )
             )
+    if needs_ack or category in NEVER_HELD:
+        rows += _unreachable(
+            kind=kind,
+            category=category,
+            chain=chain,
+            recipients=recipients,
+            study=study,
+            event=event,
+            step=step,
+            params=params or {},
+            needs_ack=needs_ack,
+            reached_anyone=bool(rows),
+            now=now,
+        )
     if not rows:
         return []
     keys = [a.dedupe_key for a in rows]
     with transaction.atomic():
         before = set(Alert.objects.filter(dedupe_key__in=keys).values_list("pk", flat=True))
         Alert.objects.bulk_create(rows, ignore_conflicts=True)  # ON CONFLICT DO NOTHING: the dedupe key
+        unreachable = set(
+            Alert.objects.filter(dedupe_key__in=keys, channel=Channel.NONE).values_list("pk", flat=True)
+        )
         created = [
             pk
             for pk, due in Alert.objects.filter(dedupe_key__in=keys).values_list("pk", "next_attempt_at")
-            if pk not in before and due <= now
+            if pk not in before and due <= now and pk not in unreachable
         ]
     transaction.on_commit(lambda: _enqueue(created))
     return created
+
+
+def _unreachable(
+    *,
+    recipients: list[Recipient],
+    step: int,
+    needs_ack: bool,
+    reached_anyone: bool,
+    now: datetime,
+    **fields: Any,
+) -> list[Alert]:
+    """A failed row for each person this urgent alert could not reach (none at all: one row for
+    the empty list), shown on the board. When nobody of this step was reached, the first step's
+    row is due for escalation at once: the next person of the chain is told in the next pass (a
+    later step is written by that pass itself, which has already moved on)."""
+    people: list[Recipient | None] = [r for r in recipients if not r.addresses()]
+    if not recipients:
+        people = [None]
+    escalate = needs_ack and not reached_anyone and step == 0
+    return [
+        Alert(
+            **fields,
+            step=step,
+            recipient=r.user if r else None,
+            address="",
+            recipient_role=r.role if r else "",
+            language=r.language if r else "fr",
+            channel=Channel.NONE,
+            dedupe_key=f"{fields['chain']}:{r.key if r else 'nobody'}:none"[:200],
+            needs_ack=needs_ack,
+            status=Status.FAILED,
+            reason_code="no_address" if r else "no_recipient",
+            failed_at=now,
+            next_attempt_at=now,
+            escalate_at=now if escalate else None,
+            escalated_at=None if escalate or step == 0 else now,
+        )
+        for r in people
+    ]
 
 
 def write_phone_task(*, alert: Alert, phone: str) -> int | None:

@@ -35,7 +35,9 @@ def run_due_alerts() -> dict[str, Any]:
 def resend(alert: Alert) -> bool:
     """An admin asks again for a failed (or cancelled) alert: back to the outbox, due now."""
     return bool(
-        Alert.objects.filter(pk=alert.pk, status__in=[Status.FAILED, Status.CANCELLED]).update(
+        Alert.objects.filter(pk=alert.pk, status__in=[Status.FAILED, Status.CANCELLED])
+        .exclude(channel=Channel.NONE)  # nobody to send it to: the on-call list needs fixing
+        .update(
             status=Status.PENDING, next_attempt_at=timezone.now(), attempts=0, reason_code="resent", error=""
         )
     )
