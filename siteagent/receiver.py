@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -62,6 +62,7 @@ class Receiver:
         self.ae.require_called_aet = True  # a console configured for another archive is told so
         self.ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
+            assert context.abstract_syntax is not None  # built from a UID
             self.ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         self.ae.maximum_associations = 8
         self.ae.network_timeout = 60
@@ -71,7 +72,7 @@ class Receiver:
         self._server: Any = None
 
     def start(self, host: str, port: int) -> None:
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_request),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
@@ -90,6 +91,7 @@ class Receiver:
 
     def _on_request(self, event: evt.Event) -> None:
         requestor = event.assoc.requestor
+        assert requestor.primitive is not None  # EVT_REQUESTED comes with the request
         aet, host = requestor.primitive.calling_ae_title, requestor.address
         requestor.ae_title = aet
         if not self._admitted(event):
@@ -108,7 +110,7 @@ class Receiver:
             self.spool.check_room()  # before decoding anything: a full spool answers at once
             ds = event.dataset
             data = event.encoded_dataset()  # the bytes as sent: compressed pixel data untouched
-            path = self.spool.store_bytes(data, ds.get("StudyInstanceUID", ""), ds.get("SOPInstanceUID", ""))
+            self.spool.store_bytes(data, ds.get("StudyInstanceUID", ""), ds.get("SOPInstanceUID", ""))
         except SpoolFull as exc:
             self.say(f"Instance refusée (place) : {exc}")
             return _status(OUT_OF_RESOURCES, str(exc))
@@ -123,7 +125,6 @@ class Receiver:
             return _status(CANNOT_UNDERSTAND, f"illisible : {str(exc)[:60]}")
         with self._count:
             self.stored += 1
-        del path
         return SUCCESS
 
 

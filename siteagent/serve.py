@@ -48,7 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     command, rest = argv[0], argv[1:]
     p = argparse.ArgumentParser(
-        prog=f"joliba-push {command}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=f"joliba-push {command}",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="fichier TOML d'options (clés = noms des options)")
     p.add_argument("--server", help="adresse du centre ; sans elle, les examens restent dans la file")
@@ -69,7 +71,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--policy", choices=["lossless", "lossy"], default="lossless")
     p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
     p.add_argument(
-        "--priority-rule", action="append", default=None, help="règle du site MODALITÉ=priorité, ex. CT=urgent"
+        "--priority-rule",
+        action="append",
+        default=None,
+        help="règle du site MODALITÉ=priorité, ex. CT=urgent",
     )
     p.add_argument("--indication", default="")
     p.add_argument("--chunk-size", type=int, default=2 * 1024**2)
@@ -85,7 +90,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(rest)
     args.command = command
     args.allow = args.allow or []
-    if command in ("serve", "receive") and args.port is None and command == "receive":
+    if command == "receive" and args.port is None:
         p.error("--port est requis")
     if command == "watch" and not args.watch:
         p.error("--watch est requis")

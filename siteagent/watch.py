@@ -57,7 +57,7 @@ class FolderWatcher:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _files(self) -> list[Path]:
-        out = []
+        out: list[Path] = []
         skip = self.refused_dir.resolve()
         for root, dirs, names in os.walk(self.folder):
             dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skip]

@@ -97,7 +97,16 @@ def test_a_ct_sent_to_a_killed_and_restarted_agent_arrives_once(
     from studies.models import Study
 
     state, port = tmp_path / "state", free_port()
-    server = ["--server", live_server.url, "--token", token_for(tech_a), "--quiet", "3", "--retry-base", "0.2"]
+    server = [
+        "--server",
+        live_server.url,
+        "--token",
+        token_for(tech_a),
+        "--quiet",
+        "3",
+        "--retry-base",
+        "0.2",
+    ]
     first = agent(state, port, *server)
     files = ct_files()
 
@@ -115,9 +124,7 @@ def test_a_ct_sent_to_a_killed_and_restarted_agent_arrives_once(
     try:
         rest = [p for p in files if p not in acked]
         assert send(port, rest) == rest  # the modality's retry of what was not acknowledged
-        study = wait_for(
-            lambda: Study.objects.filter(modality="CT").first(), timeout=120
-        )
+        study = wait_for(lambda: Study.objects.filter(modality="CT").first(), timeout=120)
         sops = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files}
         wait_for(lambda: sops <= set(study.instances.values_list("sop_instance_uid", flat=True)), timeout=120)
     finally:
@@ -126,7 +133,10 @@ def test_a_ct_sent_to_a_killed_and_restarted_agent_arrives_once(
     recorded = list(study.instances.values_list("sop_instance_uid", flat=True))
     assert len(recorded) == len(set(recorded))
     assert len([s for s in recorded if s in sops]) == 28  # each of the 28 once, plus the preview
-    archived = [i["MainDicomTags"]["SOPInstanceUID"] for i in orthanc_server.client().study_instances(study.orthanc_id)]
+    archived = [
+        i["MainDicomTags"]["SOPInstanceUID"]
+        for i in orthanc_server.client().study_instances(study.orthanc_id)
+    ]
     assert sorted(s for s in archived if s in sops) == sorted(sops)  # once each in Orthanc
     queue = Queue(state)
     queued = [r[0] for r in queue.db.execute("SELECT sop_uid FROM instances")]
@@ -137,7 +147,9 @@ def test_a_ct_sent_to_a_killed_and_restarted_agent_arrives_once(
 
 def test_a_calling_ae_not_on_the_list_is_refused(tmp_path):
     spool = Spool(tmp_path / "spool", max_bytes=10**9, min_free_bytes=0)
-    receiver = Receiver(spool, aet=AGENT_AET, allowed=[Allowed.parse("CT_KAYES@127.0.0.1")], say=lambda m: None)
+    receiver = Receiver(
+        spool, aet=AGENT_AET, allowed=[Allowed.parse("CT_KAYES@127.0.0.1")], say=lambda m: None
+    )
     port = free_port()
     receiver.start("127.0.0.1", port)
     try:

@@ -26,7 +26,9 @@ QUIET = 0.6
 def setup(tmp_path: Path) -> tuple[Path, Spool, FolderWatcher]:
     folder = tmp_path / "export"
     spool = Spool(tmp_path / "state" / "spool", max_bytes=10**9, min_free_bytes=0)
-    watcher = FolderWatcher(folder, spool, refused_dir=tmp_path / "refused", quiet_s=QUIET, say=lambda m: None)
+    watcher = FolderWatcher(
+        folder, spool, refused_dir=tmp_path / "refused", quiet_s=QUIET, say=lambda m: None
+    )
     return folder, spool, watcher
 
 
@@ -73,7 +75,7 @@ def test_a_study_goes_to_the_queue_once_quiet_with_its_dicom_priority(tmp_path):
     wait_for(lambda: watcher.tick() or not list(folder.iterdir()), timeout=10, interval=0.2)
     assert grouper.tick(queue) == 0  # not quiet yet: the study may still grow
     wait_for(lambda: grouper.tick(queue), timeout=10, interval=0.2)
-    (mid, priority, indication), = queue.db.execute("SELECT id, priority, indication FROM manifests")
+    ((mid, priority, indication),) = queue.db.execute("SELECT id, priority, indication FROM manifests")
     assert (priority, indication) == ("stat", "AVC ?")
     assert queue.db.execute("SELECT count(*) FROM instances").fetchone()[0] == 3
     assert not list(spool.incoming.iterdir()) and not list(spool.sealed.iterdir())
