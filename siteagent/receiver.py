@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -71,6 +72,15 @@ class Receiver:
         self._count = threading.Lock()
         self._server: Any = None
 
+    def stream_to_disk(self) -> None:
+        """For the service's own process (global pynetdicom and tempfile settings): each dataset
+        is written to spool/tmp as it arrives and renamed into place, never held in memory whole
+        (a 300 MB mammography tomosynthesis, eight associations at once)."""
+        import tempfile
+
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        tempfile.tempdir = str(self.spool.tmp)
+
     def start(self, host: str, port: int) -> None:
         handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_request),
@@ -108,9 +118,14 @@ class Receiver:
             return NOT_AUTHORIZED
         try:
             self.spool.check_room()  # before decoding anything: a full spool answers at once
-            ds = event.dataset
-            data = event.encoded_dataset()  # the bytes as sent: compressed pixel data untouched
-            self.spool.store_bytes(data, ds.get("StudyInstanceUID", ""), ds.get("SOPInstanceUID", ""))
+            if _config.STORE_RECV_CHUNKED_DATASET:  # serve.py: streamed to a file in spool/tmp
+                path = event.dataset_path
+                head: Dataset = dcmread(path, stop_before_pixels=True)
+                self.spool.adopt(path, head.get("StudyInstanceUID", ""), head.get("SOPInstanceUID", ""))
+            else:
+                ds = event.dataset
+                data = event.encoded_dataset()  # the bytes as sent: compressed pixel data untouched
+                self.spool.store_bytes(data, ds.get("StudyInstanceUID", ""), ds.get("SOPInstanceUID", ""))
         except SpoolFull as exc:
             self.say(f"Instance refusée (place) : {exc}")
             return _status(OUT_OF_RESOURCES, str(exc))

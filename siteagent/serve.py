@@ -144,6 +144,7 @@ def main(argv: list[str]) -> int:
     receiver = None
     if args.port is not None and args.command != "watch":
         receiver = Receiver(spool, aet=args.aet, allowed=args.allowed, say=_say)
+        receiver.stream_to_disk()
         receiver.start(args.host, args.port)
     grouping = threading.Thread(target=_group_loop, args=(args, grouper, watcher, stop), daemon=True)
     grouping.start()

@@ -14,6 +14,7 @@ a reboot gets its full quiet period).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -87,6 +88,23 @@ class Spool:
 
         return self._store(copy, src.stat().st_size, study_uid, sop_uid)
 
+    def adopt(self, src: Path, study_uid: str, sop_uid: str) -> Path:
+        """File `src` (a temporary file on the spool's disk, e.g. pynetdicom's) without copying it."""
+        study_uid, sop_uid = valid_uid(study_uid), valid_uid(sop_uid)
+        size = src.stat().st_size
+        self.check_room(size)
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            return self._place(src, size, study_uid, sop_uid)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            return self.store_file(src, study_uid, sop_uid)  # another file system: copied
+
     def _store(self, write: Callable[[BinaryIO], object], size: int, study_uid: str, sop_uid: str) -> Path:
         study_uid, sop_uid = valid_uid(study_uid), valid_uid(sop_uid)
         self.check_room(size)
@@ -96,18 +114,22 @@ class Spool:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            with self.lock:
-                folder = self.incoming / study_uid
-                if not folder.is_dir():
-                    folder.mkdir()
-                    fsync_dir(self.incoming)
-                final = folder / f"{sop_uid}.dcm"
-                replaced = final.stat().st_size if final.exists() else 0  # the same instance resent
-                os.replace(tmp, final)
-                fsync_dir(folder)
-                self._used += size - replaced
+            final = self._place(tmp, size, study_uid, sop_uid)
         finally:
             tmp.unlink(missing_ok=True)
+        return final
+
+    def _place(self, tmp: Path, size: int, study_uid: str, sop_uid: str) -> Path:
+        with self.lock:
+            folder = self.incoming / study_uid
+            if not folder.is_dir():
+                folder.mkdir()
+                fsync_dir(self.incoming)
+            final = folder / f"{sop_uid}.dcm"
+            replaced = final.stat().st_size if final.exists() else 0  # the same instance resent
+            os.replace(tmp, final)
+            fsync_dir(folder)
+            self._used += size - replaced
         return final
 
     # --- grouping ----------------------------------------------------------------------
