@@ -139,8 +139,14 @@ class Spool:
         for folder in sorted(self.incoming.iterdir()):
             files = list(folder.glob("*.dcm"))
             last = max([self.started, *(f.stat().st_mtime for f in files)])
-            if files and now - last >= quiet_s:
+            if now - last < quiet_s:
+                continue
+            if files:
                 out.append(folder)
+            else:  # left by a kill between mkdir and the first rename
+                with self.lock:
+                    if not any(folder.iterdir()):
+                        folder.rmdir()
         return out
 
     def seal(self, folder: Path) -> Path:
