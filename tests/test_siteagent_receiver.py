@@ -19,7 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
 from siteagent.queue import Queue
-from siteagent.receiver import OUT_OF_RESOURCES, Allowed, Receiver
+from siteagent.receiver import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, Allowed, Receiver
 from siteagent.spool import Spool
 from tests.helpers import token_for, wait_for
 from tests.paths import CT_SERIES, REPO
@@ -222,3 +222,26 @@ def test_the_service_takes_its_options_from_a_toml_file(tmp_path):
     assert args.rules == {"CT": "urgent"} and args.server is None
     with pytest.raises(SystemExit):
         parse_args(["receive", "--port", "11112"])  # nobody allowed: refused at start, not open to all
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_an_instance_without_a_usable_study_uid_is_refused_not_filed(tmp_path):
+    spool = Spool(tmp_path / "spool", max_bytes=10**9, min_free_bytes=0)
+    receiver = Receiver(spool, aet=AGENT_AET, allowed=[Allowed.parse("CT_KAYES")], say=lambda m: None)
+    port = free_port()
+    receiver.start("127.0.0.1", port)
+    statuses = []
+    try:
+        assoc = modality().associate("127.0.0.1", port, ae_title=AGENT_AET)
+        for study_uid in ("../../etc", None):
+            ds = pydicom.dcmread(ct_files()[0])
+            if study_uid is None:
+                del ds.StudyInstanceUID
+            else:
+                ds.StudyInstanceUID = study_uid
+            statuses.append(assoc.send_c_store(ds).Status)
+        assoc.release()
+    finally:
+        receiver.stop()
+    assert statuses == [CANNOT_UNDERSTAND, CANNOT_UNDERSTAND]
+    assert not list(spool.incoming.iterdir()) and not list(spool.tmp.iterdir())
