@@ -9,6 +9,9 @@ admin on the page « Jetons des agents » (/tokens/), or by the agent's technici
 It expires (a year by default) and can be revoked; the centre then answers 401 and the agent
 stops with « Le centre refuse » until it is given a new one (docs/tokens.md).
 
+At a site whose modalities send DICOM (C-STORE) or export files to a folder, the agent runs as
+a service instead: `joliba-push serve|receive|watch --help` (siteagent/serve.py, docs/siteagent.md).
+
 Progress goes to stderr; the last line on stdout is a JSON summary. Run it again after a
 power cut (with or without the paths): it picks the queue up where it was.
 """
@@ -85,6 +88,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("serve", "receive", "watch"):  # the long-running agent (serve.py)
+        from .serve import main as serve
+
+        return serve(argv)
     args = parse_args(argv)
     started = time.monotonic()
     args.state_dir.mkdir(parents=True, exist_ok=True)

@@ -215,3 +215,10 @@ class Queue:
             }
             for kind, n, size, raw, o in rows
         }
+
+    # --- for the receiver and the watched folder (siteagent/grouping.py) ----------------
+    def known_sop(self, sop_uid: str) -> bool:
+        """Whether an instance with this SOP Instance UID is already queued: a modality resending
+        what it sent before (its own retry, or after our restart) is not sent twice."""
+        row = self.db.execute("SELECT 1 FROM instances WHERE sop_uid=? LIMIT 1", (sop_uid,)).fetchone()
+        return row is not None
