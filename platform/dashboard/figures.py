@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -161,12 +161,10 @@ def _days_filter(period: Period) -> Q:
 
 
 def activity(sites: Sequence[Site], period: Period) -> Table:
-    received = dict(
+    received = Counter(
         _firsts(sites)
         .filter(first_received__gte=period.start, first_received__lt=period.end)
-        .values_list("site_id")
-        .annotate(n=Count("pk"))
-        .values_list("site_id", "n")
+        .values_list("site_id", flat=True)
     )
     used = dict(
         DailyUsage.objects.filter(_days_filter(period), site__in=sites)
