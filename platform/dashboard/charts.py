@@ -32,7 +32,7 @@ def _num(value: float) -> str:
 
 def columns(points: Sequence[tuple[str, float]], *, title: str, label_every: int = 1) -> SafeString:
     """Vertical bars, one per point (e.g. studies per day)."""
-    width, height, top, bottom = 600, 160, 16, 22
+    width, height, top, bottom = 520, 170, 20, 26
     peak = max((v for _l, v in points), default=0) or 1
     n = max(len(points), 1)
     step = width / n
@@ -46,10 +46,10 @@ def columns(points: Sequence[tuple[str, float]], *, title: str, label_every: int
         )
         if i % label_every == 0:
             body.append(
-                f'<text x="{x + step / 2:.1f}" y="{height - 6}" font-size="11" fill="{MUTED}" '
+                f'<text x="{x + step / 2:.1f}" y="{height - 6}" font-size="14" fill="{MUTED}" '
                 f'text-anchor="middle">{escape(label)}</text>'
             )
-    body.append(f'<text x="2" y="12" font-size="11" fill="{MUTED}">max {_num(peak)}</text>')
+    body.append(f'<text x="2" y="15" font-size="14" fill="{MUTED}">max {_num(peak)}</text>')
     return _svg(width, height, body, title)
 
 
@@ -62,27 +62,27 @@ def bars(
 ) -> SafeString:
     """Horizontal bars: per row a value and an optional mark (a p90, a budget), with the unit.
     A mark drawn past the value in red: the value exceeded it (a budget spent)."""
-    row_h, label_w, width = 26, 150, 600
+    row_h, label_w, width = 32, 130, 520
     height = row_h * max(len(rows), 1) + 8
     peak = max((max(v or 0, m or 0) for _l, v, m in rows), default=0) or 1
-    scale = (width - label_w - 170) / peak  # room for the value written after the bar
+    scale = (width - label_w - 190) / peak  # room for the value written after the bar
     body = []
     for i, (label, value, mark) in enumerate(rows):
         y = 4 + i * row_h
-        body.append(f'<text x="0" y="{y + 16}" font-size="12" fill="{INK}">{escape(label)}</text>')
+        body.append(f'<text x="0" y="{y + 19}" font-size="15" fill="{INK}">{escape(label[:14])}</text>')
         w = (value or 0) * scale
-        body.append(f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="14" fill="{ACCENT}"/>')
+        body.append(f'<rect x="{label_w}" y="{y + 5}" width="{w:.1f}" height="18" fill="{ACCENT}"/>')
         text = "—" if value is None else f"{_num(value)} {unit}"
         if mark is not None:
             mx = label_w + mark * scale
             colour = LATE if (value or 0) > mark else INK
             body.append(
-                f'<line x1="{mx:.1f}" y1="{y + 1}" x2="{mx:.1f}" y2="{y + 21}" '
+                f'<line x1="{mx:.1f}" y1="{y + 1}" x2="{mx:.1f}" y2="{y + 27}" '
                 f'stroke="{colour}" stroke-width="2"/>'
             )
             text += f" · {second_label} {_num(mark)}" if second_label else ""
         body.append(
-            f'<text x="{label_w + max(w, (mark or 0) * scale) + 6:.1f}" y="{y + 16}" font-size="11" '
+            f'<text x="{label_w + max(w, (mark or 0) * scale) + 6:.1f}" y="{y + 19}" font-size="14" '
             f'fill="{MUTED}">{escape(text)}</text>'
         )
     return _svg(width, height, body, title)

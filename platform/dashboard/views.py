@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import Site
 from audit.api import record
 from studies import access
+from studies.models import Priority
 
 from . import charts, figures
 from .figures import Table
@@ -57,6 +58,11 @@ def build(sites: list[Site], period: Period, now: datetime) -> Dashboard:
     return Dashboard(period, sites, {t.name: t for t in tables}, per_day)
 
 
+def _short(priority: str) -> str:
+    """A priority's name short enough for a chart's label column."""
+    return "STAT" if priority == Priority.STAT else str(Priority(priority).label)
+
+
 def _request_dashboard(request: HttpRequest) -> tuple[PeriodForm, Dashboard]:
     if not access.may_see_dashboard(request.user):
         raise Http404
@@ -85,7 +91,7 @@ def index(request: HttpRequest) -> HttpResponse:
             label_every=max(len(board.per_day) // 8, 1),
         ),
         "chart_turnaround": charts.bars(
-            [(r["priority_label"], r["median_min"], r["sla_min"]) for r in turnaround_all],
+            [(_short(r["priority"]), r["median_min"], r["sla_min"]) for r in turnaround_all],
             title=_("Délai médian par priorité, et délai cible"),
             unit="min",
             second_label=_("cible"),
