@@ -13,12 +13,12 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
+from dashboard import figures
+from dashboard.periods import Period
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Site
-from dashboard import figures
-from dashboard.periods import Period
 from ingest.models import DailyUsage, Submission
 from studies.models import Status, Study, StudyEvent
 from uploads.models import StudyManifest, Transfer
