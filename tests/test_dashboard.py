@@ -368,3 +368,39 @@ def test_period_days_cover_local_days():
     zone = timezone.get_current_timezone()
     period = Period(datetime(2026, 3, 1, tzinfo=zone), datetime(2026, 3, 4, tzinfo=zone))
     assert period.days == [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+
+
+# --- Where the sizes before compression come from ---------------------------------------------------
+
+
+def test_the_agent_declares_each_instance_size_before_compression_and_the_centre_keeps_it(tmp_path):
+    """The site agent's queue puts `raw_size` in the manifest it posts; the centre's manifest
+    parser keeps it (bounded like `size`), and refuses a bad one with its field's name."""
+    from siteagent.queue import Queue
+    from uploads.manifests import parse_manifest
+    from uploads.refusals import UploadRefused
+
+    queue = Queue(tmp_path / "agent")
+    try:
+        manifest_id = queue.add_manifest(study_uid="1.2.3", priority="routine", indication="")
+        inst = {"source_key": "k", "sop_uid": "1.2.3.4", "sha256": "a" * 64, "size": 400, "raw_size": 1000,
+                "codec": "jpegls", "lossy_ratio": None, "path": tmp_path / "f.dcm"}  # fmt: skip
+        queue.add_item(manifest_id=manifest_id, kind="dicom", path=tmp_path / "f.dcm", name="f.dcm",
+                       sha256="a" * 64, size=400, raw_size=1000, instances=[inst])  # fmt: skip
+        queue.mark_ready(manifest_id)
+        [posted] = queue.manifests_to_post()
+    finally:
+        queue.close()
+    assert posted["instances"] == [
+        {"sop_instance_uid": "1.2.3.4", "sha256": "a" * 64, "size": 400, "raw_size": 1000}
+    ]
+    import json
+
+    parsed = parse_manifest(json.dumps(posted).encode())
+    assert parsed.expected == [
+        {"sop_instance_uid": "1.2.3.4", "sha256": "a" * 64, "size": 400, "raw_size": 1000}
+    ]
+    bad = {**posted, "instances": [{**posted["instances"][0], "raw_size": -1}]}
+    with pytest.raises(UploadRefused) as refused:
+        parse_manifest(json.dumps(bad).encode())
+    assert refused.value.code == "manifest_bad_field" and refused.value.params == {"field": "raw_size"}

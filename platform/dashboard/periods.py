@@ -47,6 +47,7 @@ class PeriodForm(forms.Form):
         choices=[(d, _("%(n)s derniers jours") % {"n": d}) for d in DAYS],
         coerce=int,
         required=False,
+        initial=30,  # what an unbound form shows is what period() uses
     )
     start = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
