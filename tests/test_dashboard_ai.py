@@ -267,3 +267,30 @@ def test_a_shadow_model_scores_real_images_and_the_queue_keeps_the_live_order(
     assert dict(Study.objects.values_list("pk", "ai_urgency")) == live
     assert all(u == pytest.approx(0.2, abs=1e-3) for u in live.values())
     assert PreRead.objects.filter(model_name="trial-cxr").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_runs_the_shadow_model_after_the_live_pre_read(
+    worker_models, tech_a, radiologist, tmp_path
+):
+    """The real path: a study arrives, the worker pre-reads it with the live model, queues it,
+    then runs the model under trial in its own task; the queue shows the live score only."""
+    from tests.helpers import build_constant_model, send_chest, wait_for
+
+    build_constant_model(worker_models, probabilities={"pneumothorax": 0.2})
+    trial = build_constant_model(
+        tmp_path / "trial", name="trial-cxr", version="0.9.0", probabilities={"pneumothorax": 0.97}
+    )
+    ShadowModel.objects.create(name="trial", package_dir=str(trial))
+    chest = send_chest(tech_a, tmp_path, name="w")
+    result = wait_for(lambda: ShadowResult.objects.filter(study=chest).first(), timeout=60)
+    assert (result.status, result.model_name, result.flagged) == ("scored", "trial-cxr", True)
+    assert result.urgency == pytest.approx(0.97, abs=1e-3)
+    study = Study.objects.get(pk=chest.pk)
+    assert study.status == "queued" and study.ai_urgency == pytest.approx(0.2, abs=1e-3)
+    assert (
+        not study.ai_critical
+        and PreRead.objects.get(study=study, is_current=True).model_name == "joliba-demo-cxr"
+    )
+    [case] = selectors.worklist_for(radiologist)
+    assert case.rank.factors.ai_urgency == pytest.approx(0.2, abs=1e-3)
