@@ -294,3 +294,19 @@ def test_the_worker_runs_the_shadow_model_after_the_live_pre_read(
     )
     [case] = selectors.worklist_for(radiologist)
     assert case.rank.factors.ai_urgency == pytest.approx(0.2, abs=1e-3)
+
+
+def test_the_api_signs_the_answer_and_shows_it(site_a, radiologist):
+    from studies import lifecycle
+    from studies.lifecycle import Transition
+    from tests.helpers import api_client
+
+    study = Study.objects.create(orthanc_id="api", study_instance_uid="2.25.78", site=site_a, status="queued")
+    lifecycle.transition(study, Transition.CLAIM, actor=radiologist)
+    client = api_client(radiologist)
+    url = f"/api/v1/studies/{study.pk}/report/"
+    assert client.put(url, {"conclusion": "Foyer.", "abnormality": "maybe"}, format="json").status_code == 400
+    answer = client.put(url, {"conclusion": "Foyer.", "abnormality": "present", "sign": True}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["abnormality"] == "present"
+    assert answer.json()["versions"][0]["abnormality"] == "present"
