@@ -144,9 +144,10 @@ class Queue:
         out = []
         for mid, study_uid, priority, indication in rows:
             instances = [
-                {"sop_instance_uid": sop, "sha256": sha, "size": size}
-                for sop, sha, size in self.db.execute(
-                    "SELECT i.sop_uid, i.sha256, i.size FROM instances i JOIN items t ON t.id=i.item_id "
+                {"sop_instance_uid": sop, "sha256": sha, "size": size, "raw_size": raw_size}
+                for sop, sha, size, raw_size in self.db.execute(
+                    "SELECT i.sop_uid, i.sha256, i.size, i.raw_size"
+                    " FROM instances i JOIN items t ON t.id=i.item_id "
                     "WHERE i.manifest_id=? AND t.kind!='preview'",
                     (mid,),
                 )

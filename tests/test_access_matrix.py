@@ -535,6 +535,9 @@ ROUTES: dict[str, list[Case]] = {
     # --- Audit trail, machine tokens ---
     "audit:events": [case(GET=f"404 404 404 404 200 {ANON_PAGE}")],
     "audit:export": [case(GET=f"404 404 404 404 200 {ANON_PAGE}")],
+    # --- The coordinator's dashboard: figures, no patient data; admins only ---
+    "dashboard:index": [case(GET=f"404 404 404 404 200 {ANON_PAGE}", query=lambda w: {"days": "7"})],
+    "dashboard:export": [case(lambda w: {"table": "backlog"}, GET=f"404 404 404 404 200 {ANON_PAGE}")],
     "tokens:list": [case(GET=f"404 404 404 404 200 {ANON_PAGE}")],
     "tokens:issue": [
         case(

@@ -18,6 +18,7 @@ def navigation(request: HttpRequest) -> dict[str, dict[str, bool]]:
             "may_manage_alerts": access.may_manage_alerts(user),
             "may_manage_tokens": access.may_open_tokens_page(user),  # absent above: false
             "may_see_audit": access.may_see_audit(user),
+            "may_see_dashboard": access.may_see_dashboard(user),
             "may_export_patient": access.may_export_patient(user),
         }
     }

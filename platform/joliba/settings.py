@@ -586,10 +586,19 @@ JOLIBA_TASK_QUEUES = {
         "viewer.tasks.make_renditions",
         "privacy.tasks.check_burned_in",
     ],
-    "inference": ["preread.tasks.prepare_for_reading", "preread.tasks.rerun_preread"],
+    "inference": [
+        "preread.tasks.prepare_for_reading",
+        "preread.tasks.rerun_preread",
+        "preread.tasks.run_shadow_models",  # dashboard: shadow mode (docs/dashboard.md)
+    ],
     "alerts": ["alerts.tasks.deliver_alert", "alerts.tasks.run_due_alerts"],
 }
 if CELERY_SPLIT_QUEUES:
     CELERY_TASK_ROUTES = {
         task: {"queue": queue} for queue, tasks in JOLIBA_TASK_QUEUES.items() for task in tasks
     }
+# --- dashboard: the coordinator's page (docs/dashboard.md) ---
+# Each site's prepaid data per calendar month, in MB, by site code ("*": every other site; 0: none).
+DASHBOARD_DATA_BUDGET_MB = json.loads(env("DASHBOARD_DATA_BUDGET_MB", "{}"))
+# No byte from a site for this long while one of its sendings is under way: an outage window.
+DASHBOARD_OUTAGE_MINUTES = float(env("DASHBOARD_OUTAGE_MINUTES", "30"))

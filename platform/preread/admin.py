@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from .models import ImageResult, PreRead
+from .models import ImageResult, PreRead, ShadowModel
 from .tasks import rerun_preread
 
 
@@ -51,3 +51,12 @@ class PreReadAdmin(admin.ModelAdmin):
         for study_id in set(queryset.values_list("study_id", flat=True)):
             transaction.on_commit(partial(rerun_preread.delay, study_id))
         self.message_user(request, _("Pré-lecture relancée (l'historique est conservé)."))
+
+
+@admin.register(ShadowModel)
+class ShadowModelAdmin(admin.ModelAdmin):
+    """Models and thresholds under trial (shadow mode, docs/dashboard.md): measured on live
+    cases by the dashboard, never shown to readers nor used to rank."""
+
+    list_display = ["name", "package_dir", "threshold", "active", "created_at"]
+    list_filter = ["active"]

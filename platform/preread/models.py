@@ -159,3 +159,42 @@ class ImageResult(ModelFacts):
             }
             for b in self.boxes
         ]
+
+
+class ShadowModel(models.Model):
+    """A model or a threshold under trial (shadow mode): after the live pre-read, it runs on the
+    same live case and its result goes to ShadowResult, a table the worklist never reads, so a
+    site measures it against the signed reports (the dashboard) before trusting it."""
+
+    name = models.SlugField(_("nom"), max_length=60, unique=True)
+    # A model package (manifest.json + model.onnx); blank: the live models' own results again.
+    package_dir = models.CharField(_("dossier du modèle"), max_length=500, blank=True)
+    # Flag a case when its urgency reaches this; empty: the model's own label thresholds.
+    threshold = models.FloatField(_("seuil d'urgence"), null=True, blank=True)
+    active = models.BooleanField(_("actif"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("modèle en observation")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ShadowResult(ModelFacts):
+    """What one shadow model said of one study: measured, never ranked."""
+
+    shadow = models.ForeignKey(ShadowModel, on_delete=models.CASCADE, related_name="results")
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="shadow_results")
+    status = models.CharField(max_length=16, choices=Outcome.choices)
+    # The case counts as flagged by this model (the dashboard's sensitivity and specificity).
+    flagged = models.BooleanField(default=False)
+    images_scored = models.PositiveSmallIntegerField(default=0)
+    finished_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-finished_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["shadow", "study"], name="one_shadow_result_per_study")
+        ]

@@ -23,6 +23,7 @@ from studies import lifecycle
 from studies.lifecycle import Transition
 from studies.models import Instance, Status, Study, StudyEvent
 
+from . import shadow
 from .models import ImageResult, Outcome, PreRead
 
 if TYPE_CHECKING:
@@ -252,6 +253,7 @@ def prepare_study_for_reading(study_id: int) -> Study | None:
         return Study.objects.filter(pk=study_id).first()
     try:
         preread_study(study_id=study_id)
+        shadow.measure_later(study_id)  # models under trial: their own task, never the ranking
     except Exception:  # a bug there must not hold the study back; the log keeps the trace
         log.exception("pre-read of study %s crashed; queueing it without", study_id)
     study = Study.objects.get(pk=study_id)

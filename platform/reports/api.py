@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from studies import access
 from studies.access import get_study_for_user, signed_in
 
-from .models import SECTIONS, CriticalCategory, Language, Report, ReportVersion, VersionKind
+from .models import SECTIONS, Abnormality, CriticalCategory, Language, Report, ReportVersion, VersionKind
 from .services import amend_report, open_report, save_report
 from .views import pdf_response
 
@@ -29,7 +29,7 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ReportVersion
         fields = [
-            "number", "kind", "reason", *SECTIONS, "addendum", "language", "critical_category",
+            "number", "kind", "reason", *SECTIONS, "addendum", "language", "critical_category", "abnormality",
             "author_name", "author_title", "signed_at", "provenance", "turnaround_seconds",
         ]  # fmt: skip
 
@@ -48,6 +48,9 @@ class ReportWriteSerializer(serializers.Serializer):
     critical_category = serializers.ChoiceField(
         choices=[("", ""), *CriticalCategory.choices], required=False, allow_blank=True
     )
+    abnormality = serializers.ChoiceField(
+        choices=[("", ""), *Abnormality.choices], required=False, allow_blank=True
+    )
     sign = serializers.BooleanField(default=False)
     accept_ai = serializers.BooleanField(default=False)
     # On a signed report: a new version.
@@ -62,6 +65,7 @@ def _shape(report: Report, *, with_draft: bool) -> dict[str, Any]:
     data: dict[str, Any] = {name: getattr(shown, name) for name in SECTIONS}
     data.update(
         critical_category=shown.critical_category,
+        abnormality=shown.abnormality,
         language=shown.language,
         signed_at=latest.signed_at if latest else None,
         author=(latest.author_name if latest else report.author.username),
@@ -73,6 +77,7 @@ def _shape(report: Report, *, with_draft: bool) -> dict[str, Any]:
             **{name: getattr(report, name) for name in SECTIONS},
             "language": report.language,
             "critical_category": report.critical_category,
+            "abnormality": report.abnormality,
             "saved_at": report.updated_at,
         }
     return data
@@ -114,6 +119,7 @@ def report(request: Request, pk: int) -> Response:
                 reason=data.get("reason", ""),
                 language=data.get("language"),
                 critical_category=data.get("critical_category"),
+                abnormality=data.get("abnormality"),
                 **sections,
             )
     except DjangoPermissionDenied as exc:

@@ -1,9 +1,10 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import CriticalCategory, Language, ReportTemplate, VersionKind
+from .models import Abnormality, CriticalCategory, Language, ReportTemplate, VersionKind
 
 CRITICAL_CHOICES = [("", _("Aucun résultat critique")), *CriticalCategory.choices]
+ABNORMALITY_CHOICES = [("", _("Non précisé")), *Abnormality.choices]
 
 
 def _text(label, rows: int, max_length: int) -> forms.CharField:
@@ -27,6 +28,7 @@ class ReportForm(forms.Form):
     critical_category = forms.ChoiceField(
         label=_("Résultat critique"), choices=CRITICAL_CHOICES, required=False
     )
+    abnormality = forms.ChoiceField(label=_("Normal ou anormal"), choices=ABNORMALITY_CHOICES, required=False)
 
 
 class SignForm(forms.Form):

@@ -33,6 +33,14 @@ class CriticalCategory(models.TextChoices):
     SIGNIFICANT = "significant", _("Significatif inattendu (en jours)")
 
 
+class Abnormality(models.TextChoices):
+    """The radiologist's structured answer, set when signing: is anything abnormal on this study?
+    Blank: not said. The dashboard measures the AI's flags against it (docs/dashboard.md)."""
+
+    ABSENT = "absent", _("Examen normal : aucune anomalie")
+    PRESENT = "present", _("Anomalie présente")
+
+
 class VersionKind(models.TextChoices):
     ORIGINAL = "original", _("Original")
     AMENDMENT = "amendment", _("Rectificatif")
@@ -107,6 +115,9 @@ class Sections(models.Model):
     language = models.CharField(_("langue"), max_length=2, choices=Language.choices, default=Language.FRENCH)
     critical_category = models.CharField(
         _("résultat critique"), max_length=16, choices=CriticalCategory.choices, blank=True
+    )
+    abnormality = models.CharField(
+        _("normal ou anormal"), max_length=8, choices=Abnormality.choices, blank=True, default=""
     )
 
     class Meta:

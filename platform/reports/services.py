@@ -28,6 +28,7 @@ from studies.models import Status, Study
 from .labels import words
 from .models import (
     SECTIONS,
+    Abnormality,
     CriticalCategory,
     Language,
     Provenance,
@@ -205,6 +206,7 @@ def save_report(
     technique: str | None = None,
     language: str | None = None,
     critical_category: str | None = None,
+    abnormality: str | None = None,
     template: ReportTemplate | None = None,
     accept_ai: bool = False,
     reason: str = "",
@@ -236,6 +238,10 @@ def save_report(
             report.language = language
         if critical_category is not None:
             report.critical_category = critical_category
+        if abnormality is not None:
+            if abnormality and abnormality not in Abnormality.values:
+                raise ValidationError(_("Réponse « normal ou anormal » inconnue."))
+            report.abnormality = abnormality
         _check_sections(report.conclusion, report.critical_category, report.language)
         if sign:
             if not report.conclusion:
@@ -290,6 +296,7 @@ def _sign_version(
         **sections,
         language=report.language,
         critical_category=report.critical_category,
+        abnormality=report.abnormality,
     )
     _queue_export(version)
     return version
@@ -343,6 +350,7 @@ def amend_report(
             setattr(report, name, getattr(latest, name))
         report.language = latest.language
         report.critical_category = latest.critical_category
+        report.abnormality = latest.abnormality  # an amendment keeps the structured answer
         if critical_category is not None:
             report.critical_category = critical_category
         if kind == VersionKind.AMENDMENT:

@@ -36,7 +36,9 @@ AUTOSAVE_HEADER = "HTTP_X_JOLIBA_AUTOSAVE"
 def _draft_fields(form: ReportForm, post: Any) -> dict[str, Any]:
     """Only the fields the post carried: one left out leaves that part of the draft as it was."""
     fields = {
-        name: form.cleaned_data[name] for name in (*SECTIONS, "language", "critical_category") if name in post
+        name: form.cleaned_data[name]
+        for name in (*SECTIONS, "language", "critical_category", "abnormality")
+        if name in post
     }
     if not fields.get("language"):
         fields.pop("language", None)

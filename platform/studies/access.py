@@ -308,6 +308,15 @@ def may_manage_tokens(user: Person, site: Site | None) -> bool:
     return not user.site_id or (site is not None and site.pk == user.site_id)
 
 
+def may_see_dashboard(user: Person, site: Site | None = None) -> bool:
+    """The coordinator's dashboard (turnaround, backlog, link health, AI against the readers):
+    admins. An admin attached to a site sees that site only; one attached to none sees every
+    site (`site` None: may open the page at all)."""
+    if not (_active(user) and user.is_joliba_admin):
+        return False
+    return site is None or not user.site_id or site.pk == user.site_id
+
+
 def may_open_tokens_page(user: Person) -> bool:
     """The « Jetons des agents » page; it lists only what may_manage_tokens allows."""
     return _is_admin(user)

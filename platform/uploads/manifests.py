@@ -115,7 +115,12 @@ def parse_manifest(raw: bytes) -> ManifestRequest:
         if not isinstance(sha, str) or (sha and not HEX64.match(sha)):
             raise _bad("sha256")
         size = _count(entry.get("size", 0), "size", int(settings.UPLOADS_MAX_BYTES))
-        expected.append({"sop_instance_uid": uid, "sha256": sha.lower(), "size": size})
+        entry_out = {"sop_instance_uid": uid, "sha256": sha.lower(), "size": size}
+        # The file's size before the agent compressed it (optional): the dashboard's bytes saved.
+        raw_size = _count(entry.get("raw_size", 0), "raw_size", 2**40)
+        if raw_size:
+            entry_out["raw_size"] = raw_size
+        expected.append(entry_out)
     priority = data.get("priority", Priority.ROUTINE)
     if not isinstance(priority, str) or priority not in Priority.values:
         raise _bad("priority")

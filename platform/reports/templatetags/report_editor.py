@@ -23,7 +23,10 @@ def report_editor(context: template.Context, study: Study) -> dict[str, Any]:
     ai = ai_draft_of(study)
     initial = {name: getattr(draft, name) for name in SECTIONS}
     initial.update(
-        template=draft.template_id, language=draft.language, critical_category=draft.critical_category
+        template=draft.template_id,
+        language=draft.language,
+        critical_category=draft.critical_category,
+        abnormality=draft.abnormality,
     )
     findings_source = section_provenance(draft.findings, ai)
     return {
