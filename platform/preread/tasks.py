@@ -20,3 +20,11 @@ def rerun_preread(study_id: int) -> None:
 @shared_task(ignore_result=True)
 def requeue_stalled() -> None:
     requeue_stalled_studies(older_than_s=settings.STALLED_STUDY_SECONDS)
+
+
+@shared_task(acks_late=True)
+def preread_preview(preview_id: int, study_id: int) -> None:
+    """The provisional pre-read of a study still arriving, from one of its previews."""
+    from .provisional import score_preview
+
+    score_preview(preview_id=preview_id, study_id=study_id)

@@ -12,6 +12,7 @@ from django.utils.text import Truncator
 from studies.formatting import person_name
 from studies.models import Priority, Status
 
+from .ranking import duration
 from .selectors import Case
 
 _PK = 987654321  # reversed once per list, then replaced: reverse() per row costs more than the row
@@ -73,4 +74,34 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         "reader": (reader.get_full_name() or reader.username) if reader else "",
         "action": action,
         "action_url": url,
+        **_arriving(case),
     }
+
+
+def _arriving(case: Case) -> dict[str, Any]:
+    """A study still arriving: its provisional pre-read (from the previews, labelled as such) and
+    how much of it is in. Empty strings when there is nothing to say."""
+    out: dict[str, Any] = {
+        "provisional": "",
+        "provisional_flags": [],
+        "provisional_refused": "",
+        "arrival_share": "",
+        "arrival_eta": "",
+    }
+    if not case.study.is_arriving:
+        return out
+    pv = case.provisional
+    if pv is not None:
+        if pv.is_scored and pv.urgency is not None:
+            out["provisional"] = f"{pv.urgency:.2f}"
+            out["provisional_flags"] = pv.critical_findings
+        elif pv.is_refused or pv.is_failed:
+            out["provisional_refused"] = pv.reason
+    progress = case.arrival
+    if progress is not None:
+        share = progress.share
+        if share is not None:
+            out["arrival_share"] = str(int(share * 100))
+        if progress.eta_seconds is not None:
+            out["arrival_eta"] = duration(max(progress.eta_seconds / 60, 1))
+    return out

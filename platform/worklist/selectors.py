@@ -34,10 +34,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from preread.models import PreRead
+from preread.models import PreRead, ProvisionalPreRead
+from preread.provisional import provisional_for
 from preread.selectors import with_current_preread
 from studies import access
 from studies.models import Priority, Status, Study, StudyEvent
+from uploads.arrival import ArrivalProgress, arrival_progress
 
 from .ranking import (
     CLINICAL_LEVEL,
@@ -66,6 +68,10 @@ class Case:
     may_claim: bool
     held: bool  # this radiologist is reading it
     deadline: datetime | None = None  # when the priority's SLA runs out
+    # A study still arriving: its bytes so far (uploads.arrival) and its previews' provisional
+    # pre-read (preread.provisional), shown and labelled as such.
+    arrival: ArrivalProgress | None = None
+    provisional: ProvisionalPreRead | None = None
 
     @property
     def pk(self) -> int:
@@ -221,6 +227,9 @@ def factors_of(study: Study, waiting_since: datetime, ai: PreRead | None) -> Cas
 def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
     w, slas = _settings()
     cases = []
+    arriving = [s for s in studies if s.status == Status.ARRIVING]
+    progress = arrival_progress([s.study_instance_uid for s in arriving], now=now) if arriving else {}
+    provisional = provisional_for([s.pk for s in arriving]) if arriving else {}
     for study in studies:
         current = getattr(study, "current_prereads", [])
         ai = current[0] if current else None
@@ -236,6 +245,8 @@ def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
                 may_claim=access.may_claim(user, study),
                 held=access.holds(user, study),
                 deadline=now + timedelta(minutes=rank.minutes_left),
+                arrival=progress.get(study.study_instance_uid),
+                provisional=provisional.get(study.pk),
             )
         )
     return cases
@@ -270,6 +281,7 @@ ROW_FIELDS = (
     "site__code", "assigned_to__username", "assigned_to__first_name", "assigned_to__last_name",
     "assigned_to__role", "assigned_to__is_active", "priority", "status", "modality", "description",
     "patient_name", "indication", "created_at", "waiting_since", "ai_urgency", "ai_critical",
+    "study_instance_uid",
 )  # fmt: skip
 
 

@@ -1,0 +1,209 @@
+"""The urgent case known from its preview: the agent's preview is pre-read as soon as it lands, the
+study shows in the worklist « en cours d'arrivée » with its provisional score and the share of
+its bytes in; it cannot be claimed until complete; the full images' pre-read replaces the score.
+The preview passes the same scope checks as its original (a cat's radiograph is not scored) and
+is kept apart from the study's images (not in the archive, not an instance)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.urls import reverse
+
+from alerts.models import Alert, Kind
+from preread.models import PreRead, ProvisionalPreRead
+from preread.provisional import score_preview
+from preread.services import prepare_study_for_reading
+from siteagent.preview import make_preview
+from studies.models import Status, Study
+from tests.helpers import api_client, build_constant_model, clear_models, in_archive, new_chest
+from tests.paths import testdata_file
+from tests.preview_watch import arriving_row
+from uploads.models import Preview, Transfer
+
+pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+CAT = "real_other/DX_veterinary_cat_thorax_deid-data/cat.dcm"
+
+
+def _meta(**fields: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items())
+
+
+def send(client, data: bytes, manifest: str, *, kind: str = "dicom") -> Transfer:
+    """One tus transfer, finalised by its status request (no worker in these tests)."""
+    created = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(len(data)),
+        HTTP_UPLOAD_METADATA=_meta(
+            filename=f"{kind}.dcm", manifest=manifest, kind=kind, sha256=hashlib.sha256(data).hexdigest()
+        ),
+        **TUS,
+    )
+    assert created.status_code == 201, created.content
+    url = created["Location"]
+    patched = client.generic(
+        "PATCH", url, data, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **TUS
+    )
+    assert patched.status_code == 204, patched.content
+    assert client.get(url).status_code == 200
+    return Transfer.objects.get(pk=url.rstrip("/").rsplit("/", 1)[-1])
+
+
+def announce(client, original: Path, *, priority: str) -> str:
+    data = original.read_bytes()
+    ds = pydicom.dcmread(original, stop_before_pixels=True)
+    answer = client.post(
+        "/api/v1/uploads/manifests/",
+        {
+            "priority": priority,
+            "indication": "Dyspnée aiguë",
+            "study_instance_uid": str(ds.StudyInstanceUID),
+            "instances": [
+                {
+                    "sop_instance_uid": str(ds.SOPInstanceUID),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                }
+            ],
+        },
+        format="json",
+    )
+    assert answer.status_code in (200, 201), answer.content
+    return answer.json()["id"]
+
+
+def preview_bytes(original: Path, tmp_path: Path) -> bytes:
+    return make_preview(original, tmp_path / f"{original.stem}-preview.dcm").read_bytes()
+
+
+@pytest.fixture
+def models(settings, tmp_path):
+    settings.JOLIBA_MODELS_DIR = tmp_path / "models"
+    settings.JOLIBA_MODELS_DIR.mkdir()
+    return settings.JOLIBA_MODELS_DIR
+
+
+def test_a_preview_is_scored_provisionally_then_the_full_images_replace_it(
+    models, tech_a, radiologist, client, orthanc_server, tmp_path
+):
+    build_constant_model(models, probabilities={"pneumothorax": 0.95})
+    original = new_chest(tmp_path, "chest")
+    tech = api_client(tech_a)
+    manifest = announce(tech, original, priority="routine")
+    waiting = new_chest(tmp_path, "waiting")  # a complete routine case with no AI, already in
+    waiting_manifest = announce(tech, waiting, priority="routine")
+    send(tech, waiting.read_bytes(), waiting_manifest)
+
+    preview = preview_bytes(original, tmp_path)
+    transfer = send(tech, preview, manifest, kind="preview")
+    assert (transfer.outcome, transfer.code) == ("stored", "preview_kept")
+
+    # The preview announced the study; it is kept apart: not an instance, not in the archive.
+    study = Study.objects.get(study_instance_uid=str(pydicom.dcmread(original).StudyInstanceUID))
+    assert study.status == Status.ARRIVING and study.instances.count() == 0
+    kept = Preview.objects.get(transfer=transfer)
+    assert kept.source_sop_instance_uid == str(pydicom.dcmread(original).SOPInstanceUID)
+    assert not in_archive(
+        orthanc_server, str(pydicom.dcmread(pydicom.filebase.DicomBytesIO(preview)).SOPInstanceUID)
+    )
+
+    # The provisional pre-read (the worker's task body): scored, on the study's ranking facts.
+    run = score_preview(preview_id=kept.pk, study_id=study.pk)
+    assert run is not None and run.status == "scored" and run.urgency is not None
+    study.refresh_from_db()
+    assert study.ai_urgency == pytest.approx(run.urgency) and study.ai_critical
+    assert not PreRead.objects.filter(study=study).exists()  # provisional is not the pre-read
+
+    # The radiologist sees it arriving with its provisional score and bytes, above the waiting case.
+    client.force_login(radiologist)
+    page = client.get(reverse("worklist")).content.decode()
+    row = page.split(f'data-study="{study.pk}"')[1].split("</tr>")[0]
+    assert "IA provisoire (aperçu)" in row and f"{run.urgency:.2f}" in row and "% reçu" in row
+    assert reverse("claim", args=[study.pk]) not in row
+    assert arriving_row(client, study.pk) == {"provisional": f"{run.urgency:.2f}", "received": "0"}
+    order = [int(x.split('"')[0]) for x in page.split('data-study="')[1:]]
+    assert order.index(study.pk) < order.index(
+        Study.objects.get(study_instance_uid=str(pydicom.dcmread(waiting).StudyInstanceUID)).pk
+    )
+
+    # Not claimable until complete, by any route; no AI-critical alert from a provisional score.
+    answer = api_client(radiologist).post(reverse("api_claim", args=[study.pk]))
+    assert answer.status_code == 409 and answer.json()["code"] == "not_allowed_now"
+    assert not Alert.objects.filter(study=study, kind=Kind.AI_CRITICAL).exists()
+
+    # The full image lands: the study is complete with one image, the preview is not among them.
+    clear_models(models)
+    build_constant_model(models, probabilities={"pneumothorax": 0.02}, version="2.0.0")
+    send(tech, original.read_bytes(), manifest)
+    study.refresh_from_db()
+    assert study.status == Status.RECEIVED
+    assert study.instances.count() == 1
+    assert study.instances.get().sop_instance_uid == str(pydicom.dcmread(original).SOPInstanceUID)
+    assert len(orthanc_server.client().study_instances(study.orthanc_id)) == 1
+
+    # The pre-read of the full image replaces the provisional score (recomputed, not copied).
+    prepare_study_for_reading(study.pk)
+    study.refresh_from_db()
+    final = PreRead.objects.get(study=study, is_current=True)
+    assert final.status == "scored" and final.images.get().instance.study_id == study.pk
+    assert study.ai_urgency == pytest.approx(final.urgency) and final.urgency < run.urgency
+    assert not study.ai_critical
+    row = (
+        client.get(reverse("worklist"))
+        .content.decode()
+        .split(f'data-study="{study.pk}"')[1]
+        .split("</tr>")[0]
+    )
+    assert "provisoire" not in row and "data-provisional" not in row
+    assert ProvisionalPreRead.objects.filter(study=study).count() == 1  # kept as history
+    assert api_client(radiologist).post(reverse("api_claim", args=[study.pk])).status_code == 200
+
+
+@pytest.mark.testdata
+def test_a_cat_radiographs_preview_gets_no_score_and_says_why(models, tech_a, radiologist, client, tmp_path):
+    build_constant_model(
+        models,
+        probabilities={"pneumothorax": 0.95},
+        manifest_overrides={"scope": {"modalities": ["DX", "CR"]}},
+    )
+    cat = testdata_file(CAT)
+    preview = preview_bytes(cat, tmp_path)
+    copied = pydicom.dcmread(pydicom.filebase.DicomBytesIO(preview))
+    assert (
+        copied.PatientSpeciesDescription == "Feline"
+        and copied.SOPClassUID.name == "Secondary Capture Image Storage"
+    )
+    tech = api_client(tech_a)
+    manifest = announce(tech, cat, priority="stat")
+    transfer = send(tech, preview, manifest, kind="preview")
+    study = Study.objects.get(study_instance_uid=str(copied.StudyInstanceUID))
+
+    run = score_preview(preview_id=Preview.objects.get(transfer=transfer).pk, study_id=study.pk)
+    assert run is not None and run.status == "refused" and run.reason_code == "not_human"
+    assert run.urgency is None
+    study.refresh_from_db()
+    assert study.ai_urgency is None and not study.ai_critical
+
+    client.force_login(radiologist)
+    row = (
+        client.get(reverse("worklist"))
+        .content.decode()
+        .split(f'data-study="{study.pk}"')[1]
+        .split("</tr>")[0]
+    )
+    assert "Aperçu non analysé" in row and "Examen vétérinaire (Feline)" in row
+    assert "data-provisional" not in row
+
+
+def test_a_preview_of_another_study_than_announced_is_refused(models, tech_a, tmp_path):
+    original, other = new_chest(tmp_path, "a"), new_chest(tmp_path, "b")
+    tech = api_client(tech_a)
+    manifest = announce(tech, original, priority="routine")
+    transfer = send(tech, preview_bytes(other, tmp_path), manifest, kind="preview")
+    assert (transfer.outcome, transfer.code) == ("refused", "preview_other_study")
+    assert not Preview.objects.exists() and not Study.objects.exists()
