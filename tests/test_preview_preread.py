@@ -112,6 +112,10 @@ def test_a_preview_is_scored_provisionally_then_the_full_images_replace_it(
         orthanc_server, str(pydicom.dcmread(pydicom.filebase.DicomBytesIO(preview)).SOPInstanceUID)
     )
 
+    client.force_login(tech_a)
+    detail = client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "Examen en cours d'arrivée : 0 / 1 image(s)" in detail  # the preview is not an image
+
     # The provisional pre-read (the worker's task body): scored, on the study's ranking facts.
     run = score_preview(preview_id=kept.pk, study_id=study.pk)
     assert run is not None and run.status == "scored" and run.urgency is not None
@@ -207,3 +211,69 @@ def test_a_preview_of_another_study_than_announced_is_refused(models, tech_a, tm
     transfer = send(tech, preview_bytes(other, tmp_path), manifest, kind="preview")
     assert (transfer.outcome, transfer.code) == ("refused", "preview_other_study")
     assert not Preview.objects.exists() and not Study.objects.exists()
+
+
+TIBIA = "real_other/CR_tibia_Fuji_WG04-RG3/RG3_UNCR.dcm"  # 6.2 MB raw, ≈ 830 kB as the agent sends it
+
+
+@pytest.fixture
+def shared_spool(celery_worker, worker_spool_dir, settings):
+    settings.INGEST_SPOOL_DIR = worker_spool_dir
+    return worker_spool_dir
+
+
+@pytest.mark.testdata
+@pytest.mark.django_db(transaction=True)
+def test_a_stat_studys_preview_is_visible_while_the_rest_is_on_a_slow_link(
+    live_server, shared_spool, worker_models, tech_a, radiologist, client, tmp_path
+):
+    from tests.helpers import token_for, wait_for
+    from tests.preview_watch import wait_visible
+    from tests.slowlink import SlowLink
+    from tests.test_siteagent_slow_link import push, summary_of, target
+
+    # A model that accepts any CR/DX (the tibia is an extremity) and sees a critical finding.
+    build_constant_model(
+        worker_models,
+        probabilities={"pneumothorax": 0.95},
+        manifest_overrides={"scope": {"modalities": ["CR"]}},
+    )
+    tibia = testdata_file(TIBIA)
+    head = pydicom.dcmread(tibia, stop_before_pixels=True)
+    uid, sop = str(head.StudyInstanceUID), str(head.SOPInstanceUID)
+    client.force_login(radiologist)
+    # 640 kbit/s, 300 ms RTT: the image takes ≈ 10 s, its 9 kB preview a fraction of a second.
+    with SlowLink(target(live_server), rate_bps=640_000, rtt_s=0.3) as link:
+        agent = push(link.url, token_for(tech_a), tmp_path / "state", tibia, extra=["--priority", "stat"])
+        seen = wait_visible(client, lambda: Study.objects.filter(study_instance_uid=uid).first(), timeout=60)
+        assert seen is not None, "the arriving study never showed a provisional score"
+        study = Study.objects.get(pk=seen.study_pk)
+        # Visible with its score and its share while most of its bytes are still on the link.
+        assert study.status == Status.ARRIVING and study.instances.count() == 0
+        assert seen.provisional == pytest.approx(
+            ProvisionalPreRead.objects.get(study=study).urgency, abs=0.005
+        )
+        assert seen.received_percent is not None and seen.received_percent < 100
+        assert link.stats()["bytes_up"] < 830_000
+        answer = api_client(radiologist).post(reverse("api_claim", args=[study.pk]))
+        assert answer.status_code == 409 and answer.json()["code"] == "not_allowed_now"
+        # A new model version meanwhile: the score of the full image must come from it.
+        clear_models(worker_models)
+        build_constant_model(
+            worker_models,
+            probabilities={"pneumothorax": 0.02},
+            version="2.0.0",
+            manifest_overrides={"scope": {"modalities": ["CR"]}},
+        )
+        summary = summary_of(agent)
+    assert all(s["complete"] for s in summary["studies"]), summary
+    wait_for(lambda: Study.objects.get(pk=study.pk).status == Status.QUEUED, timeout=60)
+    study.refresh_from_db()
+    final = PreRead.objects.get(study=study, is_current=True)
+    assert final.status == "scored" and final.urgency < seen.provisional
+    assert study.ai_urgency == pytest.approx(final.urgency) and not study.ai_critical
+    # One image: the original; the preview is not among the study's images.
+    assert list(study.instances.values_list("sop_instance_uid", flat=True)) == [sop]
+    assert Preview.objects.filter(study_instance_uid=uid).count() == 1
+    row = arriving_row(client, study.pk)
+    assert row is not None and "provisional" not in row

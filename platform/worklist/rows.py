@@ -86,6 +86,7 @@ def _arriving(case: Case) -> dict[str, Any]:
         "provisional_flags": [],
         "provisional_refused": "",
         "arrival_share": "",
+        "arrival_percent": "",
         "arrival_eta": "",
     }
     if not case.study.is_arriving:
@@ -102,6 +103,7 @@ def _arriving(case: Case) -> dict[str, Any]:
         share = progress.share
         if share is not None:
             out["arrival_share"] = str(int(share * 100))
+            out["arrival_percent"] = f"{int(share * 100)} %"
         if progress.eta_seconds is not None:
             out["arrival_eta"] = duration(max(progress.eta_seconds / 60, 1))
     return out

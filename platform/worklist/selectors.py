@@ -344,19 +344,22 @@ def _cached_order(base: QuerySet[Study], *, now: datetime, claims_matter: bool) 
     """The whole ranked order of `base`, shared for WORKLIST_RANK_CACHE_SECONDS (5 s) by every
     request asking for the same list (a night's radiologists mostly look at the same one), or
     None when that cache is off. The key holds the query, the weights, the time slot and the
-    newest study, event and pre-read ids, so a new case or one leaving the list shows at once;
+    newest study, event, pre-read and provisional pre-read ids, so a new case, a case leaving
+    the list or an arriving case's provisional score shows at once;
     the rows themselves (status, holder, pre-read, countdowns) are always read fresh."""
     ttl = settings.WORKLIST_RANK_CACHE_SECONDS
     if ttl <= 0:
         return None
-    study, event, preread = (m._meta.db_table for m in (Study, StudyEvent, PreRead))
+    study, event, preread, provisional = (
+        m._meta.db_table for m in (Study, StudyEvent, PreRead, ProvisionalPreRead)
+    )
     # Claims and releases neither add nor remove a case nor change a score: unless the list
     # is filtered on status or holder, only the moves in and out of the list count.
     moves = "" if claims_matter else f" WHERE to_status IN ({', '.join(['%s'] * len(MEMBERSHIP_MOVES))})"
     with connection.cursor() as cursor:  # index lookups, one round trip
         cursor.execute(
             f'SELECT (SELECT MAX(id) FROM "{study}"), (SELECT MAX(id) FROM "{event}"{moves}), '
-            f'(SELECT MAX(id) FROM "{preread}")',
+            f'(SELECT MAX(id) FROM "{preread}"), (SELECT MAX(id) FROM "{provisional}")',
             [] if claims_matter else list(MEMBERSHIP_MOVES),
         )
         newest = cursor.fetchone()
