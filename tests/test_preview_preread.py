@@ -89,7 +89,7 @@ def models(settings, tmp_path):
 
 
 def test_a_preview_is_scored_provisionally_then_the_full_images_replace_it(
-    models, tech_a, radiologist, client, orthanc_server, tmp_path
+    models, tech_a, radiologist, client, orthanc_server, tmp_path, django_capture_on_commit_callbacks
 ):
     build_constant_model(models, probabilities={"pneumothorax": 0.95})
     original = new_chest(tmp_path, "chest")
@@ -143,12 +143,14 @@ def test_a_preview_is_scored_provisionally_then_the_full_images_replace_it(
     # The full image lands: the study is complete with one image, the preview is not among them.
     clear_models(models)
     build_constant_model(models, probabilities={"pneumothorax": 0.02}, version="2.0.0")
-    send(tech, original.read_bytes(), manifest)
+    with django_capture_on_commit_callbacks(execute=True):  # what follows the commit: status_changed
+        send(tech, original.read_bytes(), manifest)
     study.refresh_from_db()
     assert study.status == Status.RECEIVED
     assert study.instances.count() == 1
     assert study.instances.get().sop_instance_uid == str(pydicom.dcmread(original).SOPInstanceUID)
     assert len(orthanc_server.client().study_instances(study.orthanc_id)) == 1
+    assert bytes(Preview.objects.get(pk=kept.pk).data) == b""  # its pixels go once the study is in
 
     # The pre-read of the full image replaces the provisional score (recomputed, not copied).
     prepare_study_for_reading(study.pk)
@@ -277,3 +279,38 @@ def test_a_stat_studys_preview_is_visible_while_the_rest_is_on_a_slow_link(
     assert Preview.objects.filter(study_instance_uid=uid).count() == 1
     row = arriving_row(client, study.pk)
     assert row is not None and "provisional" not in row
+
+
+def test_the_share_received_and_the_time_left_come_from_the_manifest_and_the_receive_rate(tech_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ingest.models import Submission
+    from uploads.arrival import arrival_progress
+    from uploads.models import StudyManifest
+
+    submission = Submission.objects.create(site=tech_a.site, sender=tech_a, priority="stat")
+    StudyManifest.objects.create(
+        submission=submission,
+        study_instance_uid="1.2.3",
+        expected=[{"sop_instance_uid": "1.2.3.1", "sha256": "", "size": 600_000}] * 2,
+    )
+    now = timezone.now()
+
+    def transfer(kind: str, length: int, offset: int, state: str = "receiving") -> None:
+        t = Transfer.objects.create(
+            submission=submission, kind=kind, length=length, offset=offset, state=state, expires_at=now
+        )
+        Transfer.objects.filter(pk=t.pk).update(created_at=now - timedelta(seconds=20), updated_at=now)
+
+    transfer("preview", 9_000, 9_000, "finalised")  # not the study's bytes
+    transfer("dicom", 600_000, 600_000, "finalised")
+    transfer("dicom", 600_000, 200_000)
+    transfer("dicom", 600_000, 500_000, "expired")  # thrown away: not counted
+    progress = arrival_progress(["1.2.3", "9.9"], now=now)["1.2.3"]
+    assert (progress.bytes_received, progress.bytes_total) == (800_000, 1_200_000)
+    assert progress.share == pytest.approx(2 / 3)
+    assert progress.rate_bps == pytest.approx(40_000)  # 800 kB in 20 s
+    assert progress.eta_seconds == pytest.approx(10)  # 400 kB left at 40 kB/s
+    assert "9.9" not in arrival_progress(["9.9"])

@@ -5,3 +5,11 @@ from django.utils.translation import gettext_lazy as _
 class UploadsConfig(AppConfig):
     name = "uploads"
     verbose_name = _("Envois reprenables")
+
+    def ready(self) -> None:
+        # A study complete: its previews' pixels are no longer needed (studies never imports us).
+        from studies.lifecycle import status_changed
+
+        from .previews import on_status_changed
+
+        status_changed.connect(on_status_changed, dispatch_uid="uploads.previews.on_status_changed")

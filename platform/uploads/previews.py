@@ -98,3 +98,18 @@ def _source_uid(path: Path) -> str:
 
 def previews_of(study_instance_uid: str) -> list[Preview]:
     return list(Preview.objects.filter(study_instance_uid=study_instance_uid).defer("data"))
+
+
+def forget_pixels(study_instance_uid: str) -> int:
+    """The study is complete: its previews' images go (the full images are in; nothing reads a
+    preview of a complete study). The rows stay, as the record the provisional pre-read cites."""
+    return Preview.objects.filter(study_instance_uid=study_instance_uid).exclude(data=b"").update(data=b"")
+
+
+def on_status_changed(sender: object, *, study_id: int, transition: str, to_status: str, **_: object) -> None:
+    from studies.models import Status, Study
+
+    if to_status == Status.RECEIVED:
+        uid = Study.objects.filter(pk=study_id).values_list("study_instance_uid", flat=True).first()
+        if uid:
+            forget_pixels(uid)
