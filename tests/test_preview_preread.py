@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from alerts.models import Alert, Kind
 from preread.models import PreRead, ProvisionalPreRead
 from preread.provisional import score_preview
 from preread.services import prepare_study_for_reading
+from reports.services import save_report
 from siteagent.preview import make_preview
 from studies.models import Status, Study
 from tests.helpers import api_client, build_constant_model, clear_models, in_archive, new_chest
@@ -139,6 +141,8 @@ def test_a_preview_is_scored_provisionally_then_the_full_images_replace_it(
     answer = api_client(radiologist).post(reverse("api_claim", args=[study.pk]))
     assert answer.status_code == 409 and answer.json()["code"] == "not_allowed_now"
     assert not Alert.objects.filter(study=study, kind=Kind.AI_CRITICAL).exists()
+    with pytest.raises(PermissionDenied):
+        save_report(study=study, author=radiologist, findings="", conclusion="Pneumothorax", sign=True)
 
     # The full image lands: the study is complete with one image, the preview is not among them.
     clear_models(models)
