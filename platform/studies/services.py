@@ -101,6 +101,10 @@ def record_instance(
             except IntegrityError:  # created meanwhile by a concurrent recorder: use theirs
                 created = False
                 study = Study.objects.select_for_update().get(study_instance_uid=study_uid)
+        if not created and study.orthanc_id != orthanc_study_id and not study.instances.exists():
+            # Announced by its preview with the id Orthanc was expected to give: the archive's
+            # answer for its first image is the truth.
+            Study.objects.filter(pk=study.pk).update(orthanc_id=orthanc_study_id)
         number = facts.get("InstanceNumber", "")
         instance, instance_created = Instance.objects.get_or_create(
             sop_instance_uid=sop_uid,
