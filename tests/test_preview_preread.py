@@ -129,7 +129,8 @@ def test_a_preview_is_scored_provisionally_then_the_full_images_replace_it(
     client.force_login(radiologist)
     page = client.get(reverse("worklist")).content.decode()
     row = page.split(f'data-study="{study.pk}"')[1].split("</tr>")[0]
-    assert "IA provisoire (aperçu)" in row and f"{run.urgency:.2f}" in row and "% reçu" in row
+    assert "IA provisoire (aperçu)" in row and f"{run.urgency:.2f}" in row and "0 % reçu" in row
+    assert "(provisoire) · priorité" in row  # the "why" line says what ranks it
     assert reverse("claim", args=[study.pk]) not in row
     assert arriving_row(client, study.pk) == {"provisional": f"{run.urgency:.2f}", "received": "0"}
     order = [int(x.split('"')[0]) for x in page.split('data-study="')[1:]]

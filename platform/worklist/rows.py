@@ -8,6 +8,7 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _
 
 from studies.formatting import person_name
 from studies.models import Priority, Status
@@ -47,6 +48,9 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         action, url = "claim", _url(urls, "claim", study.pk)
     else:
         action, url = ("arriving" if study.is_arriving else ""), ""
+    head = f"{why['ai']} · {why['priority']}"
+    if study.is_arriving and case.provisional is not None and case.provisional.is_scored:
+        head = f"{why['ai']} ({_('provisoire')}) · {why['priority']}"  # ranked by its preview
     return {
         "pk": study.pk,
         "alert": case.alerting,
@@ -61,7 +65,7 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         "refused": refused,
         "failed": failed,
         "demo": bool(ai and ai.demo),
-        "why_head": f"{why['ai']} · {why['priority']}",
+        "why_head": head,
         "why_sla": why["sla"],
         "late": case.rank.minutes_left < 0,
         "deadline": int(case.deadline.timestamp()) if case.deadline else "",
