@@ -1,8 +1,15 @@
 """A small lossy preview of a series (JPEG, ≤ 384 px): sent first so the centre can pre-read
-and rank a study before its full pixels arrive. Clearly marked as derived and lossy."""
+and rank a study before its full pixels arrive. Clearly marked as derived and lossy.
+
+It carries every header fact the pre-read's scope checks read on the original (species, breed,
+modality, body part, view, laterality, age), so the centre refuses a preview of an image it
+would refuse (a cat radiograph is not scored as a human chest), and names its original in a
+Source Image Sequence. The centre keeps it apart from the study's images (uploads.previews).
+"""
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 from pathlib import Path
@@ -14,6 +21,38 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 PREVIEW_PX = 384
+
+# Copied from the original as they are: who the patient is and what the image shows — what the
+# study record and the pre-read's scope checks (inference/scope.py) read.
+COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence",
+    "PatientBreedDescription",
+    "PatientBreedCodeSequence",
+    "BreedRegistrationSequence",
+    "PatientSexNeutered",
+    "ResponsiblePerson",
+    "ResponsibleOrganization",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "StudyDescription",
+    "ReferringPhysicianName",
+    "Modality",
+    "BodyPartExamined",
+    "ViewPosition",
+    "ImageLaterality",
+    "Laterality",
+    "PatientOrientation",
+    "InstitutionName",
+)
 
 
 def _eight_bit(ds: Dataset) -> tuple[NDArray[np.uint8], str]:
@@ -42,25 +81,13 @@ def make_preview(src: Path, out: Path) -> Path:
     data = jpeg.getvalue()
 
     pv = Dataset()
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "PatientAge",
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "StudyID",
-        "AccessionNumber",
-        "StudyDescription",
-        "ReferringPhysicianName",
-        "Modality",
-        "BodyPartExamined",
-        "InstitutionName",
-    ):
+    for keyword in COPIED:
         if keyword in ds:
-            setattr(pv, keyword, ds[keyword].value)
+            pv[keyword] = copy.deepcopy(ds[keyword])
+    source = Dataset()
+    source.ReferencedSOPClassUID = ds.SOPClassUID
+    source.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    pv.SourceImageSequence = [source]
     # Deterministic UIDs: queueing the same series again gives the same preview, stored once.
     pv.SeriesInstanceUID = generate_uid(entropy_srcs=[str(ds.SeriesInstanceUID), "joliba-preview"])
     pv.SOPInstanceUID = generate_uid(entropy_srcs=[str(ds.SOPInstanceUID), "joliba-preview"])

@@ -42,6 +42,10 @@ class Code:
     FILE_TOO_LARGE = "file_too_large"
     EMPTY = "empty"
     UNPROCESSABLE = "unprocessable"
+    # A site agent's preview (uploads.previews): kept apart from the study's images.
+    PREVIEW_KEPT = "preview_kept"
+    PREVIEW_TOO_LARGE = "preview_too_large"
+    PREVIEW_OTHER_STUDY = "preview_other_study"
 
 
 # Accepted files need no sentence unless something was done to them.
@@ -51,6 +55,11 @@ MESSAGES: dict[str, object] = {
     # Accepted.
     FileCode.FILE_META_ADDED: _("Accepté ; en-tête DICOM (File Meta) ajouté."),
     Code.DUPLICATE: _("Déjà reçu : ce fichier n'a pas été stocké deux fois."),
+    Code.PREVIEW_KEPT: _(
+        "Aperçu reçu : il sert à la pré-lecture provisoire et ne fait pas partie des images de l'examen."
+    ),
+    Code.PREVIEW_TOO_LARGE: _("Aperçu trop volumineux (plus de %(limit_kb)s ko) : ignoré, l'examen suit."),
+    Code.PREVIEW_OTHER_STUDY: _("Cet aperçu n'est pas celui de l'examen annoncé : ignoré."),
     # What the checker finds in the file.
     Code.EMPTY: _("Fichier vide : renvoyez-le."),
     Code.FILE_TOO_LARGE: _("Fichier trop volumineux (plus de %(limit_mb)s Mo)."),

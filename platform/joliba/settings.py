@@ -590,6 +590,7 @@ JOLIBA_TASK_QUEUES = {
         "preread.tasks.prepare_for_reading",
         "preread.tasks.rerun_preread",
         "preread.tasks.run_shadow_models",  # dashboard: shadow mode (docs/dashboard.md)
+        "uploads.tasks.preread_preview",  # the provisional pre-read of a preview (docs/worklist.md)
     ],
     "alerts": ["alerts.tasks.deliver_alert", "alerts.tasks.run_due_alerts"],
 }

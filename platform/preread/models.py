@@ -198,3 +198,26 @@ class ShadowResult(ModelFacts):
         constraints = [
             models.UniqueConstraint(fields=["shadow", "study"], name="one_shadow_result_per_study")
         ]
+
+
+class ProvisionalPreRead(ModelFacts):
+    """The pre-read of one preview of a study still arriving: provisional, never the study's
+    pre-read. It ranks the study until a finished pre-read of the full images is current
+    (worklist/facts.py), and is kept as history afterwards."""
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="provisional_prereads")
+    preview = models.ForeignKey("uploads.Preview", on_delete=models.CASCADE, related_name="prereads")
+    models_key = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Outcome.choices)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("pré-lecture provisoire (aperçu)")
+        constraints = [
+            models.UniqueConstraint(fields=["preview", "models_key"], name="one_provisional_per_preview"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id} provisional {self.status} {self.model_label}".strip()

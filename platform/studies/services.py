@@ -101,6 +101,10 @@ def record_instance(
             except IntegrityError:  # created meanwhile by a concurrent recorder: use theirs
                 created = False
                 study = Study.objects.select_for_update().get(study_instance_uid=study_uid)
+        if not created and study.orthanc_id != orthanc_study_id and not study.instances.exists():
+            # Announced by its preview with the id Orthanc was expected to give: the archive's
+            # answer for its first image is the truth.
+            Study.objects.filter(pk=study.pk).update(orthanc_id=orthanc_study_id)
         number = facts.get("InstanceNumber", "")
         instance, instance_created = Instance.objects.get_or_create(
             sop_instance_uid=sop_uid,
@@ -124,6 +128,30 @@ def record_instance(
             )
     study.refresh_from_db()
     return Recorded(study=study, study_created=created, instance_created=instance_created)
+
+
+def announce_study(*, facts: dict[str, str], orthanc_study_id: str, arrival: Arrival) -> Study:
+    """The study a site announced (by its preview) before any of its images is in the archive:
+    created `arriving` if new (the first image then finds it), else returned as it is.
+
+    `orthanc_study_id` is the id Orthanc will give the study (computed from PatientID and the
+    Study Instance UID), so the row points at the right archive study once its images land.
+    """
+    study_uid = facts["StudyInstanceUID"]
+    study = Study.objects.filter(study_instance_uid=study_uid).first()
+    if study is not None:
+        return study
+    try:
+        with transaction.atomic():
+            return lifecycle.create_study(
+                event=Transition.ARRIVE,
+                study_instance_uid=study_uid,
+                orthanc_id=orthanc_study_id,
+                **study_facts(facts),
+                **_arrival_fields(arrival),
+            )
+    except IntegrityError:  # created meanwhile by its first image or another preview
+        return Study.objects.get(study_instance_uid=study_uid)
 
 
 def _arrival_fields(arrival: Arrival) -> dict[str, Any]:

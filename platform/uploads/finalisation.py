@@ -39,6 +39,7 @@ from . import bundles, spool
 from .manifests import settle_manifest
 from .models import StudyManifest, Transfer
 from .photo import PhotoRefused, wrap_photo
+from .previews import keep_preview
 from .refusals import UploadRefused
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,36 @@ def _finalise(transfer_id, work: Path) -> Finalised:
         transfer = _locked(transfer_id)
         if isinstance(transfer, Finalised):
             return transfer
-        try:
-            checked = _check(transfer, work)
-        except UploadRefused as refused:  # the file as a whole: altered, not a photo, a bad bundle
-            _finish(transfer, Outcome.REFUSED, refused.code, refused.params)
+        if transfer.kind == Transfer.Kind.PREVIEW:
+            # Kept apart, never sent to the archive: not one of the study's images.
+            _finish(transfer, *_keep_preview(transfer, work))
             checked = None
+        else:
+            checked = _check_or_refuse(transfer, work)
     if checked is None:
         _settle(transfer)
         return Finalised.DONE
+    return _store(transfer_id, checked)
+
+
+def _keep_preview(transfer: Transfer, work: Path) -> tuple[str, str, dict]:
+    path = spool.part_path(transfer.pk)
+    if not path.exists():
+        return Outcome.REFUSED, "gone", {}
+    if transfer.sha256 and spool.sha256_of(path, transfer.length) != transfer.sha256:
+        return Outcome.REFUSED, "sha256_mismatch", {}
+    return keep_preview(transfer, path, work)
+
+
+def _check_or_refuse(transfer: Transfer, work: Path) -> list[Checked] | None:
+    try:
+        return _check(transfer, work)
+    except UploadRefused as refused:  # the file as a whole: altered, not a photo, a bad bundle
+        _finish(transfer, Outcome.REFUSED, refused.code, refused.params)
+        return None
+
+
+def _store(transfer_id, checked: list[Checked]) -> Finalised:
     # The intents are committed: now the archive may see the files.
     with transaction.atomic():
         transfer = _locked(transfer_id)

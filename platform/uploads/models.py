@@ -100,3 +100,27 @@ class Transfer(models.Model):
     def reason(self) -> str:
         """The verdict's sentence in the active language ("" while there is none)."""
         return describe(self.code, self.params) if self.code else ""
+
+
+class Preview(models.Model):
+    """The small lossy preview a site agent sends first for a series (siteagent/preview.py).
+
+    Kept here, never in the archive: it is not one of the study's images, is never shown as
+    diagnostic, and only feeds the provisional pre-read of a study still arriving
+    (preread.provisional). A few tens of kB: its bytes live in the row, durable with it.
+    """
+
+    transfer = models.OneToOneField(Transfer, on_delete=models.CASCADE, related_name="preview")
+    submission = models.ForeignKey("ingest.Submission", on_delete=models.CASCADE, related_name="previews")
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
+    # The original image it stands for (its Source Image Sequence), when the agent says.
+    source_sop_instance_uid = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64)
+    data = models.BinaryField()
+    # The header facts of the preview (copied from its original by the agent): what the scope
+    # checks read, shown where the provisional score is.
+    facts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]

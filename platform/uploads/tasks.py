@@ -31,3 +31,11 @@ def sweep_transfers() -> None:
     finalisation.finalise_waiting()
     forget_old_intents(older_than=KEEP_INTENTS)
     forget_lapsed_holds()  # quota holds of requests whose process died
+
+
+@shared_task(acks_late=True)
+def preread_preview(preview_id: int, study_id: int) -> None:
+    """The provisional pre-read of a study still arriving, from one of its previews."""
+    from .previews import score_provisionally
+
+    score_provisionally(preview_id, study_id)

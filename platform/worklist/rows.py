@@ -8,10 +8,12 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _
 
 from studies.formatting import person_name
 from studies.models import Priority, Status
 
+from .ranking import duration
 from .selectors import Case
 
 _PK = 987654321  # reversed once per list, then replaced: reverse() per row costs more than the row
@@ -46,6 +48,9 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         action, url = "claim", _url(urls, "claim", study.pk)
     else:
         action, url = ("arriving" if study.is_arriving else ""), ""
+    head = f"{why['ai']} · {why['priority']}"
+    if study.is_arriving and case.provisional is not None and case.provisional.is_scored:
+        head = f"{why['ai']} ({_('provisoire')}) · {why['priority']}"  # ranked by its preview
     return {
         "pk": study.pk,
         "alert": case.alerting,
@@ -60,7 +65,7 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         "refused": refused,
         "failed": failed,
         "demo": bool(ai and ai.demo),
-        "why_head": f"{why['ai']} · {why['priority']}",
+        "why_head": head,
         "why_sla": why["sla"],
         "late": case.rank.minutes_left < 0,
         "deadline": int(case.deadline.timestamp()) if case.deadline else "",
@@ -73,4 +78,36 @@ def row(case: Case, urls: dict[str, str], labels: dict[str, str]) -> dict[str, A
         "reader": (reader.get_full_name() or reader.username) if reader else "",
         "action": action,
         "action_url": url,
+        **_arriving(case),
     }
+
+
+def _arriving(case: Case) -> dict[str, Any]:
+    """A study still arriving: its provisional pre-read (from the previews, labelled as such) and
+    how much of it is in. Empty strings when there is nothing to say."""
+    out: dict[str, Any] = {
+        "provisional": "",
+        "provisional_flags": [],
+        "provisional_refused": "",
+        "arrival_share": "",
+        "arrival_percent": "",
+        "arrival_eta": "",
+    }
+    if not case.study.is_arriving:
+        return out
+    pv = case.provisional
+    if pv is not None:
+        if pv.is_scored and pv.urgency is not None:
+            out["provisional"] = f"{pv.urgency:.2f}"
+            out["provisional_flags"] = pv.critical_findings
+        elif pv.is_refused or pv.is_failed:
+            out["provisional_refused"] = pv.reason
+    progress = case.arrival
+    if progress is not None:
+        share = progress.share
+        if share is not None:
+            out["arrival_share"] = str(int(share * 100))
+            out["arrival_percent"] = f"{int(share * 100)} %"
+        if progress.eta_seconds is not None:
+            out["arrival_eta"] = duration(max(progress.eta_seconds / 60, 1))
+    return out

@@ -34,10 +34,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from preread.models import PreRead
+from preread.models import PreRead, ProvisionalPreRead
+from preread.provisional import provisional_for
 from preread.selectors import with_current_preread
 from studies import access
 from studies.models import Priority, Status, Study, StudyEvent
+from uploads.arrival import ArrivalProgress, arrival_progress
 
 from .ranking import (
     CLINICAL_LEVEL,
@@ -66,6 +68,10 @@ class Case:
     may_claim: bool
     held: bool  # this radiologist is reading it
     deadline: datetime | None = None  # when the priority's SLA runs out
+    # A study still arriving: its bytes so far (uploads.arrival) and its previews' provisional
+    # pre-read (preread.provisional), shown and labelled as such.
+    arrival: ArrivalProgress | None = None
+    provisional: ProvisionalPreRead | None = None
 
     @property
     def pk(self) -> int:
@@ -221,6 +227,9 @@ def factors_of(study: Study, waiting_since: datetime, ai: PreRead | None) -> Cas
 def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
     w, slas = _settings()
     cases = []
+    arriving = [s for s in studies if s.status == Status.ARRIVING]
+    progress = arrival_progress([s.study_instance_uid for s in arriving], now=now) if arriving else {}
+    provisional = provisional_for([s.pk for s in arriving]) if arriving else {}
     for study in studies:
         current = getattr(study, "current_prereads", [])
         ai = current[0] if current else None
@@ -236,6 +245,8 @@ def _rows(user: User, studies: list[Study], *, now: datetime) -> list[Case]:
                 may_claim=access.may_claim(user, study),
                 held=access.holds(user, study),
                 deadline=now + timedelta(minutes=rank.minutes_left),
+                arrival=progress.get(study.study_instance_uid),
+                provisional=provisional.get(study.pk),
             )
         )
     return cases
@@ -270,6 +281,7 @@ ROW_FIELDS = (
     "site__code", "assigned_to__username", "assigned_to__first_name", "assigned_to__last_name",
     "assigned_to__role", "assigned_to__is_active", "priority", "status", "modality", "description",
     "patient_name", "indication", "created_at", "waiting_since", "ai_urgency", "ai_critical",
+    "study_instance_uid",
 )  # fmt: skip
 
 
@@ -332,19 +344,22 @@ def _cached_order(base: QuerySet[Study], *, now: datetime, claims_matter: bool) 
     """The whole ranked order of `base`, shared for WORKLIST_RANK_CACHE_SECONDS (5 s) by every
     request asking for the same list (a night's radiologists mostly look at the same one), or
     None when that cache is off. The key holds the query, the weights, the time slot and the
-    newest study, event and pre-read ids, so a new case or one leaving the list shows at once;
+    newest study, event, pre-read and provisional pre-read ids, so a new case, a case leaving
+    the list or an arriving case's provisional score shows at once;
     the rows themselves (status, holder, pre-read, countdowns) are always read fresh."""
     ttl = settings.WORKLIST_RANK_CACHE_SECONDS
     if ttl <= 0:
         return None
-    study, event, preread = (m._meta.db_table for m in (Study, StudyEvent, PreRead))
+    study, event, preread, provisional = (
+        m._meta.db_table for m in (Study, StudyEvent, PreRead, ProvisionalPreRead)
+    )
     # Claims and releases neither add nor remove a case nor change a score: unless the list
     # is filtered on status or holder, only the moves in and out of the list count.
     moves = "" if claims_matter else f" WHERE to_status IN ({', '.join(['%s'] * len(MEMBERSHIP_MOVES))})"
     with connection.cursor() as cursor:  # index lookups, one round trip
         cursor.execute(
             f'SELECT (SELECT MAX(id) FROM "{study}"), (SELECT MAX(id) FROM "{event}"{moves}), '
-            f'(SELECT MAX(id) FROM "{preread}")',
+            f'(SELECT MAX(id) FROM "{preread}"), (SELECT MAX(id) FROM "{provisional}")',
             [] if claims_matter else list(MEMBERSHIP_MOVES),
         )
         newest = cursor.fetchone()

@@ -76,6 +76,9 @@ def _etag(request: HttpRequest, page: WorklistPage) -> str:
                 c.study.assigned_to_id,
                 c.study.priority,
                 c.ai and (c.ai.pk, c.ai.status),
+                c.study.ai_urgency,
+                c.provisional and c.provisional.pk,
+                c.arrival and (c.arrival.bytes_received, c.arrival.bytes_total),
                 c.may_claim,
                 c.held,
             )
@@ -88,7 +91,7 @@ def _etag(request: HttpRequest, page: WorklistPage) -> str:
 
 
 # Bumped when _list.html changes, so a browser holding an old fragment gets the new one.
-LIST_VERSION = 1
+LIST_VERSION = 2
 
 
 def _matches(request: HttpRequest, etag: str) -> bool:
