@@ -7,8 +7,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from .queue import Item, Queue
+from .manifest import rebundle
+from .queue import ALREADY_RECEIVED, Item, Queue
 from .tus_client import LinkDown, Refused, TusClient
 
 MAX_ATTEMPTS = 5  # per item, for refusals that a fresh upload may cure (corrupted in transit)
@@ -16,12 +18,19 @@ MAX_ATTEMPTS = 5  # per item, for refusals that a fresh upload may cure (corrupt
 
 @dataclass
 class Backoff:
-    base: float = 0.5
+    """Waits between tries while the link is down. A cut on a weak link lasts seconds: for the
+    first `quick` failures the wait stays under `quick_cap`, so the agent is back within about a
+    second of the link; after that (a long outage) it grows to `cap`, never giving up."""
+
+    base: float = 0.25
     cap: float = 30.0
+    quick: int = 30
+    quick_cap: float = 1.0
     failures: int = 0
 
     def wait(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        delay = min(self.cap, self.base * 2.0**self.failures) * random.uniform(0.7, 1.0)
+        cap = self.quick_cap if self.failures < self.quick else self.cap
+        delay = min(cap, self.base * 2.0**self.failures) * random.uniform(0.7, 1.0)
         self.failures += 1
         sleep(delay)
         return delay
@@ -35,6 +44,7 @@ class SendStats:
     items: int = 0
     refused: list[dict[str, str]] = field(default_factory=list)
     link_errors: int = 0
+    already_received: int = 0  # items the centre already had whole: not sent
 
 
 class Sender:
@@ -49,7 +59,7 @@ class Sender:
         self.queue, self.client, self.say = queue, client, say
         self.backoff = backoff or Backoff()
         self.stats = SendStats()
-        self._last_offset: dict[int, int] = {}
+        self._last_offset: dict[int, int] = {}  # items this process has sent to: their last offset
 
     def run(self, deadline: float | None = None) -> SendStats:
         while deadline is None or time.monotonic() < deadline:
@@ -68,16 +78,43 @@ class Sender:
 
     def _post_manifests(self) -> None:
         for manifest in self.queue.manifests_to_post():
-            self.client.post_manifest(manifest)
-            self.queue.mark_posted(manifest["id"])
+            answer = self.client.post_manifest(manifest)
+            have = answer.get("have") or []
+            replaced: list[Path] = []
+            with self.queue.transaction():  # posted and thinned together, or neither (a crash)
+                self.queue.mark_posted(manifest["id"])
+                if have:
+                    replaced = self._skip_archived(manifest["id"], [u for u in have if isinstance(u, str)])
+            for path in replaced:
+                path.unlink(missing_ok=True)  # bundles packed again: the old file, once committed
+
+    def _skip_archived(self, manifest_id: str, have: list[str]) -> list[Path]:
+        """The centre already holds these instances of the study: what carries only them is done
+        ("already_received") without a byte; a bundle that also carries others is packed again
+        without them."""
+        self.queue.mark_instances_archived(manifest_id, have)
+        replaced = []
+        for item_id, left in self.queue.items_to_thin(manifest_id):
+            if not left:
+                self.queue.finish(item_id, ALREADY_RECEIVED)
+                self.stats.already_received += 1
+            else:
+                replaced.append(rebundle(self.queue, item_id, left))
+        if self.queue.nothing_left_to_send(manifest_id):
+            for item_id in self.queue.pending_previews(manifest_id):
+                self.queue.finish(item_id, ALREADY_RECEIVED)  # no new image: no preview needed
+        self.say(f"Examen {manifest_id[:8]} : {len(have)} instance(s) déjà au centre, non renvoyée(s)")
+        return replaced
 
     def _send(self, item: Item) -> None:
         url = item.tus_url
         offset = 0
         if url:
+            # Only after a failure (or a restart): what did the server keep of it?
             try:
                 offset = self.client.offset(url)  # resume from the last byte the server has
                 if item.id not in self._last_offset:
+                    # Queued by an earlier process, which may have been killed mid-request.
                     offset = self._settled_offset(url, offset)
                 if offset > self._last_offset.get(item.id, 0):
                     self.backoff.reset()  # bytes got through before the drop: the link is up again
@@ -94,7 +131,10 @@ class Sender:
                 "kind": item.kind,
             }
             try:
-                url = self.client.create(item.size, metadata)
+                # creation-with-upload: a small file goes whole in this one request.
+                url, created = self.client.create(
+                    item.size, metadata, path=item.path, progress=self._progress(item)
+                )
             except Refused as exc:
                 if exc.status in (401, 403):
                     raise  # the token (expired, revoked) or the account, not the file: keep the queue
@@ -103,10 +143,14 @@ class Sender:
                     raise LinkDown(exc.code or "quota") from exc
                 self._refused(item, exc.code, exc.reason)
                 return
+            self.backoff.reset()  # the centre answered: the link is up
             self.queue.set_tus_url(item.id, url)
-            offset = 0
-        outcome, code = "", ""
-        started, first = time.monotonic(), offset
+            offset = self._last_offset[item.id] = created.offset
+            outcome, code = created.outcome, created.code
+            started, first = time.monotonic(), 0
+        else:
+            outcome, code = "", ""
+            started, first = time.monotonic(), offset
         while offset < item.size:
             try:
                 result = self.client.patch(url, item.path, offset, item.size, progress=self._progress(item))

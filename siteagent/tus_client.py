@@ -21,6 +21,10 @@ from urllib.parse import urlsplit
 
 TUS_VERSION = "1.0.0"
 SEND_BLOCK = 16 * 1024
+# creation-with-upload carries at most this much in the POST: a small file (or a bundle's
+# first part) goes in one request, and a cut during the POST, which loses the upload's address
+# along with its bytes, costs a few seconds of a slow link at most.
+CREATE_BODY_MAX = 256 * 1024
 # A send buffer a little above a VSAT link's bandwidth-delay product (2 Mbit/s x 600 ms):
 # big enough not to throttle, small enough that "sent" means "on its way over the link".
 SNDBUF = 64 * 1024  # the kernel doubles it
@@ -85,7 +89,13 @@ class TusClient:
         self.token = token
         self.timeout = timeout
         self.chunk_size = chunk_size
-        self.bytes_sent = 0  # request bodies and headers written to sockets
+        # What crossed, honestly: bytes written to sockets (request lines, headers, bodies, every
+        # retry, and whatever a cut then lost), and file bytes the server acknowledged by moving
+        # an upload's Upload-Offset (each byte counted once).
+        self.bytes_written = 0
+        self.bytes_acknowledged = 0
+        self._acked: dict[str, int] = {}  # upload path -> offset the server last acknowledged
+        self._extensions: set[str] | None = None
         self._conn: http.client.HTTPConnection | None = None
 
     # --- plumbing ------------------------------------------------------------------------
@@ -137,10 +147,10 @@ class TusClient:
             for key, value in headers.items():
                 conn.putheader(key, value)
             conn.endheaders()
-            self.bytes_sent += 200 + sum(len(k) + len(str(v)) + 4 for k, v in headers.items())
+            self.bytes_written += _head_size(method, path, self.netloc, headers)
             if body:
                 conn.send(body)
-                self.bytes_sent += len(body)
+                self.bytes_written += len(body)
             if stream:
                 stream(conn)
             response = conn.getresponse()
@@ -182,34 +192,73 @@ class TusClient:
         return _json_object(data)
 
     # --- tus ---------------------------------------------------------------------------------
-    def create(self, length: int, metadata: dict[str, str]) -> str:
+    def _acknowledged(self, path: str, offset: int, *, baseline: bool = False) -> None:
+        """The server says it holds `offset` bytes of this upload: count what is new (once)."""
+        if baseline and path not in self._acked:
+            self._acked[path] = offset  # sent by an earlier process: not this run's bytes
+            return
+        before = self._acked.get(path, 0)
+        if offset > before:
+            self.bytes_acknowledged += offset - before
+            self._acked[path] = offset
+
+    def extensions(self) -> set[str]:
+        """The server's tus extensions (OPTIONS, asked once); empty if it cannot be asked."""
+        if self._extensions is None:
+            response, _data = self._request("OPTIONS", f"{self.base_path}/api/v1/uploads/", {})
+            header = response.getheader("Tus-Extension", "") if response.status in (200, 204) else ""
+            self._extensions = {e.strip() for e in header.split(",") if e.strip()}
+        return self._extensions
+
+    def create(
+        self,
+        length: int,
+        metadata: dict[str, str],
+        *,
+        path: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[str, PatchResult]:
+        """Create an upload; with `path` and a server offering creation-with-upload, its first
+        CREATE_BODY_MAX bytes go in the same request. Returns the upload's address and the
+        server's offset (and verdict, if all the bytes came with it)."""
         encoded = ",".join(
             f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items() if v is not None
         )
+        size = 0
+        if path is not None and length > 0 and "creation-with-upload" in self.extensions():
+            size = min(CREATE_BODY_MAX, length)
+        headers = {"Upload-Length": str(length), "Upload-Metadata": encoded, "Content-Length": str(size)}
+        if size:
+            headers["Content-Type"] = "application/offset+octet-stream"
         response, data = self._request(
             "POST",
             f"{self.base_path}/api/v1/uploads/",
-            self._headers({"Upload-Length": str(length), "Upload-Metadata": encoded, "Content-Length": "0"}),
+            self._headers(headers),
+            stream=self._body(path, 0, size, progress) if size and path is not None else None,
         )
         if response.status != 201:
             raise self._refusal(response, data)
         location = response.getheader("Location")
         if not location:
             raise Refused(response.status, "no_location", "upload created without a Location header")
-        return location
+        offset = _upload_offset(response) if response.getheader("Upload-Offset") else 0
+        self._acked[self._path(location)] = 0
+        self._acknowledged(self._path(location), offset)
+        return location, PatchResult(
+            offset, response.getheader("Joliba-Outcome", ""), response.getheader("Joliba-Code", "")
+        )
 
     def offset(self, url: str) -> int:
         response, data = self._request("HEAD", self._path(url), self._headers())
         if response.status != 200:
             raise self._refusal(response, data)
-        return _upload_offset(response)
+        offset = _upload_offset(response)
+        # Bytes a cut request delivered before it broke count once they are acknowledged here;
+        # the first HEAD of an upload an earlier process sent to only sets where we start.
+        self._acknowledged(self._path(url), offset, baseline=True)
+        return offset
 
-    def patch(
-        self, url: str, path: Path, offset: int, length: int, progress: Callable[[int], None] | None = None
-    ) -> PatchResult:
-        """Send one chunk from `offset`; returns the server's new offset (and verdict if known)."""
-        size = min(self.chunk_size, length - offset)
-
+    def _body(self, path: Path, offset: int, size: int, progress: Callable[[int], None] | None) -> Stream:
         def stream(conn: http.client.HTTPConnection) -> None:
             with path.open("rb") as f:
                 f.seek(offset)
@@ -219,11 +268,18 @@ class TusClient:
                     if not block:
                         raise OSError("file shrank while sending")
                     conn.send(block)
-                    self.bytes_sent += len(block)
+                    self.bytes_written += len(block)
                     left -= len(block)
                     if progress:
                         progress(offset + size - left)
 
+        return stream
+
+    def patch(
+        self, url: str, path: Path, offset: int, length: int, progress: Callable[[int], None] | None = None
+    ) -> PatchResult:
+        """Send one chunk from `offset`; returns the server's new offset (and verdict if known)."""
+        size = min(self.chunk_size, length - offset)
         response, data = self._request(
             "PATCH",
             self._path(url),
@@ -234,15 +290,24 @@ class TusClient:
                     "Content-Length": str(size),
                 }
             ),
-            stream=stream,
+            stream=self._body(path, offset, size, progress),
         )
         if response.status != 204:
             raise self._refusal(response, data)
+        new_offset = _upload_offset(response)
+        self._acked.setdefault(self._path(url), offset)  # resumed without a HEAD: from here
+        self._acknowledged(self._path(url), new_offset)
         return PatchResult(
-            _upload_offset(response),
+            new_offset,
             response.getheader("Joliba-Outcome", ""),
             response.getheader("Joliba-Code", ""),
         )
+
+
+def _head_size(method: str, path: str, netloc: str, headers: dict[str, str]) -> int:
+    """Bytes of a request's line and headers as http.client writes them (Host added)."""
+    line = len(method) + len(path) + len(" HTTP/1.1\r\n") + 1
+    return line + len(f"Host: {netloc}\r\n") + sum(len(k) + len(str(v)) + 4 for k, v in headers.items()) + 2
 
 
 def _upload_offset(response: http.client.HTTPResponse) -> int:
