@@ -60,6 +60,7 @@ class Sender:
         self.backoff = backoff or Backoff()
         self.stats = SendStats()
         self._last_offset: dict[int, int] = {}  # items this process has sent to: their last offset
+        self._cut_creations: set[int] = set()  # items whose POST with bytes a cut broke
 
     def run(self, deadline: float | None = None) -> SendStats:
         while deadline is None or time.monotonic() < deadline:
@@ -130,11 +131,16 @@ class Sender:
                 "manifest": item.manifest_id,
                 "kind": item.kind,
             }
+            # creation-with-upload: a small file goes whole in this one request; after a cut broke
+            # such a request, an empty creation then PATCH (which a cut does not set back).
+            with_bytes = item.id not in self._cut_creations
             try:
-                # creation-with-upload: a small file goes whole in this one request.
                 url, created = self.client.create(
-                    item.size, metadata, path=item.path, progress=self._progress(item)
+                    item.size, metadata, path=item.path if with_bytes else None, progress=self._progress(item)
                 )
+            except LinkDown:
+                self._cut_creations.add(item.id)
+                raise
             except Refused as exc:
                 if exc.status in (401, 403):
                     raise  # the token (expired, revoked) or the account, not the file: keep the queue

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 TUS_VERSION = "1.0.0"
 SEND_BLOCK = 16 * 1024
-# creation-with-upload carries at most this much in the POST: a small file (or a bundle's
-# first part) goes in one request, and a cut during the POST, which loses the upload's address
-# along with its bytes, costs a few seconds of a slow link at most.
-CREATE_BODY_MAX = 256 * 1024
+# creation-with-upload: a file up to this size goes whole in its POST, one request. A larger one
+# gains nothing from a partial body (its PATCH waits for an answer anyway), and a cut during a
+# POST loses the upload's address with its bytes: at 512 kbit/s this is 2 s of the link at most.
+CREATE_BODY_MAX = 128 * 1024
 # A send buffer a little above a VSAT link's bandwidth-delay product (2 Mbit/s x 600 ms):
 # big enough not to throttle, small enough that "sent" means "on its way over the link".
 SNDBUF = 64 * 1024  # the kernel doubles it
@@ -218,15 +218,15 @@ class TusClient:
         path: Path | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[str, PatchResult]:
-        """Create an upload; with `path` and a server offering creation-with-upload, its first
-        CREATE_BODY_MAX bytes go in the same request. Returns the upload's address and the
-        server's offset (and verdict, if all the bytes came with it)."""
+        """Create an upload; with `path` (a file of at most CREATE_BODY_MAX bytes) and a server
+        offering creation-with-upload, the whole file goes in the same request. Returns the
+        upload's address and the server's offset (and verdict, when all the bytes came with it)."""
         encoded = ",".join(
             f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items() if v is not None
         )
         size = 0
-        if path is not None and length > 0 and "creation-with-upload" in self.extensions():
-            size = min(CREATE_BODY_MAX, length)
+        if path is not None and 0 < length <= CREATE_BODY_MAX and "creation-with-upload" in self.extensions():
+            size = length
         headers = {"Upload-Length": str(length), "Upload-Metadata": encoded, "Content-Length": str(size)}
         if size:
             headers["Content-Type"] = "application/offset+octet-stream"
