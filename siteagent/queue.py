@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +78,10 @@ class Queue:
         self.state_dir = Path(state_dir)
         self.outbox = self.state_dir / "outbox"
         self.outbox.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.state_dir / "queue.sqlite3", timeout=30, isolation_level=None)
+        # The sender's lanes share this connection, one call at a time (sender.Sender holds a lock).
+        self.db = sqlite3.connect(
+            self.state_dir / "queue.sqlite3", timeout=30, isolation_level=None, check_same_thread=False
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before we go on
         self.db.executescript(SCHEMA)
@@ -219,14 +222,17 @@ class Queue:
     def mark_posted(self, manifest_id: str) -> None:
         self.db.execute("UPDATE manifests SET posted=1 WHERE id=?", (manifest_id,))
 
-    def next_item(self) -> Item | None:
+    def next_item(self, exclude: Collection[int] = ()) -> Item | None:
         """Previews of every study first (pre-read and ranking start early), then by urgency:
-        a STAT study queued now overtakes routine ones already waiting."""
+        a STAT study queued now overtakes routine ones already waiting. `exclude`: items another
+        lane of the sender is on."""
+        skip = f" AND t.id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         row = self.db.execute(
             "SELECT t.id, t.manifest_id, t.kind, t.path, t.name, t.sha256, t.size, t.raw_size, t.tus_url,"
             " t.state, t.attempts, m.priority FROM items t JOIN manifests m ON m.id=t.manifest_id"
-            " WHERE t.state='pending' AND m.posted=1"
-            " ORDER BY (t.kind='preview') DESC, m.rank, m.created, t.id LIMIT 1"
+            f" WHERE t.state='pending' AND m.posted=1{skip}"
+            " ORDER BY (t.kind='preview') DESC, m.rank, m.created, t.id LIMIT 1",
+            tuple(exclude),
         ).fetchone()
         if row is None:
             return None

@@ -13,6 +13,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,23 +81,67 @@ class PatchResult:
     code: str
 
 
+class Tally:
+    """What crossed, honestly, shared by a client and its siblings: bytes written to sockets
+    (request lines, headers, bodies, every retry, and whatever a cut then lost), and file bytes
+    the server acknowledged by moving an upload's Upload-Offset (each byte counted once)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.written = 0
+        self.acknowledged = 0
+        self.acked: dict[str, int] = {}  # upload path -> offset the server last acknowledged
+        self.extensions: set[str] | None = None
+
+    def wrote(self, n: int) -> None:
+        with self.lock:
+            self.written += n
+
+
 class TusClient:
     def __init__(
-        self, server: str, token: str, *, timeout: float = 60, chunk_size: int = 2 * 1024**2
+        self,
+        server: str,
+        token: str,
+        *,
+        timeout: float = 60,
+        chunk_size: int = 2 * 1024**2,
+        tally: Tally | None = None,
+        wire: threading.Lock | None = None,
     ) -> None:
+        self.server = server
         parts = urlsplit(server.rstrip("/"))
         self.scheme, self.netloc, self.base_path = parts.scheme, parts.netloc, parts.path
         self.token = token
         self.timeout = timeout
         self.chunk_size = chunk_size
-        # What crossed, honestly: bytes written to sockets (request lines, headers, bodies, every
-        # retry, and whatever a cut then lost), and file bytes the server acknowledged by moving
-        # an upload's Upload-Offset (each byte counted once).
-        self.bytes_written = 0
-        self.bytes_acknowledged = 0
-        self._acked: dict[str, int] = {}  # upload path -> offset the server last acknowledged
-        self._extensions: set[str] | None = None
+        self.tally = tally or Tally()
+        # Held while a request is being written: siblings take turns on the link, so one of them
+        # writes the next request while another waits for its answer (pipelining without HTTP
+        # pipelining), and files still cross one at a time, in the queue's order.
+        self.wire = wire
         self._conn: http.client.HTTPConnection | None = None
+
+    def sibling(self) -> TusClient:
+        """A client with a connection of its own, sharing the counters and the turn on the link."""
+        if self.wire is None:
+            self.wire = threading.Lock()
+        return TusClient(
+            self.server,
+            self.token,
+            timeout=self.timeout,
+            chunk_size=self.chunk_size,
+            tally=self.tally,
+            wire=self.wire,
+        )
+
+    @property
+    def bytes_written(self) -> int:
+        return self.tally.written
+
+    @property
+    def bytes_acknowledged(self) -> int:
+        return self.tally.acknowledged
 
     # --- plumbing ------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
@@ -133,8 +178,9 @@ class TusClient:
             return self._request_once(method, path, headers, body, stream)
         except LinkDown as exc:
             # A kept-alive connection the server closed while idle: one fresh try, no backoff.
+            # A body is sent again from its file: what the first try wrote is counted as written.
             stale = isinstance(exc.__cause__, http.client.RemoteDisconnected | BrokenPipeError)
-            if reused and stream is None and stale:
+            if reused and stale:
                 return self._request_once(method, path, headers, body, stream)
             raise
 
@@ -143,16 +189,22 @@ class TusClient:
     ) -> tuple[http.client.HTTPResponse, bytes]:
         conn = self._connection()
         try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            for key, value in headers.items():
-                conn.putheader(key, value)
-            conn.endheaders()
-            self.bytes_written += _head_size(method, path, self.netloc, headers)
-            if body:
-                conn.send(body)
-                self.bytes_written += len(body)
-            if stream:
-                stream(conn)
+            if self.wire is not None:
+                self.wire.acquire()
+            try:
+                conn.putrequest(method, path, skip_accept_encoding=True)
+                for key, value in headers.items():
+                    conn.putheader(key, value)
+                conn.endheaders()
+                self.tally.wrote(_head_size(method, path, self.netloc, headers))
+                if body:
+                    conn.send(body)
+                    self.tally.wrote(len(body))
+                if stream:
+                    stream(conn)
+            finally:
+                if self.wire is not None:
+                    self.wire.release()  # written: a sibling may use the link while we wait
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -194,21 +246,23 @@ class TusClient:
     # --- tus ---------------------------------------------------------------------------------
     def _acknowledged(self, path: str, offset: int, *, baseline: bool = False) -> None:
         """The server says it holds `offset` bytes of this upload: count what is new (once)."""
-        if baseline and path not in self._acked:
-            self._acked[path] = offset  # sent by an earlier process: not this run's bytes
-            return
-        before = self._acked.get(path, 0)
-        if offset > before:
-            self.bytes_acknowledged += offset - before
-            self._acked[path] = offset
+        tally = self.tally
+        with tally.lock:
+            if baseline and path not in tally.acked:
+                tally.acked[path] = offset  # sent by an earlier process: not this run's bytes
+                return
+            before = tally.acked.get(path, 0)
+            if offset > before:
+                tally.acknowledged += offset - before
+                tally.acked[path] = offset
 
     def extensions(self) -> set[str]:
         """The server's tus extensions (OPTIONS, asked once); empty if it cannot be asked."""
-        if self._extensions is None:
+        if self.tally.extensions is None:
             response, _data = self._request("OPTIONS", f"{self.base_path}/api/v1/uploads/", {})
             header = response.getheader("Tus-Extension", "") if response.status in (200, 204) else ""
-            self._extensions = {e.strip() for e in header.split(",") if e.strip()}
-        return self._extensions
+            self.tally.extensions = {e.strip() for e in header.split(",") if e.strip()}
+        return self.tally.extensions
 
     def create(
         self,
@@ -242,7 +296,8 @@ class TusClient:
         if not location:
             raise Refused(response.status, "no_location", "upload created without a Location header")
         offset = _upload_offset(response) if response.getheader("Upload-Offset") else 0
-        self._acked[self._path(location)] = 0
+        with self.tally.lock:
+            self.tally.acked[self._path(location)] = 0
         self._acknowledged(self._path(location), offset)
         return location, PatchResult(
             offset, response.getheader("Joliba-Outcome", ""), response.getheader("Joliba-Code", "")
@@ -268,7 +323,7 @@ class TusClient:
                     if not block:
                         raise OSError("file shrank while sending")
                     conn.send(block)
-                    self.bytes_written += len(block)
+                    self.tally.wrote(len(block))
                     left -= len(block)
                     if progress:
                         progress(offset + size - left)
@@ -295,7 +350,8 @@ class TusClient:
         if response.status != 204:
             raise self._refusal(response, data)
         new_offset = _upload_offset(response)
-        self._acked.setdefault(self._path(url), offset)  # resumed without a HEAD: from here
+        with self.tally.lock:
+            self.tally.acked.setdefault(self._path(url), offset)  # resumed without a HEAD: from here
         self._acknowledged(self._path(url), new_offset)
         return PatchResult(
             new_offset,

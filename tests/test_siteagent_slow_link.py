@@ -58,7 +58,7 @@ def summary_of(proc, timeout=120) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    assert out, "agent printed nothing"
+    assert out, f"agent printed nothing (exit code {proc.returncode})"
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
