@@ -48,8 +48,12 @@ def push(url, token, state_dir, *paths, extra=(), **popen):
         *map(str, paths),
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log = (Path(state_dir).parent / "agent.log").open("ab")
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env, cwd=REPO, **popen)
+    log_path = Path(state_dir).parent / "agent.log"
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=log_path.open("ab"), env=env, cwd=REPO, **popen
+    )
+    proc.log_path = log_path  # type: ignore[attr-defined]  # shown when the agent says nothing
+    return proc
 
 
 def summary_of(proc, timeout=120) -> dict:
@@ -58,7 +62,9 @@ def summary_of(proc, timeout=120) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    assert out, f"agent printed nothing (exit code {proc.returncode})"
+    log = getattr(proc, "log_path", None)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    assert out, f"agent printed nothing (exit code {proc.returncode}); its log ends:\n{tail}"
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
