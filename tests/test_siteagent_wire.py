@@ -69,8 +69,18 @@ class Timeline:
 def test_what_the_archive_has_is_not_sent_again_and_a_repeated_instance_goes_once(
     live_server, shared_spool, tech_a, orthanc_server, tmp_path
 ):
-    first = [CT_HEAD / f"{i:02d}.dcm" for i in range(11, 15)]
-    more = [CT_HEAD / f"{i:02d}.dcm" for i in range(15, 17)]
+    # Slices of the real CT as a study of their own (fresh UIDs): the session's archive keeps the
+    # shared CT study as other tests expect it.
+    study, series = generate_uid(), generate_uid()
+    slices = []
+    for i in range(11, 17):
+        ds = pydicom.dcmread(CT_HEAD / f"{i:02d}.dcm")
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        slices.append(tmp_path / "ct" / f"{i:02d}.dcm")
+        slices[-1].parent.mkdir(exist_ok=True)
+        ds.save_as(slices[-1], enforce_file_format=True)
+    first, more = slices[:4], slices[4:]
     # The same instance as 15.dcm, in a second folder (a study exported twice).
     twice = tmp_path / "again" / "15-copy.dcm"
     twice.parent.mkdir()
