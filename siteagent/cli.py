@@ -76,9 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--retry-base",
         type=float,
-        default=0.5,
+        default=0.25,
         help="premier délai (s) avant un nouvel essai quand la liaison tombe ; doublé à "
-        "chaque échec, 30 s au plus",
+        "chaque échec, 1 s au plus pendant les 30 premiers essais, puis 30 s au plus",
     )
     p.add_argument("paths", nargs="*", type=Path)
     args = p.parse_args(argv)
@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         "bytes_raw": sum(t["raw"] for t in totals.values()),
         "bytes_payload": sum(t["bytes"] for k, t in totals.items() if k != "preview"),
         "preview_bytes": totals.get("preview", {}).get("bytes", 0),
-        "bytes_sent": client.bytes_sent,
+        # What really crossed: file bytes the centre acknowledged (its Upload-Offset moved), and
+        # every byte written to the sockets (headers, manifests, retries, what cuts lost).
+        "bytes_sent": client.bytes_acknowledged,
+        "bytes_acknowledged": client.bytes_acknowledged,
+        "bytes_written": client.bytes_written,
+        **queue.skipped(ours),
         "duration_s": round(time.monotonic() - started, 2),
         "link_errors": stats.link_errors,
         "refused": stats.refused,

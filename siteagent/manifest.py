@@ -84,6 +84,8 @@ def enqueue(
     files = find_files(paths)
     studies: dict[str, list[tuple[Path, Identity]]] = defaultdict(list)
     skipped = []
+    seen: set[str] = set()
+    repeats: list[tuple[Path, str]] = []
     for path in files:
         if queue.known_source(_source_key(path, policy)):
             continue
@@ -91,6 +93,12 @@ def enqueue(
         if ident is None:
             skipped.append(path.name)
             continue
+        if ident["sop"] in seen or queue.has_instance(ident["sop"]):
+            # The same instance in a second file (a study exported twice, one image in two
+            # syntaxes): the centre would store it once and call the other "duplicate". Sent once.
+            repeats.append((path, ident["sop"]))
+            continue
+        seen.add(ident["sop"])
         studies[ident["study"]].append((path, ident))
     for study_uid, members in studies.items():
         manifest_id = queue.add_manifest(study_uid=study_uid, priority=priority, indication=indication)
@@ -141,7 +149,15 @@ def enqueue(
         elif small:
             _queue_bundle(queue, manifest_id, small)
         queue.mark_ready(manifest_id)
-    return {"studies": len(studies), "files": sum(len(m) for m in studies.values()), "skipped": skipped}
+    for path, sop in repeats:
+        queue.add_duplicate(source_key=_source_key(path, policy), sop_uid=sop)
+        say(f"{path.name} : même instance (SOP Instance UID) qu'un fichier déjà en file ; envoyée une fois")
+    return {
+        "studies": len(studies),
+        "files": sum(len(m) for m in studies.values()),
+        "skipped": skipped,
+        "duplicates": [p.name for p, _sop in repeats],
+    }
 
 
 def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Identity]]) -> None:
@@ -166,6 +182,32 @@ def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Id
             raw_size=0,
             instances=[],
         )
+
+
+def rebundle(queue: Queue, item_id: int, keep: list[dict[str, Any]]) -> Path:
+    """Pack a bundle again with only the members whose SHA-256 is in `keep` (the centre has the
+    others). The item points at the new file; the old one's path is returned, to be removed once
+    the queue has committed the change."""
+    old = queue.item_path(item_id)
+    wanted = {k["sha256"] for k in keep}
+    out = old.with_name(f"{old.stem}-{hashlib.sha1(','.join(sorted(wanted)).encode()).hexdigest()[:8]}.zip")
+    tmp = out.with_suffix(".tmp")
+    with zipfile.ZipFile(old) as source, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for i, info in enumerate(m for m in source.infolist() if not m.is_dir()):
+            data = source.read(info)
+            if hashlib.sha256(data).hexdigest() in wanted:
+                bundle.writestr(f"{i:05d}.dcm", data)
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    queue.replace_item_file(
+        item_id,
+        path=out,
+        sha256=sha256_of(out),
+        size=out.stat().st_size,
+        raw_size=sum(int(k["raw_size"]) for k in keep),
+    )
+    return old
 
 
 def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance]) -> None:

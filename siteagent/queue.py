@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
 PRIORITY_RANK = {"stat": 0, "urgent": 1, "routine": 2}
+# Outcomes the agent decides without sending (an item's, or an instance's):
+ALREADY_RECEIVED = "already_received"  # the centre's manifest answer: it has the instance
+DUPLICATE_IN_QUEUE = "duplicate_in_queue"  # another file with the same SOP Instance UID is queued
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifests (
@@ -33,7 +38,10 @@ CREATE TABLE IF NOT EXISTS instances (
     codec TEXT NOT NULL, lossy_ratio REAL
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE INDEX IF NOT EXISTS instances_sop ON instances(sop_uid);
 """
+# Columns added after the first release: a queue from an older agent gets them on opening.
+ADDED_COLUMNS = {"instances": {"outcome": "TEXT NOT NULL DEFAULT ''"}}
 
 
 class QueuedInstance(TypedDict):
@@ -70,17 +78,65 @@ class Queue:
         self.state_dir = Path(state_dir)
         self.outbox = self.state_dir / "outbox"
         self.outbox.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.state_dir / "queue.sqlite3", timeout=30, isolation_level=None)
+        # The sender's lanes share this connection, one call at a time (sender.Sender holds a lock).
+        self.db = sqlite3.connect(
+            self.state_dir / "queue.sqlite3", timeout=30, isolation_level=None, check_same_thread=False
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before we go on
         self.db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several steps committed together (or none, if the agent dies in between)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     # --- filling -----------------------------------------------------------------------
     def known_source(self, key: str) -> bool:
         return self.db.execute("SELECT 1 FROM instances WHERE source_key=?", (key,)).fetchone() is not None
+
+    def has_instance(self, sop_uid: str) -> bool:
+        """Another file with this SOP Instance UID is queued (or sent), and was not refused:
+        sending this one too would only cross the link to be told "duplicate"."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM instances i JOIN items t ON t.id=i.item_id WHERE i.sop_uid=?"
+                " AND NOT (t.state='done' AND t.outcome='refused') LIMIT 1",
+                (sop_uid,),
+            ).fetchone()
+            is not None
+        )
+
+    def add_duplicate(self, *, source_key: str, sop_uid: str) -> None:
+        """Remember a file that carries an instance already queued: never queued, never sent."""
+        row = self.db.execute(
+            "SELECT manifest_id FROM instances WHERE sop_uid=? AND item_id IS NOT NULL ORDER BY rowid DESC",
+            (sop_uid,),
+        ).fetchone()
+        if row is None:
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO instances(source_key, sop_uid, manifest_id, item_id, sha256, size,"
+            " raw_size, codec, lossy_ratio, outcome) VALUES (?,?,?,NULL,'',0,0,'',NULL,?)",
+            (source_key, sop_uid, row[0], DUPLICATE_IN_QUEUE),
+        )
 
     def add_manifest(self, *, study_uid: str, priority: str, indication: str) -> str:
         manifest_id = str(uuid.uuid4())
@@ -121,7 +177,8 @@ class Queue:
             assert item_id is not None  # an INSERT always sets it
             for inst in instances:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO instances(source_key, sop_uid, manifest_id, item_id, sha256,"
+                    " size, raw_size, codec, lossy_ratio) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         inst["source_key"],
                         inst["sop_uid"],
@@ -166,14 +223,17 @@ class Queue:
     def mark_posted(self, manifest_id: str) -> None:
         self.db.execute("UPDATE manifests SET posted=1 WHERE id=?", (manifest_id,))
 
-    def next_item(self) -> Item | None:
+    def next_item(self, exclude: Collection[int] = ()) -> Item | None:
         """Previews of every study first (pre-read and ranking start early), then by urgency:
-        a STAT study queued now overtakes routine ones already waiting."""
+        a STAT study queued now overtakes routine ones already waiting. `exclude`: items another
+        lane of the sender is on."""
+        skip = f" AND t.id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         row = self.db.execute(
             "SELECT t.id, t.manifest_id, t.kind, t.path, t.name, t.sha256, t.size, t.raw_size, t.tus_url,"
             " t.state, t.attempts, m.priority FROM items t JOIN manifests m ON m.id=t.manifest_id"
-            " WHERE t.state='pending' AND m.posted=1"
-            " ORDER BY (t.kind='preview') DESC, m.rank, m.created, t.id LIMIT 1"
+            f" WHERE t.state='pending' AND m.posted=1{skip}"
+            " ORDER BY (t.kind='preview') DESC, m.rank, m.created, t.id LIMIT 1",
+            tuple(exclude),
         ).fetchone()
         if row is None:
             return None
@@ -186,6 +246,73 @@ class Queue:
         self.db.execute(
             "UPDATE items SET state='done', outcome=?, code=? WHERE id=?", (outcome, code, item_id)
         )
+
+    # --- what the centre already has ---------------------------------------------------------
+    def mark_instances_archived(self, manifest_id: str, sop_uids: list[str]) -> None:
+        self.db.executemany(
+            "UPDATE instances SET outcome=? WHERE manifest_id=? AND sop_uid=? AND item_id IS NOT NULL",
+            [(ALREADY_RECEIVED, manifest_id, uid) for uid in sop_uids],
+        )
+
+    def items_to_thin(self, manifest_id: str) -> list[tuple[int, list[dict[str, Any]]]]:
+        """Items not yet begun that carry an instance the centre already has, each with the
+        instances it must still carry ([] when none: the item need not go at all)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT t.id FROM items t JOIN instances i ON i.item_id=t.id WHERE t.manifest_id=?"
+            " AND t.state='pending' AND t.tus_url IS NULL AND t.kind!='preview' AND i.outcome=?",
+            (manifest_id, ALREADY_RECEIVED),
+        ).fetchall()
+        out = []
+        for (item_id,) in rows:
+            left = [
+                {"sha256": sha, "raw_size": raw}
+                for sha, raw in self.db.execute(
+                    "SELECT sha256, raw_size FROM instances WHERE item_id=? AND outcome!=?",
+                    (item_id, ALREADY_RECEIVED),
+                )
+            ]
+            out.append((item_id, left))
+        return out
+
+    def item_path(self, item_id: int) -> Path:
+        return Path(self.db.execute("SELECT path FROM items WHERE id=?", (item_id,)).fetchone()[0])
+
+    def replace_item_file(self, item_id: int, *, path: Path, sha256: str, size: int, raw_size: int) -> None:
+        self.db.execute(
+            "UPDATE items SET path=?, name=?, sha256=?, size=?, raw_size=? WHERE id=? AND tus_url IS NULL",
+            (str(path), path.name, sha256, size, raw_size, item_id),
+        )
+
+    def nothing_left_to_send(self, manifest_id: str) -> bool:
+        return (
+            self.db.execute(
+                "SELECT 1 FROM items WHERE manifest_id=? AND kind!='preview' AND state='pending' LIMIT 1",
+                (manifest_id,),
+            ).fetchone()
+            is None
+        )
+
+    def pending_previews(self, manifest_id: str) -> list[int]:
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM items WHERE manifest_id=? AND kind='preview' AND state='pending'",
+                (manifest_id,),
+            )
+        ]
+
+    def skipped(self, manifest_ids: list[str]) -> dict[str, int]:
+        """Instances not sent, by reason: the centre had them, or a file repeated one."""
+        marks = ",".join("?" * len(manifest_ids))
+        counts = dict.fromkeys((ALREADY_RECEIVED, DUPLICATE_IN_QUEUE), 0)
+        if manifest_ids:
+            for outcome, n in self.db.execute(
+                f"SELECT outcome, count(*) FROM instances WHERE manifest_id IN ({marks}) AND outcome IN (?,?)"
+                " GROUP BY outcome",
+                (*manifest_ids, ALREADY_RECEIVED, DUPLICATE_IN_QUEUE),
+            ):
+                counts[outcome] = n
+        return counts
 
     def pending_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0])

@@ -45,7 +45,13 @@ def test_it_announces_tus_and_its_extensions(client):
     answer = client.options("/api/v1/uploads/")
     assert answer.status_code == 204
     assert answer["Tus-Version"] == "1.0.0"
-    assert set(answer["Tus-Extension"].split(",")) == {"creation", "checksum", "termination", "expiration"}
+    assert set(answer["Tus-Extension"].split(",")) == {
+        "creation",
+        "creation-with-upload",
+        "checksum",
+        "termination",
+        "expiration",
+    }
     assert "sha256" in answer["Tus-Checksum-Algorithm"]
 
 
@@ -223,3 +229,110 @@ def test_who_may_see_or_touch_a_transfer_is_decided_by_the_access_module(
         assert other.delete(url, **TUS).status_code == 404
         assert other.get(f"/api/v1/uploads/manifests/?id={mid}").status_code == 404
     assert tech.head(url, **TUS).status_code == 200
+
+
+def _create_with(client, data: bytes, body: bytes, content_type="application/offset+octet-stream", **meta):
+    meta.setdefault("filename", "01.dcm")
+    meta.setdefault("sha256", hashlib.sha256(data).hexdigest())
+    return client.generic(
+        "POST",
+        "/api/v1/uploads/",
+        body,
+        content_type=content_type,
+        HTTP_UPLOAD_LENGTH=str(len(data)),
+        HTTP_UPLOAD_METADATA=_meta(**meta),
+        **TUS,
+    )
+
+
+@pytest.mark.orthanc
+def test_creation_with_upload_takes_a_small_file_in_one_request(tech_a):
+    data = (CT_HEAD / "08.dcm").read_bytes()
+    tech = api_client(tech_a)
+    created = _create_with(tech, data, data)
+    assert created.status_code == 201, created.content
+    assert created["Upload-Offset"] == str(len(data)) and created["Location"]
+    assert tech.get(created["Location"]).json()["outcome"] == "stored"
+    assert Instance.objects.count() == 1
+
+
+def test_creation_with_upload_may_carry_the_first_part_only_and_checks_its_content_type(tech_a):
+    data = bytes(range(256)) * 40
+    tech = api_client(tech_a)
+    created = _create_with(tech, data, data[:4000])
+    assert created.status_code == 201 and created["Upload-Offset"] == "4000"
+    url = created["Location"]
+    assert _patch(tech, url, 4000, data[4000:]).status_code == 204
+    assert tech.head(url, **TUS)["Upload-Offset"] == str(len(data))
+    # Bytes in a creation must say what they are, as in a PATCH: nothing is created otherwise.
+    before = Transfer.objects.count()
+    assert _create_with(tech, data, data[:10], content_type="application/json").status_code == 415
+    assert Transfer.objects.count() == before
+
+
+def test_a_creation_whose_body_was_cut_expires_like_an_unused_one(tech_a, settings):
+    """Its sender never learnt its address: it must not hold the site's room for a week."""
+    import io
+
+    data = b"q" * 5000
+    tech = api_client(tech_a)
+    request = {
+        "PATH_INFO": "/api/v1/uploads/",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "application/offset+octet-stream",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data[:3000]),  # the link dropped after 3000 bytes
+        "HTTP_UPLOAD_LENGTH": str(len(data)),
+        "HTTP_UPLOAD_METADATA": _meta(filename="x.dcm"),
+        **TUS,
+    }
+    answer = tech.request(**request)
+    assert answer.status_code == 201 and answer["Upload-Offset"] == "3000"
+    transfer = Transfer.objects.get()
+    left = transfer.expires_at - timezone.now()
+    assert left <= timedelta(seconds=settings.UPLOADS_IDLE_CREATION_SECONDS + 5)
+
+
+def _listing(tech, study_uid: str, paths) -> dict:
+    import pydicom
+
+    instances = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        data = path.read_bytes()
+        instances.append(
+            {
+                "sop_instance_uid": str(ds.SOPInstanceUID),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            }
+        )
+    answer = tech.post(
+        "/api/v1/uploads/manifests/",
+        {"study_instance_uid": study_uid, "instances": instances},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.content
+    return answer.json()
+
+
+@pytest.mark.orthanc
+def test_a_manifest_answer_names_what_the_archive_has_of_this_sites_study_only(tech_a, tech_b):
+    import pydicom
+
+    first, second = CT_HEAD / "09.dcm", CT_HEAD / "10.dcm"
+    ds = pydicom.dcmread(first, stop_before_pixels=True)
+    study_uid, first_uid = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    tech = api_client(tech_a)
+    url = _create(tech, first.read_bytes())["Location"]
+    _patch(tech, url, 0, first.read_bytes())
+    assert tech.get(url).json()["outcome"] == "stored"
+    # The same site sends the study again: the instance it has is named, the other is missing.
+    again = _listing(tech, study_uid, [first, second])
+    assert again["have"] == [first_uid] and len(again["missing"]) == 1 and not again["complete"]
+    # Another site listing the same UIDs learns nothing: as if the archive had none of them.
+    other = _listing(api_client(tech_b), study_uid, [first, second])
+    assert other["have"] == [] and len(other["missing"]) == 2
+    # A listing of only what is there is complete at once: nothing will be sent for it.
+    whole = _listing(tech, study_uid, [first])
+    assert whole["have"] == [first_uid] and whole["complete"] is True

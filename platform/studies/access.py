@@ -142,6 +142,14 @@ def may_send_for_site(user: Person, site_id: int | None = None) -> bool:
     return False
 
 
+def studies_a_site_sends_to(site_id: int) -> QuerySet[Study]:
+    """The studies of whose instances a sending site may be told "already in the archive"
+    (uploads' manifests: nothing sent twice): its own only. Another site's study, or one no site
+    owns yet, is answered as if absent: the sender learns nothing of it, and sending the file
+    gets the usual verdict (an unowned study is then attributed to the sender)."""
+    return Study.objects.filter(site_id=site_id)
+
+
 def may_read_studies(user: Person) -> bool:
     """May open the worklist and the reading page (radiologists)."""
     return _active(user) and user.is_radiologist

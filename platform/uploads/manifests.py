@@ -14,9 +14,8 @@ from accounts.models import User
 from ingest.models import Submission
 from ingest.services import settle
 from ingest.verdicts import Outcome
-from studies.access import may_see_sending, may_send_for_site
-from studies.models import Priority
-from studies.selectors import instances_in_archive
+from studies.access import may_see_sending, may_send_for_site, studies_a_site_sends_to
+from studies.models import Instance, Priority
 
 from .models import StudyManifest, Transfer
 from .refusals import UploadRefused
@@ -199,11 +198,28 @@ def open_manifest(
     return manifest, True
 
 
+def already_archived(manifest: StudyManifest) -> set[str]:
+    """Those of the manifest's own instances that the archive holds in this very study of the
+    sending site (studies.access decides which studies a site may hear about): the agent need
+    not send them. Only UIDs the site itself listed are ever answered, and never for another
+    site's study, so a manifest cannot be used to probe what others sent."""
+    uids = [e["sop_instance_uid"] for e in manifest.expected]
+    if not uids:
+        return set()
+    site_id = Submission.objects.filter(pk=manifest.submission_id).values_list("site_id", flat=True).get()
+    rows = Instance.objects.filter(sop_instance_uid__in=uids, study__in=studies_a_site_sends_to(site_id))
+    if manifest.study_instance_uid:
+        # In another study it is not this study's instance: sending it gets its verdict instead.
+        rows = rows.filter(study__study_instance_uid=manifest.study_instance_uid)
+    return set(rows.values_list("sop_instance_uid", flat=True))
+
+
 def manifest_status(manifest: StudyManifest) -> dict:
-    """What the centre has of a study: settled or not, which instances are still missing."""
+    """What the centre has of a study: settled or not, which instances it already has (`have`:
+    skip them) and which are still missing."""
     submission = Submission.objects.get(pk=manifest.submission_id)
     expected = [e["sop_instance_uid"] for e in manifest.expected]
-    have = instances_in_archive(expected)
+    have = already_archived(manifest)
     verdicts = [
         {
             "filename": v.filename,
@@ -217,6 +233,7 @@ def manifest_status(manifest: StudyManifest) -> dict:
     return {
         "id": str(manifest.pk),
         "complete": submission.settled_at is not None,
+        "have": [uid for uid in expected if uid in have],
         "missing": [uid for uid in expected if uid not in have],
         "study": submission.verdicts.exclude(study=None).values_list("study_id", flat=True).first(),
         "verdicts": verdicts,
@@ -233,7 +250,7 @@ def settle_manifest(manifest: StudyManifest) -> bool:
         return True
     if manifest.expected:
         expected = {e["sop_instance_uid"] for e in manifest.expected}
-        have = instances_in_archive(list(expected))
+        have = already_archived(manifest)
         refused = set(
             submission.verdicts.filter(outcome=Outcome.REFUSED).values_list("sop_instance_uid", flat=True)
         )

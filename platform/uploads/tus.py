@@ -1,6 +1,7 @@
-"""tus 1.0.0 endpoint: core, creation, checksum, termination and expiration.
+"""tus 1.0.0 endpoint: core, creation, creation-with-upload, checksum, termination and expiration.
 
     POST   /api/v1/uploads/            create (Upload-Length, Upload-Metadata)  → 201 Location
+                                       with a body (creation-with-upload): its bytes too
     HEAD   /api/v1/uploads/<id>/       offset the server has (resume from here)
     PATCH  /api/v1/uploads/<id>/       append bytes at Upload-Offset            → 204
     DELETE /api/v1/uploads/<id>/       terminate
@@ -20,6 +21,7 @@ from email.utils import format_datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from ingest.quota import LimitExceeded, check_rate
@@ -33,7 +35,7 @@ from .refusals import UploadRefused
 log = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = "creation,checksum,termination,expiration"
+EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
 CHECKSUMS = {"sha1": "sha1", "sha256": "sha256", "md5": "md5"}
 
 
@@ -132,9 +134,25 @@ def uploads(request: HttpRequest) -> HttpResponse:
             raise UploadRefused(400, "bad_length") from exc
         metadata = _decode_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
         check_rate(request, "upload_create", {"user": user.pk, "site": user.site_id})
+        body_length = _body_length(request)
+        if body_length and request.content_type != "application/offset+octet-stream":
+            raise UploadRefused(415, "bad_content_type")
         transfer = transfers.create_transfer(user=user, length=length, metadata=metadata)
     except (UploadRefused, LimitExceeded) as exc:
         return _refusal(exc)
+    if body_length:
+        # creation-with-upload: the first bytes came with the creation (a small file: all of
+        # them, one request). A refusal of the bytes (quota, past the end) still answers with the
+        # Location: the upload exists, the sender resumes it with PATCH from the offset we give.
+        try:
+            _receive(request, transfer, offset=0, content_length=body_length)
+        except (UploadRefused, LimitExceeded) as exc:
+            log.info("bytes of a creation refused (%s): upload %s kept at its offset", exc.code, transfer.pk)
+        transfer.refresh_from_db()
+        if transfer.offset < body_length and transfer.state == Transfer.State.RECEIVING:
+            # The body was cut: the sender most likely never got this answer, so it cannot know
+            # the upload's address. It expires as an unused creation would, bytes and all.
+            _expire_soon(transfer)
     response = _tus(HttpResponse(status=201), transfer)
     response["Location"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{transfer.pk}/")
     return response
@@ -172,6 +190,19 @@ def upload_detail(request: HttpRequest, upload_id) -> HttpResponse:
     return _tus(HttpResponse(status=405))
 
 
+def _expire_soon(transfer: Transfer) -> None:
+    Transfer.objects.filter(pk=transfer.pk, state=Transfer.State.RECEIVING).update(
+        expires_at=timezone.now() + transfers.idle_creation_delay()
+    )
+
+
+def _body_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        raise UploadRefused(400, "bad_length") from None
+
+
 def _patch(request: HttpRequest, transfer: Transfer) -> HttpResponse:
     if request.content_type != "application/offset+octet-stream":
         raise UploadRefused(415, "bad_content_type")
@@ -179,6 +210,14 @@ def _patch(request: HttpRequest, transfer: Transfer) -> HttpResponse:
         offset = int(request.META.get("HTTP_UPLOAD_OFFSET", ""))
     except ValueError as exc:
         raise UploadRefused(400, "bad_offset") from exc
+    content_length = request.META.get("CONTENT_LENGTH")
+    _receive(request, transfer, offset=offset, content_length=int(content_length) if content_length else None)
+    transfer.refresh_from_db()
+    return _tus(HttpResponse(status=204), transfer)
+
+
+def _receive(request: HttpRequest, transfer: Transfer, *, offset: int, content_length: int | None) -> None:
+    """The request's body appended at `offset` (PATCH, or a creation's first bytes)."""
     checksum = None
     if request.META.get("HTTP_UPLOAD_CHECKSUM"):
         algo, _sep, value = request.META["HTTP_UPLOAD_CHECKSUM"].partition(" ")
@@ -188,16 +227,9 @@ def _patch(request: HttpRequest, transfer: Transfer) -> HttpResponse:
             checksum = (CHECKSUMS[algo], base64.b64decode(value, validate=True))
         except binascii.Error as exc:
             raise UploadRefused(400, "bad_checksum") from exc
-    content_length = request.META.get("CONTENT_LENGTH")
     transfers.receive_chunk(
-        transfer=transfer,
-        offset=offset,
-        read=request.read,
-        content_length=int(content_length) if content_length else None,
-        checksum=checksum,
+        transfer=transfer, offset=offset, read=request.read, content_length=content_length, checksum=checksum
     )
-    transfer.refresh_from_db()
-    return _tus(HttpResponse(status=204), transfer)
 
 
 def status(request: HttpRequest, upload_id) -> HttpResponse:
@@ -242,6 +274,8 @@ def manifests(request: HttpRequest) -> HttpResponse:
         except UploadRefused as exc:
             return _json_refusal(exc)
         finalisation.finalise_waiting(manifest=manifest)
+        if manifest.expected:
+            study_manifests.settle_manifest(manifest)  # all of it already there: nothing to wait for
         return JsonResponse(study_manifests.manifest_status(manifest))
     if request.method != "POST":
         return _json_refusal(UploadRefused(405, "method_not_allowed"))
@@ -260,4 +294,7 @@ def manifests(request: HttpRequest) -> HttpResponse:
         )
     except UploadRefused as exc:
         return _json_refusal(exc)
+    if manifest.expected:
+        # A study the archive already has whole is settled now: the agent sends nothing of it.
+        study_manifests.settle_manifest(manifest)
     return JsonResponse(study_manifests.manifest_status(manifest), status=201 if created else 200)

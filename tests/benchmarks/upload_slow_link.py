@@ -7,7 +7,14 @@ same link settings, all on loopback.
 --full (the default): the uncompressed radiographs of testdata/real_other (RG3_UNCR tibia CR, the
   16 MB cat DX, the RF shoulder) and the 28-slice head CT, over 512 kbit/s, 300 ms round trip, a
   cut every 30 s. Tens of MB at 512 kbit/s: the plain upload without cuts alone takes ~10 min.
---quick: the uncompressed tibia only, 2 Mbit/s, a cut every 10 s, 3 attempts per file (< 2 min).
+--quick: the uncompressed tibia and the JPEG chest film, 2 Mbit/s, a cut every 10 s, 3 attempts per
+  file (< 3 min).
+Issue 11 adds (same run): the JPEG baseline chest film of testdata/real_cxr in the set; the agent's
+  own encoding per file (CPU s, bytes: the CT series alone against the best codec); wall time
+  against (wire bytes / rate) + 1.5 s per cut; preview_visible_s (first byte to a study shown
+  arriving with a provisional score); `jxl`: the same figures with JPEG XL on and off (null, with
+  the reason, while the agent has no JPEG XL flag). The peers run beside Joliba, on links of
+  their own, so that the full run takes ~10-15 min.
 --subset ct: the head CT series only, at the full run's link.
 
 What runs (everything started here, on free ports, in a temp dir, stopped at the end):
@@ -53,15 +60,18 @@ sys.path.insert(0, str(REPO))
 import requests  # noqa: E402
 
 from orthanc.server import OrthancProcess, free_port  # noqa: E402
-from tests.paths import CT_HEAD, REAL_OTHER, RF_SHOULDER  # noqa: E402
+from tests.paths import CHEST_PA_1024, CT_HEAD, REAL_OTHER, RF_SHOULDER  # noqa: E402
 from tests.slowlink import SlowLink  # noqa: E402
 
 TIBIA = REAL_OTHER / "CR_tibia_Fuji_WG04-RG3" / "RG3_UNCR.dcm"
 CAT = REAL_OTHER / "DX_veterinary_cat_thorax_deid-data" / "cat.dcm"
 CT_SERIES = [CT_HEAD / f"{i:02d}.dcm" for i in range(1, 29)]
-SUBSETS = {"ct": CT_SERIES, "cr": [TIBIA], "dx": [CAT], "rf": [RF_SHOULDER]}
-FULL = [TIBIA, CAT, RF_SHOULDER, *CT_SERIES]
+CXR_JPEG = CHEST_PA_1024  # a real 8-bit JPEG baseline chest film (as digitised films arrive)
+SUBSETS = {"ct": CT_SERIES, "cr": [TIBIA], "dx": [CAT], "rf": [RF_SHOULDER], "cxr": [CXR_JPEG]}
+FULL = [TIBIA, CAT, RF_SHOULDER, CXR_JPEG, *CT_SERIES]
 UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+RESUME_ALLOWANCE_S = 1.5  # per cut, in the wall-time model: the target time to resume
 
 
 def say(message: str) -> None:
@@ -96,6 +106,12 @@ def best_lossless(files: list[Path]) -> dict:
                 sizes[name] = (len(buf.getvalue()), len(ds.PixelData))
             except Exception as exc:  # a codec that cannot take this image does not count
                 say(f"  {path.name}: {name} failed ({exc.__class__.__name__}: {exc})")
+        if (
+            str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+            not in UNCOMPRESSED
+        ):
+            # Already compressed (the JPEG film): sending it as it is is also an option of any sender.
+            sizes["as-is"] = (path.stat().st_size, len(pydicom.dcmread(path).PixelData))
         if not sizes:
             size, pixels, codec = path.stat().st_size, None, "as-is"
         else:
@@ -141,6 +157,64 @@ def lossy_report(files: list[Path], workdir: Path) -> dict:
         )
         out.unlink(missing_ok=True)
     return {"ratio": round(raw / max(sent, 1), 2), "bytes": sent, "per_image": per_image}
+
+
+def jxl_feature() -> dict:
+    """How to turn JPEG XL off, if the agent has it: a SitePolicy field and a CLI option whose
+    names mention jxl (helper "jxl" adds them). {"available": False, "reason"} otherwise."""
+    import dataclasses
+    import re
+
+    from siteagent.compression import SitePolicy
+
+    field = next((f.name for f in dataclasses.fields(SitePolicy) if "jxl" in f.name.lower()), None)
+    helptext = subprocess.run(
+        [sys.executable, "-m", "siteagent", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    ).stdout
+    options = re.findall(r"--[a-z-]*jxl[a-z-]*", helptext)
+    if not field or not options:
+        return {
+            "available": False,
+            "reason": "the agent has no JPEG XL policy flag (SitePolicy field / CLI option)",
+        }
+    off = next((o for o in options if o.startswith("--no-")), None)
+    return {"available": True, "field": field, "off_args": [off] if off else [options[0], "off"]}
+
+
+def agent_encoding(files: list[Path], workdir: Path, jxl: dict, *, off: bool) -> dict:
+    """The agent's own lossless compression of each file, timed on one core: payload bytes per
+    file (for the CT-alone ratio, which one shared run cannot split on the wire)."""
+    from siteagent.compression import SitePolicy, compress_for_link
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    policy = SitePolicy(mode="lossless")
+    if off and jxl.get("available"):
+        policy = SitePolicy(mode="lossless", **{jxl["field"]: False})
+    per_file, total_s = [], 0.0
+    for i, path in enumerate(files):
+        out = workdir / f"{i:03d}.dcm"
+        t = time.process_time()
+        done = compress_for_link(path, out, policy)
+        spent = time.process_time() - t
+        total_s += spent
+        per_file.append(
+            {"file": path.name, "codec": done.codec, "bytes": done.size, "cpu_s": round(spent, 3)}
+        )
+        out.unlink(missing_ok=True)
+    return {
+        "encode_cpu_s": round(total_s, 2),
+        "bytes": sum(f["bytes"] for f in per_file),
+        "per_file": per_file,
+    }
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -333,6 +407,7 @@ class Meter:
         self.first_up: float | None = None
         self.last_up: float | None = None
         self.cut_times: list[float] = []
+        self.samples: list[tuple[float, int]] = []
         self.timed_out = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -343,6 +418,7 @@ class Meter:
         while not self._stop.wait(0.05):
             now = time.monotonic()
             stats = self.link.stats()
+            self.samples.append((now, stats["bytes_up"]))
             if stats["bytes_up"] > last_bytes:
                 self.first_up = self.first_up or now
                 self.last_up = now
@@ -359,10 +435,56 @@ class Meter:
         self._stop.set()
         self._thread.join(timeout=2)
 
+    def bytes_at(self, t: float) -> int:
+        before = [b for s, b in self.samples if s <= t]
+        return before[-1] if before else 0
+
     def cuts_between(self, start: float | None, end: float | None) -> int:
         if start is None or end is None:
             return 0
         return sum(1 for t in self.cut_times if start <= t <= end)
+
+
+class PreviewWatch:
+    """When a study is first shown in the worklist as arriving with a provisional score (helper
+    "preview" adds it): polls the platform's SQLite file read-only. The column is found by name
+    (one mentioning "provisional" on studies_study); without it: None and the reason."""
+
+    def __init__(self, db: Path) -> None:
+        self.db, self.seen_at, self.reason, self.column = db, None, "", None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        while not self._stop.wait(0.25):
+            try:
+                conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1)
+                try:
+                    if self.column is None:
+                        cols = [r[1] for r in conn.execute("PRAGMA table_info(studies_study)")]
+                        found = [c for c in cols if "provisional" in c]
+                        if not found:
+                            self.reason = "no provisional score on studies_study (preview pre-read not built)"
+                            return
+                        self.column = found[0]
+                    row = conn.execute(
+                        f"SELECT 1 FROM studies_study WHERE status='arriving' AND {self.column} IS NOT NULL"
+                        " LIMIT 1"
+                    ).fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                continue
+            if row:
+                self.seen_at = time.monotonic()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
 
 
 def make_link(target, args) -> SlowLink:
@@ -379,8 +501,10 @@ def make_link(target, args) -> SlowLink:
 # --- the two senders ---------------------------------------------------------------------------
 
 
-def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s: float) -> dict:
-    state = root / "agent-state"
+def run_joliba(
+    platform: Platform, files: list[Path], args, root: Path, budget_s: float, extra: list[str] | None = None
+) -> dict:
+    state = root / f"agent-state-{len(list(root.glob('agent-state-*')))}"
     cmd = [
         sys.executable,
         "-m",
@@ -397,10 +521,14 @@ def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s
         f"{budget_s:.0f}",
         "--wait",
         "300",
+        "--priority",
+        "urgent",  # the case whose preview should be in the worklist first
+        *(extra or []),
         *map(str, files),
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     link = make_link(platform.address, args).start()
+    watch = PreviewWatch(platform.var / "joliba.sqlite3")
     cmd[cmd.index("--server") + 1] = link.url
     started = time.monotonic()
     meter = Meter(link, started + budget_s + 30)
@@ -417,6 +545,7 @@ def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s
         ended = time.monotonic()
     finally:
         meter.stop()
+        watch.stop()
         link.stop()
     stats = link.stats()
     lines = out.decode(errors="replace").strip().splitlines()
@@ -434,7 +563,27 @@ def run_joliba(platform: Platform, files: list[Path], args, root: Path, budget_s
     payload = int(summary.get("bytes_payload", 0))
     preview = int(summary.get("preview_bytes", 0))
     needed = payload + preview
+    first = meter.first_up
+    visible = watch.seen_at
+    wire_s = stats["bytes_up"] * 8 / args.rate_bps
+    model_s = wire_s + RESUME_ALLOWANCE_S * meter.cuts_between(first, ended)
     return {
+        "agent_bytes_acknowledged": summary.get("bytes_acknowledged"),
+        "agent_bytes_written": summary.get("bytes_written"),
+        "already_received": summary.get("already_received"),
+        "duplicate_in_queue": summary.get("duplicate_in_queue"),
+        "wall_vs_wire_model": {
+            "transfer_s": round(ended - (first or ended), 2),
+            "model_s (wire bytes / rate + 1.5 s per cut)": round(model_s, 1),
+            "ratio": ratio(ended - (first or ended), model_s),
+        },
+        "preview_visible_s": round(visible - first, 2) if visible and first else None,
+        "preview_visible_fraction_of_wire": ratio(meter.bytes_at(visible), stats["bytes_up"])
+        if visible
+        else None,
+        "preview_visible_reason": ""
+        if visible
+        else (watch.reason or "no study shown with a provisional score"),
         "bytes_on_wire": stats["bytes_up"],
         "bytes_down": stats["bytes_down"],
         "preview_bytes": preview,
@@ -551,7 +700,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) at the end")
     args = p.parse_args(argv)
     if args.quick:
-        args.files, args.label = [TIBIA], "quick"
+        args.files, args.label = [TIBIA, CXR_JPEG], "quick"
         args.rate_bps = args.rate_bps or 2_000_000
         args.cut_every_s = args.cut_every_s if args.cut_every_s is not None else 10
         args.first_cut_s = args.first_cut_s if args.first_cut_s is not None else 3
@@ -565,6 +714,43 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def wire_figures(
+    result: dict, files, best: dict, encoding: dict, on: dict, off: dict | None, jxl: dict
+) -> dict:
+    """Issue 11's figures: wire vs the best of JPEG-LS/J2K (full set with the preview; CT alone
+    from the agent's per-file payload), wall vs the wire model, encoding time, preview timing;
+    the same with JPEG XL off, or null with the reason."""
+    ct_names = {p.name for p in CT_SERIES} & {p.name for p in files}
+    ct_best = sum(f["bytes"] for f in best["per_file"] if f["file"] in ct_names)
+
+    def figures(run: dict | None, enc: dict | None) -> dict | None:
+        if run is None or enc is None:
+            return None
+        ct_payload = sum(f["bytes"] for f in enc["per_file"] if f["file"] in ct_names)
+        return {
+            "wire_vs_best_codec_with_preview": ratio(run["bytes_on_wire"], best["bytes"]),
+            "ct_payload_vs_best_codec": ratio(ct_payload, ct_best) if ct_names else None,
+            "wall_vs_wire_model": run["wall_vs_wire_model"]["ratio"],
+            "encode_cpu_s": enc["encode_cpu_s"],
+            "preview_visible_s": run["preview_visible_s"],
+            "bytes_on_wire": run["bytes_on_wire"],
+            "finished": run["finished"],
+        }
+
+    reason = "" if jxl["available"] else jxl["reason"]
+    return {
+        "preview_visible_s": on["preview_visible_s"],
+        "agent_encoding": encoding,
+        "jxl": {
+            "on": figures(on, encoding.get("on")) if jxl["available"] else None,
+            "off": figures(off, encoding.get("off")),
+            "reason": reason,
+            # Without JPEG XL in the agent, today's figures are the "off" case, measured here:
+            "without_jxl_feature": None if jxl["available"] else figures(on, encoding.get("on")),
+        },
+    }
+
+
 def check_inputs(files: list[Path]) -> None:
     import pydicom
 
@@ -572,6 +758,8 @@ def check_inputs(files: list[Path]) -> None:
         if not path.exists():
             raise SystemExit(f"missing test image {path} (set JOLIBA_TESTDATA)")
         ts = str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        if ts == JPEG_BASELINE and path == CXR_JPEG:
+            continue  # the JPEG film: the one compressed input, on purpose
         if ts not in UNCOMPRESSED:
             raise SystemExit(f"{path.name} is not uncompressed little endian ({ts})")
 
@@ -641,15 +829,46 @@ def main(argv=None) -> int:
         peer_cut_orthanc = children.orthanc(root / "orthanc-peer-cuts")
         peer_plain_orthanc = children.orthanc(root / "orthanc-peer-plain")
 
+        jxl = jxl_feature()
+        t = time.monotonic()
+        encoding = {"on": agent_encoding(files, root / "enc-on", jxl, off=False)}
+        if jxl["available"]:
+            encoding["off"] = agent_encoding(files, root / "enc-off", jxl, off=True)
+        say(
+            f"agent encoding: {json.dumps({k: v['encode_cpu_s'] for k, v in encoding.items()})} s CPU "
+            f"({time.monotonic() - t:.1f} s)"
+        )
+
+        # The peers' links are links of their own (each emulated line has its own rate): they run
+        # beside Joliba's, in threads, so the whole benchmark stays within ~15 minutes.
+        peers: dict = {}
+
+        def run_plain_peer() -> None:
+            say("Orthanc POST /instances through the link, without cuts (in parallel)")
+            peers["plain"] = run_peer(peer_plain_orthanc, files, args, cuts=False, budget_s=1.5 * wire_s + 60)
+
+        def run_cut_peer() -> None:
+            peers["cuts"] = run_peer(
+                peer_cut_orthanc, files, args, cuts=True, budget_s=1.5 * args.peer_attempts * wire_s + 60
+            )
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (run_cut_peer, run_plain_peer)]
+        for thread in threads:
+            thread.start()
         say("Joliba agent, lossless, through the link")
         joliba = run_joliba(platform, files, args, root, budget_s=wire_s + 180)
         say(f"  Joliba: {json.dumps({k: joliba[k] for k in ('bytes_on_wire', 'wall_s', 'finished')})}")
-        say("Orthanc POST /instances through the link, with cuts")
-        peer_cuts = run_peer(
-            peer_cut_orthanc, files, args, cuts=True, budget_s=1.5 * args.peer_attempts * wire_s + 60
-        )
-        say("Orthanc POST /instances through the link, without cuts")
-        peer_plain = run_peer(peer_plain_orthanc, files, args, cuts=False, budget_s=1.5 * wire_s + 60)
+        joliba_off = None
+        if jxl["available"]:
+            say("Joliba agent, JPEG XL off, through the link")
+            (root / "off").mkdir(exist_ok=True)
+            platform_off = Platform(root / "off", children).start()  # a fresh archive: nothing already there
+            joliba_off = run_joliba(
+                platform_off, files, args, root, budget_s=wire_s + 180, extra=jxl["off_args"]
+            )
+        for thread in threads:
+            thread.join()
+        peer_cuts, peer_plain = peers["cuts"], peers["plain"]
 
         result = {
             "benchmark": "upload_slow_link",
@@ -672,6 +891,7 @@ def main(argv=None) -> int:
             "lossy": lossy,
             "cpus": os.cpu_count(),
         }
+        result.update(wire_figures(result, files, best, encoding, joliba, joliba_off, jxl))
         result["targets"] = targets(result)
         print(summary_line(result), flush=True)
         print(json.dumps(result, ensure_ascii=False), flush=True)
