@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import inspect
 import time
 from binascii import unhexlify
 
@@ -15,6 +16,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.api import record
 from tests.alerts_support import new_study
 from tests.auth_support import (
     is_verified,
@@ -36,6 +38,7 @@ def audit_log(monkeypatch):
     calls: list[tuple[str, dict]] = []
 
     def spy(action, **kwargs):
+        inspect.signature(record).bind(action, **kwargs)  # what the real one would accept
         if action.startswith("otp."):
             calls.append((action, kwargs))
 

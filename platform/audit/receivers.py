@@ -78,7 +78,7 @@ def connect() -> None:
     post_save.connect(on_log_entry, sender=LogEntry, dispatch_uid="audit.log_entry")
 
 
-def on_account_event(sender: Any, action: str, **fields: Any) -> None:
+def on_account_event(sender: Any, action: str, signal: Any = None, **fields: Any) -> None:
     """What accounts announces (second factor, logout everywhere, devices removed): written as a
     direct call writes it; not never_raises, since the caller would have seen record() raise."""
     record(action, **fields)
