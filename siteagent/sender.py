@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import linkrate
 from .queue import Item, Queue
 from .tus_client import LinkDown, Refused, TusClient
 
@@ -126,6 +127,7 @@ class Sender:
             return
         self.queue.finish(item.id, outcome or "sent", code)
         self.stats.items += 1
+        linkrate.record(self.queue.db, item.size - first, time.monotonic() - started)  # JPEG XL effort
         rate = (item.size - first) * 8 / max(time.monotonic() - started, 1e-3) / 1000
         self.say(f"\r{_label(item)} : envoyé ({item.size / 1e6:.2f} Mo, {rate:.0f} kbit/s)")
 
