@@ -14,6 +14,10 @@ The wire format, in one place for both ends: samples are `Bits Stored` unsigned 
 signed image (Pixel Representation 1) travels as offset binary, value + 2^(Bits Stored - 1),
 which keeps neighbouring values neighbours (two's complement puts -1 next to 65535 and costs
 about 10 % on a head CT). Only grey (one sample) and RGB images whose values fit Bits Stored go.
+The file carries the SHA-256 of the source's pixels (of its JPEG frames, for a recompression) in a
+private element, (0009,xx01) of creator "JOLIBA WIRE 1", which the centre checks and removes:
+the manifest's SHA-256 proves the file crossed the link intact, this one that the centre decoded
+the pixels the site had (libjxl's fastest mode, effort 1, decodes a damaged stream without error).
 
 Effort is chosen per image so that encoding never costs more time than it saves on the link:
 see `worth_probing` and `choose_effort`; docs/ingest-protocol.md « JPEG XL » has the figures.
@@ -205,6 +209,44 @@ def from_codestream_samples(decoded: NDArray[Any], layout: PixelLayout) -> NDArr
     return (decoded.astype(np.int32) - layout.offset).astype(layout.dtype)
 
 
+DIGEST_GROUP, DIGEST_CREATOR, DIGEST_ELEMENT = 0x0009, "JOLIBA WIRE 1", 0x01
+
+
+def pixel_digest(pixels: NDArray[Any], layout: PixelLayout) -> str:
+    """SHA-256 of the pixel values, frames in order, each value little-endian in Bits Allocated."""
+    import hashlib
+
+    import numpy as np
+
+    values = np.ascontiguousarray(pixels, dtype=np.dtype(layout.dtype).newbyteorder("<"))
+    return hashlib.sha256(values.tobytes()).hexdigest()
+
+
+def frames_digest(frames: list[bytes]) -> str:
+    """SHA-256 of the JPEG frames (fragment padding included), in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(frame)
+    return digest.hexdigest()
+
+
+def take_digest(ds: Dataset) -> str | None:
+    """The digest the agent put in `ds`, removed from it (the archive never sees it); None if absent."""
+    try:
+        block = ds.private_block(DIGEST_GROUP, DIGEST_CREATOR)
+    except KeyError:
+        return None
+    tag = block.get_tag(DIGEST_ELEMENT)
+    value = str(ds[tag].value) if tag in ds else None
+    if tag in ds:
+        del ds[tag]
+    creator = (DIGEST_GROUP << 16) | (block.block_start >> 8)
+    del ds[creator]
+    return value
+
+
 def encode_frame(frame: NDArray[Any], layout: PixelLayout, effort: int) -> bytes:
     """A lossless codestream of one frame, decoded and compared before it is returned."""
     import imagecodecs
@@ -264,6 +306,7 @@ def encode_lossless(
 
     `best_bytes` is the pixel data size of the best existing choice (as-is, JPEG-LS or J2K).
     """
+    import numpy as np
     from pydicom.encaps import encapsulate
 
     layout = PixelLayout.of(ds)
@@ -307,8 +350,9 @@ def encode_lossless(
                 except Exception:  # noqa: BLE001 - keep the probe's codestreams
                     pass
     pixel_data = encapsulate(streams, has_bot=layout.frames > 1)
+    digest = pixel_digest(frames[0] if layout.frames == 1 else np.stack(frames), layout)
     return Encoded(
-        _on_the_wire(ds, pixel_data, JPEGXL_LOSSLESS),
+        _on_the_wire(ds, pixel_data, JPEGXL_LOSSLESS, digest),
         JPEGXL_LOSSLESS,
         len(pixel_data),
         time.perf_counter() - started,
@@ -324,9 +368,10 @@ def encode_jpeg_recompression(ds: Dataset) -> Encoded | None:
 
     started = time.perf_counter()
     layout = PixelLayout.of(ds)
-    streams = []
+    streams, jpegs = [], []
     try:
         for jpeg in generate_frames(ds.PixelData, number_of_frames=layout.frames):
+            jpegs.append(jpeg)
             packed = bytes(imagecodecs.jpegxl_encode_jpeg(jpeg, numthreads=_threads()))
             if restore_jpeg(packed) != jpeg:
                 return None
@@ -335,7 +380,7 @@ def encode_jpeg_recompression(ds: Dataset) -> Encoded | None:
         return None
     pixel_data = encapsulate(streams, has_bot=layout.frames > 1)
     return Encoded(
-        _on_the_wire(ds, pixel_data, JPEGXL_JPEG_RECOMPRESSION),
+        _on_the_wire(ds, pixel_data, JPEGXL_JPEG_RECOMPRESSION, frames_digest(jpegs)),
         JPEGXL_JPEG_RECOMPRESSION,
         len(pixel_data),
         time.perf_counter() - started,
@@ -351,11 +396,12 @@ def restore_jpeg(data: bytes) -> bytes:
     return bytes(imagecodecs.jpegxl_decode_jpeg(data, numthreads=_threads()))
 
 
-def _on_the_wire(ds: Dataset, pixel_data: bytes, syntax: str) -> Dataset:
+def _on_the_wire(ds: Dataset, pixel_data: bytes, syntax: str, digest: str) -> Dataset:
     import copy
 
     register_uids()
     out = copy.deepcopy(ds)
+    out.private_block(DIGEST_GROUP, DIGEST_CREATOR, create=True).add_new(DIGEST_ELEMENT, "LO", digest)
     out.PixelData = pixel_data
     out["PixelData"].VR = "OB"
     out["PixelData"].is_undefined_length = True

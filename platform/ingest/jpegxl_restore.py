@@ -11,8 +11,9 @@ Orthanc 1.10 and today's viewers cannot decode JPEG XL, so nothing downstream ev
   bit, and the file becomes JPEG baseline (…4.50) again.
 - JPEG XL (…4.112, possibly lossy) is refused: the centre does not store what it cannot verify.
 
-The wire format (offset binary for signed pixels, one codestream per frame) is siteagent.jpegxl's,
-the one definition both ends use. A file that fails any step is refused with a code of
+The wire format (offset binary for signed pixels, one codestream per frame, the SHA-256 of the
+site's pixels in a private element that is removed here) is siteagent.jpegxl's, the one
+definition both ends use. A file that fails any step is refused with a code of
 `JpegXLCode`; nothing of it is stored. The checker then decodes the result once more as it does
 for every file (dicom_check._check_pixels), so what is stored is what was verified.
 """
@@ -65,6 +66,9 @@ def restore(ds: Any) -> str:
     wire = str(ds.file_meta.TransferSyntaxUID)
     if wire == jpegxl.JPEGXL_ANY:
         raise NotVerified(JpegXLCode.UNSUPPORTED, detail="JPEG XL (1.2.840.10008.1.2.4.112)")
+    digest = jpegxl.take_digest(ds)
+    if not digest:  # not from a Joliba agent: nothing to verify the decoded pixels against
+        raise NotVerified(JpegXLCode.UNSUPPORTED, detail="no pixel digest")
     layout = jpegxl.PixelLayout.of(ds)
     streams = _codestreams(ds, layout.frames)
     for stream in streams:  # every header before any decoding: no allocation for a lie
@@ -75,25 +79,27 @@ def restore(ds: Any) -> str:
         if (width, height) != (layout.columns, layout.rows):
             raise NotVerified(JpegXLCode.MISMATCH, field=f"{width}x{height} / {layout.columns}x{layout.rows}")
     if wire == jpegxl.JPEGXL_JPEG_RECOMPRESSION:
-        _restore_jpeg(ds, streams, layout)
+        _restore_jpeg(ds, streams, layout, digest)
     else:
-        _reencode_lossless(ds, streams, layout)
+        _reencode_lossless(ds, streams, layout, digest)
     return wire
 
 
-def _restore_jpeg(ds: Any, streams: list[bytes], layout: jpegxl.PixelLayout) -> None:
+def _restore_jpeg(ds: Any, streams: list[bytes], layout: jpegxl.PixelLayout, digest: str) -> None:
     from pydicom.encaps import encapsulate
 
     try:
         jpegs = [jpegxl.restore_jpeg(s) for s in streams]
     except Exception as exc:
         raise NotVerified(JpegXLCode.CORRUPT, detail=_detail(exc)) from None
+    if jpegxl.frames_digest(jpegs) != digest:
+        raise NotVerified(JpegXLCode.CORRUPT, detail="JPEG frames differ from the site's (SHA-256)")
     ds.PixelData = encapsulate(jpegs, has_bot=layout.frames > 1)
     ds["PixelData"].VR = "OB"
     ds.file_meta.TransferSyntaxUID = jpegxl.JPEG_BASELINE
 
 
-def _reencode_lossless(ds: Any, streams: list[bytes], layout: jpegxl.PixelLayout) -> None:
+def _reencode_lossless(ds: Any, streams: list[bytes], layout: jpegxl.PixelLayout, digest: str) -> None:
     import numpy as np
 
     why = layout.unsupported(str(ds.get("PhotometricInterpretation", "")))
@@ -110,6 +116,8 @@ def _reencode_lossless(ds: Any, streams: list[bytes], layout: jpegxl.PixelLayout
         except Exception as exc:  # libjxl's own refusal
             raise NotVerified(JpegXLCode.CORRUPT, detail=_detail(exc)) from None
     pixels = frames[0] if layout.frames == 1 else np.stack(frames)
+    if jpegxl.pixel_digest(pixels, layout) != digest:
+        raise NotVerified(JpegXLCode.CORRUPT, detail="decoded pixels differ from the site's (SHA-256)")
     errors = []
     for name in ("jpegls", "j2k"):
         try:
