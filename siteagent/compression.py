@@ -50,6 +50,9 @@ class SitePolicy:
     # The link's rate (bytes/s) from the agent's last transfers (siteagent/linkrate.py); None:
     # jpegxl.DEFAULT_LINK_BYTES_PER_S. It decides the JPEG XL effort.
     link_bytes_per_s: float | None = None
+    # Whether the agent encodes the next file while this one is sent: then encoding costs only
+    # what it takes beyond the link's time, and higher efforts pay (jpegxl.encoding_cost).
+    encode_while_sending: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def compress_losslessly(
     *,
     use_jpegxl: bool = False,
     link_bytes_per_s: float | None = None,
+    pipelined: bool = False,
 ) -> Compressed:
     import pydicom
 
@@ -140,7 +144,8 @@ def compress_losslessly(
         except Exception:  # pixels pydicom cannot read: as is
             name, best = "as-is", None
     if use_jpegxl and has_pixels:
-        wire = _jpegxl_candidate(src, ts, best, link_bytes_per_s or jpegxl.DEFAULT_LINK_BYTES_PER_S)
+        rate = link_bytes_per_s or jpegxl.DEFAULT_LINK_BYTES_PER_S
+        wire = _jpegxl_candidate(src, ts, best, rate, pipelined)
         if wire is not None:
             _write_durably(wire.dataset, out)
             kind = "jpegxl" if wire.syntax == jpegxl.JPEGXL_LOSSLESS else "jpegxl-jpeg"
@@ -162,7 +167,9 @@ def compress_losslessly(
     )
 
 
-def _jpegxl_candidate(src: Path, ts: str, best: Dataset | None, rate: float) -> jpegxl.Encoded | None:
+def _jpegxl_candidate(
+    src: Path, ts: str, best: Dataset | None, rate: float, pipelined: bool
+) -> jpegxl.Encoded | None:
     """JPEG XL of `src` if its pixel data come out smaller than the best other choice's."""
     import pydicom
 
@@ -172,7 +179,9 @@ def _jpegxl_candidate(src: Path, ts: str, best: Dataset | None, rate: float) -> 
         if ts == jpegxl.JPEG_BASELINE:
             wire = jpegxl.encode_jpeg_recompression(ds)
         elif ts in jpegxl.LOSSLESS_SOURCES:
-            wire = jpegxl.encode_lossless(ds, best_bytes=best_bytes, link_bytes_per_s=rate)
+            wire = jpegxl.encode_lossless(
+                ds, best_bytes=best_bytes, link_bytes_per_s=rate, pipelined=pipelined
+            )
         else:
             return None  # lossy or unknown syntaxes travel as they are
     except Exception:  # whatever JPEG XL cannot take goes the usual way
@@ -246,6 +255,7 @@ def compress_for_link(src: Path, out: Path, policy: SitePolicy | None = None) ->
         policy.lossless_codecs.get(modality, "jpegls"),
         use_jpegxl=policy.jpegxl,
         link_bytes_per_s=policy.link_bytes_per_s,
+        pipelined=policy.encode_while_sending,
     )
 
 

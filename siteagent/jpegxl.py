@@ -70,14 +70,24 @@ SECONDS_PER_MEGAPIXEL = {3: 0.2, 4: 0.5, 5: 1.2, 7: 2.0}
 SIZE_VS_PROBE = {3: 1.0, 4: 0.98, 5: 0.92, 7: 0.91}
 # Probe bytes against the best of JPEG-LS/J2K before the probe is made (median of the real images).
 PRIOR_RATIO = 0.93
+# The largest gain seen from effort 5-7 over the probe (hand and hip CR): above it, a sample is
+# never worth taking.
+OPTIMISTIC_SIZE_VS_PROBE = 0.84
+SAMPLE_ABOVE_MEGAPIXELS = 1.0  # larger images measure their own gain on a central tile
+TILE = 512
 MAX_FRAMES_FOR_EFFORT = 4  # beyond, stay at the probe's effort: a cine's frames differ little
 
 
 @dataclass
 class SpeedEstimate:
-    """How much slower (>1) or faster than the table this machine encodes, learnt from each probe."""
+    """How much slower (>1) or faster than the table this machine encodes, learnt from the probes
+    (a running mean: one image's timing, on a shared machine, is noisy)."""
 
     factor: float = 1.0
+
+    def learn(self, seconds: float, expected: float) -> None:
+        measured = min(10.0, max(0.25, seconds / max(expected, 1e-3)))
+        self.factor = 0.5 * self.factor + 0.5 * measured
 
 
 _speed = SpeedEstimate()
@@ -96,15 +106,33 @@ def register_uids() -> None:
         UID_dictionary.setdefault(uid, (name, "Transfer Syntax", "", "", keyword))
 
 
-def worth_probing(*, best_bytes: int, megapixels: float, link_bytes_per_s: float, speed: float = 1.0) -> bool:
+def encoding_cost(seconds: float, sent_bytes: float, link_bytes_per_s: float, *, pipelined: bool) -> float:
+    """Wall seconds that `seconds` of encoding add to a sending. Serial (today's agent encodes a
+    study before sending it): all of them. Pipelined (the next file encoded while this one is
+    sent): only what the encoder takes beyond the link's time for a file like this one."""
+    if not pipelined:
+        return seconds
+    return max(0.0, seconds - sent_bytes / max(link_bytes_per_s, 1.0))
+
+
+def worth_probing(
+    *,
+    best_bytes: int,
+    megapixels: float,
+    link_bytes_per_s: float,
+    speed: float = 1.0,
+    pipelined: bool = False,
+) -> bool:
     """Whether the cheap probe (effort 3) is expected to save more link time than it costs.
 
     Expected saving: (1 - PRIOR_RATIO) of the best existing size, at the link's rate; cost: the
     table's time for the probe, scaled by this machine's measured speed. On a fast link (or a
     small image) the probe is skipped and JPEG-LS / J2K go as before.
     """
-    saving_s = best_bytes * (1 - PRIOR_RATIO) / max(link_bytes_per_s, 1.0)
-    return speed * SECONDS_PER_MEGAPIXEL[PROBE_EFFORT] * megapixels <= saving_s
+    rate = max(link_bytes_per_s, 1.0)
+    saving_s = best_bytes * (1 - PRIOR_RATIO) / rate
+    cost = speed * SECONDS_PER_MEGAPIXEL[PROBE_EFFORT] * megapixels
+    return encoding_cost(cost, best_bytes * PRIOR_RATIO, rate, pipelined=pipelined) <= saving_s
 
 
 def choose_effort(
@@ -115,26 +143,76 @@ def choose_effort(
     megapixels: float,
     link_bytes_per_s: float,
     speed: float = 1.0,
+    size_vs_probe: dict[int, float] | None = None,
+    seconds_per_megapixel: dict[int, float] | None = None,
+    pipelined: bool = False,
 ) -> int:
     """The effort to send at, given what the probe gave: the one with the largest net gain.
 
     Net gain of effort e = link seconds saved against the best existing codec,
-    (best_bytes - expected_bytes(e)) / rate, minus the seconds spent encoding (probe included).
-    expected_bytes(e) = probe_bytes × SIZE_VS_PROBE[e]; encoding seconds = the table × megapixels
-    × this machine's speed. A higher effort is taken only when its net gain is positive and
-    beats the probe's; otherwise the probe's codestream is sent (its cost is already spent).
+    (best_bytes - expected_bytes(e)) / rate, minus the seconds encoding adds (`encoding_cost`,
+    probe included). expected_bytes(e) = probe_bytes × size_vs_probe[e]; encoding seconds =
+    seconds_per_megapixel[e] × megapixels (the table × this machine's speed by default). A large
+    image passes what a tile of it measured (`sample_gain`). A higher effort is taken only when
+    its net gain is positive and beats the probe's; otherwise the probe's codestream is sent.
     """
     rate = max(link_bytes_per_s, 1.0)
-    best_effort, best_net = PROBE_EFFORT, (best_bytes - probe_bytes) / rate - probe_seconds
-    for effort in sorted(SECONDS_PER_MEGAPIXEL):
-        if effort <= PROBE_EFFORT:
+    sizes = size_vs_probe or SIZE_VS_PROBE
+    seconds = seconds_per_megapixel or {e: speed * t for e, t in SECONDS_PER_MEGAPIXEL.items()}
+    probe_cost = encoding_cost(probe_seconds, probe_bytes, rate, pipelined=pipelined)
+    best_effort, best_net = PROBE_EFFORT, (best_bytes - probe_bytes) / rate - probe_cost
+    for effort in sorted(sizes):
+        if effort <= PROBE_EFFORT or effort not in seconds:
             continue
-        expected = probe_bytes * SIZE_VS_PROBE[effort]
-        cost = probe_seconds + speed * SECONDS_PER_MEGAPIXEL[effort] * megapixels
-        net = (best_bytes - expected) / rate - cost
+        expected = probe_bytes * sizes[effort]
+        spent = probe_seconds + seconds[effort] * megapixels
+        net = (best_bytes - expected) / rate - encoding_cost(spent, expected, rate, pipelined=pipelined)
         if net > 0 and net > best_net:
             best_effort, best_net = effort, net
     return best_effort
+
+
+def worth_sampling(
+    *,
+    probe_bytes: int,
+    megapixels: float,
+    link_bytes_per_s: float,
+    speed: float = 1.0,
+    pipelined: bool = False,
+) -> bool:
+    """Whether measuring a tile at higher efforts can pay: the best gain ever seen
+    (OPTIMISTIC_SIZE_VS_PROBE) must save more than the tile and an effort-5 encode would cost."""
+    if megapixels <= SAMPLE_ABOVE_MEGAPIXELS:
+        return False
+    rate = max(link_bytes_per_s, 1.0)
+    tile_mp = TILE * TILE / 1e6
+    tile_s = sum(SECONDS_PER_MEGAPIXEL[e] for e in (PROBE_EFFORT, 5, 7)) * tile_mp
+    cost = speed * (tile_s + SECONDS_PER_MEGAPIXEL[5] * megapixels)
+    expected = probe_bytes * OPTIMISTIC_SIZE_VS_PROBE
+    saving_s = probe_bytes * (1 - OPTIMISTIC_SIZE_VS_PROBE) / rate
+    return saving_s > encoding_cost(cost, expected, rate, pipelined=pipelined)
+
+
+def sample_gain(frame: NDArray[Any], layout: PixelLayout) -> tuple[dict[int, float], dict[int, float], float]:
+    """What higher efforts give on this image: a central tile encoded at the probe's effort and at
+    5 and 7. Returns (bytes against the probe's, seconds per megapixel, seconds the tile took)."""
+    import imagecodecs
+
+    top, left = max(0, (layout.rows - TILE) // 2), max(0, (layout.columns - TILE) // 2)
+    tile = to_codestream_samples(frame[top : top + TILE, left : left + TILE], layout)
+    tile_mp = tile.shape[0] * tile.shape[1] / 1e6
+    sizes, seconds = {}, {}
+    started = time.perf_counter()
+    for effort in (PROBE_EFFORT, 5, 7):
+        at = time.perf_counter()
+        encoded = imagecodecs.jpegxl_encode(
+            tile, lossless=True, effort=effort, bitspersample=layout.bits_stored, numthreads=_threads()
+        )
+        sizes[effort] = len(encoded)
+        # The full encode also decodes to verify: about a third more than the encoder alone.
+        seconds[effort] = 1.3 * (time.perf_counter() - at) / tile_mp
+    ratios = {e: sizes[e] / sizes[PROBE_EFFORT] for e in sizes}
+    return ratios, seconds, time.perf_counter() - started
 
 
 def _threads() -> int:
@@ -300,11 +378,18 @@ class Encoded:
 
 
 def encode_lossless(
-    ds: Dataset, *, best_bytes: int, link_bytes_per_s: float, force_effort: int | None = None
+    ds: Dataset,
+    *,
+    best_bytes: int,
+    link_bytes_per_s: float,
+    force_effort: int | None = None,
+    pipelined: bool = False,
 ) -> Encoded | None:
     """`ds` with JPEG XL Lossless pixel data, or None when it would not pay (or cannot be done).
 
     `best_bytes` is the pixel data size of the best existing choice (as-is, JPEG-LS or J2K).
+    The effort: the probe's (3) if `worth_probing`, then a higher one if `choose_effort` says so,
+    from the tables for a small image, from a tile of it for a large one (`worth_sampling`).
     """
     import numpy as np
     from pydicom.encaps import encapsulate
@@ -313,11 +398,13 @@ def encode_lossless(
     if layout.unsupported(str(ds.get("PhotometricInterpretation", ""))):
         return None
     megapixels = layout.rows * layout.columns * layout.frames / 1e6
+    rate = link_bytes_per_s
     if force_effort is None and not worth_probing(
         best_bytes=best_bytes,
         megapixels=megapixels,
-        link_bytes_per_s=link_bytes_per_s,
+        link_bytes_per_s=rate,
         speed=_speed.factor,
+        pipelined=pipelined,
     ):
         return None
     started = time.perf_counter()
@@ -329,26 +416,41 @@ def encode_lossless(
     except Exception:  # a codec refusal means "not JPEG XL"
         return None
     probe_s = time.perf_counter() - encoding  # the encoder's speed, without the source's decoding
-    if force_effort is None:
-        _speed.factor = min(
-            10.0, max(0.25, probe_s / max(SECONDS_PER_MEGAPIXEL[PROBE_EFFORT] * megapixels, 1e-3))
+    probe_bytes = sum(map(len, streams))
+    if force_effort is None and layout.frames <= MAX_FRAMES_FOR_EFFORT:
+        _speed.learn(probe_s, SECONDS_PER_MEGAPIXEL[PROBE_EFFORT] * megapixels)
+        measured: dict[str, Any] = {}
+        spent = probe_s
+        if worth_sampling(
+            probe_bytes=probe_bytes,
+            megapixels=megapixels,
+            link_bytes_per_s=rate,
+            speed=_speed.factor,
+            pipelined=pipelined,
+        ):
+            try:
+                sizes, seconds, tile_s = sample_gain(frames[0], layout)
+                measured = {"size_vs_probe": sizes, "seconds_per_megapixel": seconds}
+                spent += tile_s
+            except Exception:  # noqa: BLE001 - no sample: the tables decide
+                measured = {}
+        chosen = choose_effort(
+            best_bytes=best_bytes,
+            probe_bytes=probe_bytes,
+            probe_seconds=spent,
+            megapixels=megapixels,
+            link_bytes_per_s=rate,
+            speed=_speed.factor,
+            pipelined=pipelined,
+            **measured,
         )
-        if layout.frames <= MAX_FRAMES_FOR_EFFORT:
-            chosen = choose_effort(
-                best_bytes=best_bytes,
-                probe_bytes=sum(map(len, streams)),
-                probe_seconds=probe_s,
-                megapixels=megapixels,
-                link_bytes_per_s=link_bytes_per_s,
-                speed=_speed.factor,
-            )
-            if chosen != effort:
-                try:
-                    better = [encode_frame(f, layout, chosen) for f in frames]
-                    if sum(map(len, better)) < sum(map(len, streams)):
-                        streams, effort = better, chosen
-                except Exception:  # noqa: BLE001 - keep the probe's codestreams
-                    pass
+        if chosen != effort:
+            try:
+                better = [encode_frame(f, layout, chosen) for f in frames]
+                if sum(map(len, better)) < probe_bytes:
+                    streams, effort = better, chosen
+            except Exception:  # noqa: BLE001 - keep the probe's codestreams
+                pass
     pixel_data = encapsulate(streams, has_bot=layout.frames > 1)
     digest = pixel_digest(frames[0] if layout.frames == 1 else np.stack(frames), layout)
     return Encoded(
@@ -399,13 +501,15 @@ def restore_jpeg(data: bytes) -> bytes:
 def _on_the_wire(ds: Dataset, pixel_data: bytes, syntax: str, digest: str) -> Dataset:
     import copy
 
+    from pydicom.uid import UID
+
     register_uids()
     out = copy.deepcopy(ds)
     out.private_block(DIGEST_GROUP, DIGEST_CREATOR, create=True).add_new(DIGEST_ELEMENT, "LO", digest)
     out.PixelData = pixel_data
     out["PixelData"].VR = "OB"
     out["PixelData"].is_undefined_length = True
-    out.file_meta.TransferSyntaxUID = syntax
+    out.file_meta.TransferSyntaxUID = UID(syntax)
     return out
 
 

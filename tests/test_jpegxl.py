@@ -317,6 +317,29 @@ def test_at_512_kbits_a_higher_effort_is_not_worth_it_but_on_gprs_it_is():
     assert jpegxl.choose_effort(link_bytes_per_s=2_000, speed=10.0, **at) == 5  # a slow PC: 5 beats 7
 
 
+def test_a_large_image_measures_its_own_gain_and_a_noisy_one_stays_at_the_probe():
+    at = {"best_bytes": BEST_CR, "probe_bytes": PROBE_CR, "probe_seconds": 0.6, "megapixels": MEGAPIXELS_CR}
+    # The hip CR: a tile shows effort 5 wins 15 % (the tables say 8 %): worth it at 128 kbit/s.
+    hip = {"size_vs_probe": {5: 0.85, 7: 0.85}, "seconds_per_megapixel": {5: 0.9, 7: 2.5}}
+    assert jpegxl.choose_effort(link_bytes_per_s=16_000, **at, **hip) == 5
+    # The noisy cat DX: nothing to win, whatever the link.
+    cat = {"size_vs_probe": {5: 0.997, 7: 1.001}, "seconds_per_megapixel": {5: 1.5, 7: 3.0}}
+    assert jpegxl.choose_effort(link_bytes_per_s=2_000, **at, **cat) == jpegxl.PROBE_EFFORT
+    assert jpegxl.worth_sampling(probe_bytes=PROBE_CR, megapixels=MEGAPIXELS_CR, link_bytes_per_s=16_000)
+    assert not jpegxl.worth_sampling(probe_bytes=PROBE_CR, megapixels=MEGAPIXELS_CR, link_bytes_per_s=640_000)
+    assert not jpegxl.worth_sampling(probe_bytes=100_000, megapixels=0.26, link_bytes_per_s=100)  # a CT slice
+
+
+def test_an_agent_that_encodes_while_sending_affords_a_higher_effort():
+    ct = {"best_bytes": 114_000, "probe_bytes": 101_000, "probe_seconds": 0.05, "megapixels": 0.26}
+    assert jpegxl.choose_effort(link_bytes_per_s=64_000, **ct) == jpegxl.PROBE_EFFORT
+    assert jpegxl.choose_effort(link_bytes_per_s=64_000, pipelined=True, **ct) == 7
+    # Pipelined encoding costs only what outruns the link.
+    assert jpegxl.encoding_cost(0.5, 64_000, 64_000, pipelined=True) == 0
+    assert jpegxl.encoding_cost(1.5, 64_000, 64_000, pipelined=True) == pytest.approx(0.5)
+    assert jpegxl.encoding_cost(1.5, 64_000, 64_000, pipelined=False) == 1.5
+
+
 @pytest.mark.parametrize("rate", [500, 2_000, 8_000, 64_000, 250_000, 1_000_000])
 @pytest.mark.parametrize("megapixels", [0.26, 3.1, 8.0])
 def test_the_chosen_effort_never_costs_more_time_than_it_saves(rate, megapixels):

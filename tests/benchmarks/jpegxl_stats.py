@@ -44,7 +44,11 @@ def _forced(path: Path, effort: int) -> tuple[int | None, float]:
 
 
 def jxl_stats(
-    paths: list[Path], *, link_bytes_per_s: float = jpegxl.DEFAULT_LINK_BYTES_PER_S, effort: int | None = None
+    paths: list[Path],
+    *,
+    link_bytes_per_s: float = jpegxl.DEFAULT_LINK_BYTES_PER_S,
+    effort: int | None = None,
+    pipelined: bool = False,
 ) -> dict[str, Any]:
     """Per-file and summary figures: {"files": [...], "median_ratio", "by_modality", "total_ratio",
     "encode_s", "baseline_encode_s", "link_bytes_per_s"}; ratio = agent's bytes with JPEG XL over
@@ -57,7 +61,11 @@ def jxl_stats(
         for i, path in enumerate(map(Path, paths)):
             head = pydicom.dcmread(path, stop_before_pixels=True)
             off = compress_for_link(path, work / f"off{i}.dcm", SitePolicy(jpegxl=False))
-            on = compress_for_link(path, work / f"on{i}.dcm", SitePolicy(link_bytes_per_s=link_bytes_per_s))
+            on = compress_for_link(
+                path,
+                work / f"on{i}.dcm",
+                SitePolicy(link_bytes_per_s=link_bytes_per_s, encode_while_sending=pipelined),
+            )
             row: dict[str, Any] = {
                 "file": path.name,
                 "modality": str(head.get("Modality", "")),
@@ -80,6 +88,7 @@ def jxl_stats(
         by_modality[row["modality"]].append(row["ratio"])
     return {
         "link_bytes_per_s": link_bytes_per_s,
+        "pipelined": pipelined,
         "files": rows,
         "median_ratio": statistics.median(r["ratio"] for r in rows) if rows else None,
         "by_modality": {m: round(statistics.median(v), 4) for m, v in sorted(by_modality.items())},
@@ -97,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rate", type=float, default=jpegxl.DEFAULT_LINK_BYTES_PER_S, help="link bytes/s")
     p.add_argument("--effort", type=int, default=None, help="also JPEG XL forced at this effort")
+    p.add_argument("--pipelined", action="store_true", help="effort rule of an agent encoding while sending")
     p.add_argument("paths", nargs="+", type=Path)
     args = p.parse_args(argv)
     files = sorted(f for p in args.paths for f in ([p] if p.is_file() else p.rglob("*.dcm")))
-    stats = jxl_stats(files, link_bytes_per_s=args.rate, effort=args.effort)
+    stats = jxl_stats(files, link_bytes_per_s=args.rate, effort=args.effort, pipelined=args.pipelined)
     for row in stats["files"]:
         forced = f" forced e{args.effort} {row['forced_ratio']}" if args.effort else ""
         sys.stderr.write(
