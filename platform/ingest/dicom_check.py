@@ -25,7 +25,7 @@ from pathlib import Path
 
 from inference.pixel_codes import PixelCode
 
-from .jpegxl_restore import NotVerified, is_jpegxl, restore
+from .jpegxl_restore import JPEGXL_LOSSLESS, NotVerified, is_jpegxl, restore
 
 MAX_PIXEL_BYTES = 1_500_000_000  # decoded size guard, checked before any decoding
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -244,7 +244,8 @@ def check_file(path: Path, out_path: Path) -> dict:
         repaired.append("file_meta_added")
     try:
         restored_from = _restore_jpegxl(ds)
-        _check_pixels(ds)
+        if restored_from != JPEGXL_LOSSLESS:  # re-encoded JPEG XL was decoded back already
+            _check_pixels(ds)
     except RecursionError:
         raise Refused(FileCode.TOO_DEEP) from None
     facts["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)

@@ -14,8 +14,9 @@ Orthanc 1.10 and today's viewers cannot decode JPEG XL, so nothing downstream ev
 The wire format (offset binary for signed pixels, one codestream per frame, the SHA-256 of the
 site's pixels in a private element that is removed here) is siteagent.jpegxl's, the one
 definition both ends use. A file that fails any step is refused with a code of
-`JpegXLCode`; nothing of it is stored. The checker then decodes the result once more as it does
-for every file (dicom_check._check_pixels), so what is stored is what was verified.
+`JpegXLCode`; nothing of it is stored. What is stored is what was verified: the JPEG-LS is
+decoded back here; a restored JPEG is decoded by the checker as every file is
+(dicom_check._check_pixels), since the site's JPEG itself may not decode.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from siteagent import jpegxl
+from siteagent.jpegxl import JPEGXL_LOSSLESS
+
+__all__ = ["JPEGXL_LOSSLESS", "JpegXLCode", "NotVerified", "is_jpegxl", "restore"]
 
 
 class JpegXLCode(StrEnum):
