@@ -180,7 +180,11 @@ def _jpegxl_candidate(
             wire = jpegxl.encode_jpeg_recompression(ds)
         elif ts in jpegxl.LOSSLESS_SOURCES:
             wire = jpegxl.encode_lossless(
-                ds, best_bytes=best_bytes, link_bytes_per_s=rate, pipelined=pipelined
+                ds,
+                best_bytes=best_bytes,
+                link_bytes_per_s=rate,
+                pipelined=pipelined,
+                best_is_jpegls=best is not None,
             )
         else:
             return None  # lossy or unknown syntaxes travel as they are

@@ -399,10 +399,13 @@ def encode_lossless(
     link_bytes_per_s: float,
     force_effort: int | None = None,
     pipelined: bool = False,
+    best_is_jpegls: bool = False,
 ) -> Encoded | None:
     """`ds` with JPEG XL Lossless pixel data, or None when it would not pay (or cannot be done).
 
-    `best_bytes` is the pixel data size of the best existing choice (as-is, JPEG-LS or J2K).
+    `best_bytes` is the pixel data size of the best existing choice (as-is, JPEG-LS or J2K);
+    `best_is_jpegls`: it is a JPEG-LS or J2K encode of these pixels, which a tile can be judged
+    against (not an as-is JPEG lossless, which JPEG XL beats by far more).
     The effort: the probe's (3) if `worth_probing`, then a higher one if `choose_effort` says so,
     from the tables for a small image, from a tile of it for a large one (`worth_sampling`).
     """
@@ -414,7 +417,7 @@ def encode_lossless(
         return None
     megapixels = layout.rows * layout.columns * layout.frames / 1e6
     rate = link_bytes_per_s
-    judge = {
+    judge: dict[str, Any] = {
         "best_bytes": best_bytes,
         "megapixels": megapixels,
         "link_bytes_per_s": rate,
@@ -424,7 +427,12 @@ def encode_lossless(
         return None
     started = time.perf_counter()
     frames = frames_of(ds)
-    if force_effort is None and megapixels > SAMPLE_ABOVE_MEGAPIXELS and layout.samples == 1:
+    if (
+        force_effort is None
+        and best_is_jpegls
+        and megapixels > SAMPLE_ABOVE_MEGAPIXELS
+        and layout.samples == 1
+    ):
         try:
             prior = tile_ratio(frames[0], layout)
         except Exception:  # noqa: BLE001 - no tile: the median prior stands
