@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import linkrate
 from .compression import SitePolicy
 from .manifest import enqueue
 from .queue import Queue
@@ -67,6 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="jeton de l'agent de site (ou JOLIBA_TOKEN) : voir plus haut",
     )
     p.add_argument("--policy", choices=["lossless", "lossy"], default="lossless")
+    p.add_argument(
+        "--no-jpegxl",
+        dest="jpegxl",
+        action="store_false",
+        help="ne pas envoyer en JPEG XL (JPEG-LS / JPEG 2000 seulement)",
+    )
     p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
     p.add_argument("--indication", default="")
     p.add_argument("--state-dir", type=Path, default=_default_state_dir())
@@ -107,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             found = enqueue(
                 queue,
                 args.paths,
-                policy=SitePolicy(mode=args.policy),
+                policy=SitePolicy(
+                    mode=args.policy, jpegxl=args.jpegxl, link_bytes_per_s=linkrate.estimate(queue.db)
+                ),
                 priority=args.priority,
                 indication=args.indication,
                 say=_say,

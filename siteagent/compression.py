@@ -1,17 +1,24 @@
 """Compress DICOM before the link: lossless by default, proven pixel-identical.
 
 Already-compressed files are sent as they are (recompressing would cost CPU for little, and
-lossy ones must never be transcoded again). The optional irreversible mode follows the German
-consensus ratios and records what it did in the header, as PS3.3 C.7.6.1.1.5 requires.
+lossy ones must never be transcoded again), unless JPEG XL (siteagent/jpegxl.py) makes them
+smaller: lossless pixels of any lossless syntax as JPEG XL Lossless, JPEG baseline as JPEG XL JPEG
+recompression (bit-exact). JPEG XL goes only where smaller than the best of as-is, JPEG-LS and
+JPEG 2000, at an effort that costs less time than it saves on the link; a site turns it off with
+`SitePolicy(jpegxl=False)` (`joliba-push --no-jpegxl`). The optional irreversible mode follows the
+German consensus ratios and records what it did in the header, as PS3.3 C.7.6.1.1.5 requires.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from . import jpegxl
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -39,16 +46,25 @@ class SitePolicy:
     mode: str = "lossless"  # or "lossy"
     lossless_codecs: dict[str, str] = field(default_factory=lambda: dict(LOSSLESS_CODECS))
     lossy_ratios: dict[str, float] = field(default_factory=lambda: dict(LOSSY_RATIOS))
+    jpegxl: bool = True  # JPEG XL on the wire where it is smaller (the centre stores JPEG-LS)
+    # The link's rate (bytes/s) from the agent's last transfers (siteagent/linkrate.py); None:
+    # jpegxl.DEFAULT_LINK_BYTES_PER_S. It decides the JPEG XL effort.
+    link_bytes_per_s: float | None = None
+    # Whether the agent encodes the next file while this one is sent: then encoding costs only
+    # what it takes beyond the link's time, and higher efforts pay (jpegxl.encoding_cost).
+    encode_while_sending: bool = False
 
 
 @dataclass(frozen=True)
 class Compressed:
     path: Path
-    codec: str  # "jpegls", "j2k", "as-is", "j2k-lossy"
+    codec: str  # "jpegls", "j2k", "as-is", "j2k-lossy", "jpegxl", "jpegxl-jpeg"
     raw_size: int
     size: int
     sop_instance_uid: str
     lossy_ratio: float | None = None
+    encode_seconds: float = 0.0  # every codec tried for this file, JPEG XL included
+    effort: int | None = None  # JPEG XL Lossless effort, when that is what goes
 
 
 def _write_durably(ds: Dataset, out: Path) -> None:
@@ -96,32 +112,85 @@ def _to_bytes(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
-def compress_losslessly(src: Path, out: Path, codec: str = "best") -> Compressed:
+def compress_losslessly(
+    src: Path,
+    out: Path,
+    codec: str = "best",
+    *,
+    use_jpegxl: bool = False,
+    link_bytes_per_s: float | None = None,
+    pipelined: bool = False,
+) -> Compressed:
     import pydicom
 
+    started = time.perf_counter()
     raw_size = src.stat().st_size
     head = pydicom.dcmread(src, stop_before_pixels=True)
     sop = str(head.SOPInstanceUID)
     ts = str(head.file_meta.get("TransferSyntaxUID", ""))
-    if ts not in UNCOMPRESSED or "PixelData" not in pydicom.dcmread(src, specific_tags=["PixelData"]):
+    has_pixels = "PixelData" in pydicom.dcmread(src, specific_tags=["PixelData"])
+    name, best = "as-is", None
+    if ts in UNCOMPRESSED and has_pixels:
+        try:
+            reference = pydicom.dcmread(src).pixel_array
+            candidates = []
+            for tried in ("jpegls", "j2k") if codec == "best" else (codec,):
+                try:
+                    candidates.append((tried, _encode(src, tried, reference)))
+                except Exception:  # a codec that cannot take this image: try the next, or send as is
+                    continue
+            if candidates:
+                name, best = min(candidates, key=lambda c: len(c[1].PixelData))
+        except Exception:  # pixels pydicom cannot read: as is
+            name, best = "as-is", None
+    if use_jpegxl and has_pixels:
+        rate = link_bytes_per_s or jpegxl.DEFAULT_LINK_BYTES_PER_S
+        wire = _jpegxl_candidate(src, ts, best, rate, pipelined)
+        if wire is not None:
+            _write_durably(wire.dataset, out)
+            kind = "jpegxl" if wire.syntax == jpegxl.JPEGXL_LOSSLESS else "jpegxl-jpeg"
+            return Compressed(
+                out,
+                kind,
+                raw_size,
+                out.stat().st_size,
+                sop,
+                encode_seconds=time.perf_counter() - started,
+                effort=wire.effort,
+            )
+    if best is None:
         _copy_durably(src, out)
-        return Compressed(out, "as-is", raw_size, out.stat().st_size, sop)
+    else:
+        _write_durably(best, out)
+    return Compressed(
+        out, name, raw_size, out.stat().st_size, sop, encode_seconds=time.perf_counter() - started
+    )
+
+
+def _jpegxl_candidate(
+    src: Path, ts: str, best: Dataset | None, rate: float, pipelined: bool
+) -> jpegxl.Encoded | None:
+    """JPEG XL of `src` if its pixel data come out smaller than the best other choice's."""
+    import pydicom
+
     try:
-        reference = pydicom.dcmread(src).pixel_array
-        candidates = []
-        for name in ("jpegls", "j2k") if codec == "best" else (codec,):
-            try:
-                candidates.append((name, _encode(src, name, reference)))
-            except Exception:  # a codec that cannot take this image: try the next, or send as is
-                continue
-        if not candidates:
-            raise ValueError("no lossless codec fits")
-        name, ds = min(candidates, key=lambda c: len(c[1].PixelData))
-    except Exception:
-        _copy_durably(src, out)
-        return Compressed(out, "as-is", raw_size, out.stat().st_size, sop)
-    _write_durably(ds, out)
-    return Compressed(out, name, raw_size, out.stat().st_size, sop)
+        ds = pydicom.dcmread(src)
+        best_bytes = len(best.PixelData) if best is not None else len(ds.PixelData)
+        if ts == jpegxl.JPEG_BASELINE:
+            wire = jpegxl.encode_jpeg_recompression(ds)
+        elif ts in jpegxl.LOSSLESS_SOURCES:
+            wire = jpegxl.encode_lossless(
+                ds,
+                best_bytes=best_bytes,
+                link_bytes_per_s=rate,
+                pipelined=pipelined,
+                best_is_jpegls=best is not None,
+            )
+        else:
+            return None  # lossy or unknown syntaxes travel as they are
+    except Exception:  # whatever JPEG XL cannot take goes the usual way
+        return None
+    return wire if wire is not None and wire.pixel_bytes < best_bytes else None
 
 
 def lossy_target(ds: Dataset, ratios: dict[str, float]) -> float | None:
@@ -184,7 +253,14 @@ def compress_for_link(src: Path, out: Path, policy: SitePolicy | None = None) ->
                 return compress_lossy(src, out, target)
             except Exception:  # not encodable lossy (colour, odd bits): lossless instead
                 pass
-    return compress_losslessly(src, out, policy.lossless_codecs.get(modality, "jpegls"))
+    return compress_losslessly(
+        src,
+        out,
+        policy.lossless_codecs.get(modality, "jpegls"),
+        use_jpegxl=policy.jpegxl,
+        link_bytes_per_s=policy.link_bytes_per_s,
+        pipelined=policy.encode_while_sending,
+    )
 
 
 def image_error(original: Path, compressed: Path) -> dict[str, float]:

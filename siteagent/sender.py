@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import linkrate
 from .manifest import rebundle
 from .queue import ALREADY_RECEIVED, Item, Queue
 from .tus_client import LinkDown, Refused, TusClient
@@ -224,6 +225,8 @@ class Sender:
         self._locked(self.queue.finish, item.id, outcome or "sent", code)
         with self._lock:
             self.stats.items += 1
+            # The link's rate, which sets the JPEG XL effort of the next studies (siteagent.linkrate).
+            linkrate.record(self.queue.db, item.size - first, time.monotonic() - started)
         rate = (item.size - first) * 8 / max(time.monotonic() - started, 1e-3) / 1000
         self.say(f"\r{_label(item)} : envoyé ({item.size / 1e6:.2f} Mo, {rate:.0f} kbit/s)")
 

@@ -2,7 +2,9 @@
 
     python -m ingest.dicom_check OUT_DIR FILE...
 
-Prints one JSON line per file: {"index", "ok", "code", "params", "facts", "clean_path"}.
+Prints one JSON line per file: {"index", "ok", "code", "params", "facts", "clean_path"}, and
+"restored_from" (the JPEG XL transfer syntax it arrived in) for a file the site sent as JPEG XL:
+its clean copy is in a standard syntax (ingest.jpegxl_restore), the only thing the archive sees.
 Codes and parameters only: the sentence a technician reads is rendered by the platform, in their
 language, from ingest.verdicts. For an accepted file, OUT_DIR receives a clean copy: 128-byte
 preamble zeroed (no preamble polyglots, CVE-2019-11687 / CVE-2023-33466), File Meta added when
@@ -22,6 +24,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from inference.pixel_codes import PixelCode
+
+from .jpegxl_restore import JPEGXL_LOSSLESS, NotVerified, is_jpegxl, restore
 
 MAX_PIXEL_BYTES = 1_500_000_000  # decoded size guard, checked before any decoding
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -132,9 +136,9 @@ def ends_early(ds, raw: bytes, warned: list[str]) -> bool:
     return 0 < leftover < LONGEST_ELEMENT_HEADER
 
 
-def _check_pixels(ds) -> None:
-    from pydicom.uid import UID
-
+def _declared_size(ds) -> tuple[dict, int]:
+    """The image's declared size ({rows, columns, frames}, decoded bytes), refused when it is not
+    a plausible description or too large to decode within the child's limits."""
     if "PixelData" not in ds:
         if "Rows" in ds or "Columns" in ds:
             raise Refused(PixelCode.NO_PIXELS)
@@ -152,6 +156,27 @@ def _check_pixels(ds) -> None:
     expected = rows * cols * frames * samples * bits // 8
     if expected > MAX_PIXEL_BYTES:
         raise Refused(PixelCode.TOO_LARGE, **size)
+    return size, expected
+
+
+def _restore_jpegxl(ds) -> str:
+    """A file the site sent as JPEG XL, verified and put back into a standard syntax, in place;
+    returns the JPEG XL syntax it came in ("" for any other file)."""
+    if not is_jpegxl(str(ds.file_meta.get("TransferSyntaxUID", ""))):
+        return ""
+    size, _expected = _declared_size(ds)  # before any decoding
+    try:
+        return restore(ds)
+    except NotVerified as exc:
+        raise Refused(exc.code, **exc.params) from None
+    except MemoryError:
+        raise Refused(PixelCode.TOO_LARGE, **size) from None
+
+
+def _check_pixels(ds) -> None:
+    from pydicom.uid import UID
+
+    size, expected = _declared_size(ds)
     ts = UID(ds.file_meta.TransferSyntaxUID)
     if not ts.is_compressed:
         actual = len(ds.PixelData)
@@ -218,17 +243,22 @@ def check_file(path: Path, out_path: Path) -> dict:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         repaired.append("file_meta_added")
     try:
-        _check_pixels(ds)
+        restored_from = _restore_jpegxl(ds)
+        if restored_from != JPEGXL_LOSSLESS:  # re-encoded JPEG XL was decoded back already
+            _check_pixels(ds)
     except RecursionError:
         raise Refused(FileCode.TOO_DEEP) from None
     facts["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
 
-    if repaired:
+    if repaired or restored_from:
         ds.preamble = b"\0" * 128
         ds.save_as(out_path, enforce_file_format=True)
     else:
         out_path.write_bytes(b"\0" * 128 + raw[128:])
-    return {"facts": facts, "repaired": repaired}
+    result = {"facts": facts, "repaired": repaired}
+    if restored_from:
+        result["restored_from"] = restored_from
+    return result
 
 
 def _refusal(index: int, code: str, **params: object) -> dict:

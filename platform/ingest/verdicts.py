@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from inference.pixel_codes import PixelCode
 
 from .dicom_check import FileCode
+from .jpegxl_restore import JpegXLCode
 
 
 class Outcome(models.TextChoices):
@@ -86,6 +87,19 @@ MESSAGES: dict[str, object] = {
     PixelCode.UNSUPPORTED_CODEC: _(
         "Compression non prise en charge (%(transfer_syntax)s) : "
         "renvoyez l'examen sans compression ou en JPEG-LS."
+    ),
+    # A file the site sent as JPEG XL (ingest.jpegxl_restore): nothing of it is stored.
+    JpegXLCode.CORRUPT: _(
+        "Image JPEG XL altérée ou illisible (%(detail)s) : rien n'a été stocké. "
+        "Renvoyez ce fichier depuis le poste du site."
+    ),
+    JpegXLCode.MISMATCH: _(
+        "Image JPEG XL différente de ce qu'annonce son en-tête DICOM (%(field)s) : rien n'a été "
+        "stocké. Renvoyez ce fichier depuis le poste du site."
+    ),
+    JpegXLCode.UNSUPPORTED: _(
+        "Image JPEG XL d'un type que le centre ne prend pas (%(detail)s) : renvoyez l'examen "
+        "sans JPEG XL (joliba-push --no-jpegxl)."
     ),
     # What the platform decides with what it already has.
     Code.OTHER_SITE: _("Cet examen a déjà été envoyé par un autre site."),
