@@ -89,6 +89,8 @@ def _limits() -> Limits:
         memory_bytes=settings.INGEST_CHILD_MEMORY_BYTES,
         cpu_seconds=settings.INGEST_CHILD_CPU_SECONDS,
         max_file_bytes=settings.INGEST_MAX_FILE_BYTES,
+        pool_size=settings.INGEST_VALIDATOR_POOL_SIZE,
+        files_per_child=settings.INGEST_VALIDATOR_FILES_PER_CHILD,
     )
 
 
