@@ -10,6 +10,7 @@ import pydicom
 import pytest
 from django.urls import reverse
 
+from ingest.models import FileVerdict
 from reports.services import save_report
 from siteagent.compression import SitePolicy, compress_stand_in, stand_in_uid
 from siteagent.manifest import enqueue
@@ -17,7 +18,8 @@ from siteagent.queue import Queue
 from studies import lifecycle
 from studies.lifecycle import Transition
 from studies.models import Instance, Status, Study
-from tests.helpers import api_client, dicom_copy, in_archive
+from studies.selectors import has_lossy_images
+from tests.helpers import api_client, dicom_copy, in_archive, token_for
 from tests.paths import CT_HEAD, TIBIA
 from tests.test_reports import pdf_text
 
@@ -144,3 +146,34 @@ def test_a_report_signed_on_lossless_images_says_nothing_about_loss(tech_a, radi
     assert not report.latest.on_lossy_images
     client.force_login(radiologist)
     assert LOSSY_NOTE_FR not in pdf_text(client.get(reverse("report_pdf", args=[study.pk])).content)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_the_agent_sends_the_stand_in_then_the_original_which_replaces_it(
+    live_server, celery_worker, worker_spool_dir, settings, tech_a, orthanc_server, tmp_path
+):
+    from tests.test_siteagent_slow_link import assert_pixels_identical, push, summary_of
+
+    settings.INGEST_SPOOL_DIR = worker_spool_dir
+    original_uid = str(pydicom.dcmread(TIBIA, stop_before_pixels=True).SOPInstanceUID)
+    summary = summary_of(
+        push(
+            live_server.url,
+            token_for(tech_a),
+            tmp_path / "state",
+            TIBIA,
+            extra=["--priority", "urgent", "--lossy-first", "urgent"],
+        )
+    )
+    assert summary["pending_items"] == 0 and all(s["complete"] for s in summary["studies"]), summary
+    study = Study.objects.get()
+    uids = set(study.instances.values_list("sop_instance_uid", flat=True))
+    assert original_uid in uids and stand_in_uid(original_uid) not in uids
+    # The stand-in did arrive first, and was stored, before its original replaced it.
+    first = FileVerdict.objects.get(sop_instance_uid=stand_in_uid(original_uid))
+    then = FileVerdict.objects.get(sop_instance_uid=original_uid)
+    assert first.outcome == then.outcome == "stored" and first.pk < then.pk
+    assert not in_archive(orthanc_server, stand_in_uid(original_uid))
+    assert_pixels_identical(orthanc_server, study, [TIBIA])
+    assert not has_lossy_images(study)  # the preview of an image the study has does not count

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from siteagent.compression import stand_in_uid
+from siteagent.preview import preview_uid
 
 from . import access
 from .models import Instance, Study
@@ -59,8 +60,14 @@ def lossy_stand_in(*, study_instance_uid: str, sop_instance_uid: str, site_id: i
 
 
 def has_lossy_images(study: Study) -> bool:
-    """Some image of the study is lossy now (a report signed now says so)."""
-    return study.instances.filter(lossy=True).exists()
+    """Some image of the study is lossy now (a report signed now says so): a stand-in not yet
+    replaced, or an image sent lossy. The agent's preview of an image the study has in full
+    does not count: the radiologist has the image itself."""
+    lossy = set(study.instances.filter(lossy=True).values_list("sop_instance_uid", flat=True))
+    if not lossy:
+        return False
+    full = study.instances.filter(lossy=False).values_list("sop_instance_uid", flat=True)
+    return bool(lossy - {preview_uid(uid) for uid in full})
 
 
 def instances_in_archive(sop_instance_uids: list[str]) -> set[str]:
