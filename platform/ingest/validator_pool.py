@@ -310,6 +310,22 @@ os.register_at_fork(after_in_child=_forget_inherited_pools)
 # --- the child ------------------------------------------------------------------------------
 
 
+def _prefer_charls() -> None:
+    """JPEG-LS through CharLS (pyjpegls) first, libjpeg's after: 4-5x faster here on CR, and
+    JPEG-LS decoding is exact, so which one answers changes no verdict (pydicom still falls back
+    to the other when the first fails). The other codecs keep pydicom's order: a JPEG baseline
+    decoded by another library may differ by a grey level."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless, JPEGLSNearLossless
+
+    for uid in (JPEGLSLossless, JPEGLSNearLossless):
+        decoder = get_decoder(uid)
+        if {"pyjpegls", "pylibjpeg"} <= set(decoder.available_plugins):
+            with contextlib.suppress(Exception):  # a pydicom that changed this API: its order
+                decoder.remove_plugin("pylibjpeg")
+                decoder.add_plugin("pylibjpeg", ("pydicom.pixels.decoders.pylibjpeg", "_decode_frame"))
+
+
 def _serve(memory_bytes: int, cpu_seconds: int, cpu_hard: int) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
@@ -322,6 +338,7 @@ def _serve(memory_bytes: int, cpu_seconds: int, cpu_hard: int) -> int:
 
     from ingest import dicom_check
 
+    _prefer_charls()
     out = sys.stdout.buffer
     out.write(json.dumps({READY: True}).encode() + b"\n")
     out.flush()

@@ -1,6 +1,6 @@
 """Server-side ingest cost: Joliba's finalisation against Orthanc's own `POST /instances`, per MB.
 
-    python tests/benchmarks/server_ingest.py [--rounds 3] [--quick]
+    python tests/benchmarks/server_ingest.py [--rounds 3] [--quick] [--as-sent]
 
 The same real images (../shared/testdata: the 28-slice head CT, CRs in JPEG-LS, JPEG 2000 and
 uncompressed, fluoroscopy, a 96-frame angiography, an 8-bit JPEG chest film, the 16 MB cat DX),
@@ -13,7 +13,9 @@ in the same run, file after file on each side so that both see the same machine 
 - Orthanc: the same bytes to `POST /instances` of a second, identical Orthanc.
 
 Each round gives every file fresh UIDs first (untimed), so that neither side sees a duplicate.
-The pool is created on the first file of round 1, as in a worker that has just started; the
+With --as-sent the files are first compressed as a lossless site agent sends them (JPEG-LS or
+JPEG 2000), so the checker decodes what it decodes in production. The pool is created on the
+first file of round 1, as in a worker that has just started; the
 median over rounds is the steady state. Prints a one-line summary, then one JSON line.
 """
 
@@ -101,6 +103,16 @@ def fresh_uids(files: list[Path], out: Path, rng: random.Random) -> list[Path]:
         target.write_bytes(raw)
         made.append(target)
     return made
+
+
+def as_sent(files: list[Path], out: Path) -> list[Path]:
+    """The files as a lossless site agent puts them on the wire (JPEG-LS / JPEG 2000 where
+    smaller, compressed files as they are), made once before the timing."""
+    from siteagent.compression import SitePolicy, compress_for_link
+
+    out.mkdir(parents=True)
+    say(f"compressing {len(files)} files as the agent sends them")
+    return [compress_for_link(p, out / f"{i:03d}.dcm", SitePolicy()).path for i, p in enumerate(files)]
 
 
 class PlainOrthanc:
@@ -255,6 +267,8 @@ def run(args: argparse.Namespace) -> dict:
     if not HAVE_SHARED_TESTDATA or missing:
         sys.exit(f"server_ingest needs ../shared/testdata (missing: {missing[:3]})")
     root = Path(tempfile.mkdtemp(prefix="bench-server-ingest-"))
+    if args.as_sent:
+        files = as_sent(files, root / "as-sent")
     base = args.database_url or os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     database_url = urlparse(base)._replace(path="/" + DB_NAME).geturl()
     joliba_orthanc = OrthancProcess(root / "orthanc-joliba")
@@ -319,6 +333,7 @@ def run(args: argparse.Namespace) -> dict:
     validation_med = statistics.median(r["validation_s_per_mb"] for r in rounds)
     return {
         "files": len(files),
+        "as_sent": args.as_sent,
         "mb_per_round": rounds[0]["mb"],
         "rounds": rounds,
         "joliba_s_per_mb": joliba_med,
@@ -339,6 +354,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="12 files instead of 38")
+    parser.add_argument(
+        "--as-sent", action="store_true", help="the files compressed as the site agent sends them (lossless)"
+    )
     parser.add_argument(
         "--database-url", help="any PostgreSQL URL on the server to use (default DATABASE_URL)"
     )
