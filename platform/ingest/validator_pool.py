@@ -339,7 +339,10 @@ def _serve(memory_bytes: int, cpu_seconds: int, cpu_hard: int) -> int:
     from ingest import dicom_check
 
     _prefer_charls()
-    out = sys.stdout.buffer
+    # The answers get a descriptor of their own; fd 1 goes to /dev/null, so that a C library
+    # writing to stdout cannot put a stray line in the protocol.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     out.write(json.dumps({READY: True}).encode() + b"\n")
     out.flush()
     for raw in sys.stdin.buffer:
