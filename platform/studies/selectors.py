@@ -59,6 +59,14 @@ def lossy_stand_in(*, study_instance_uid: str, sop_instance_uid: str, site_id: i
     )
 
 
+def has_original_of(study: Study, *, stand_in_sop_instance_uid: str, site_id: int | None) -> bool:
+    """The study, this site's, already has the lossless original of this lossy stand-in."""
+    if site_id is None or study.site_id != site_id:
+        return False
+    full = study.instances.filter(lossy=False).values_list("sop_instance_uid", flat=True)
+    return any(stand_in_uid(uid) == stand_in_sop_instance_uid for uid in full)
+
+
 def has_lossy_images(study: Study) -> bool:
     """Some image of the study is lossy now (a report signed now says so): a stand-in not yet
     replaced, or an image sent lossy. The agent's preview of an image the study has in full

@@ -16,7 +16,7 @@ from . import lifecycle
 from .archive import get_archive
 from .lifecycle import Transition
 from .models import Instance, Priority, Source, Status, Study
-from .selectors import lossy_stand_in
+from .selectors import has_original_of, lossy_stand_in
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,17 @@ def record_instance(
             stale = stand_in.orthanc_id
             stand_in.delete()
             transaction.on_commit(lambda: _forget_in_archive(stale))
+        if (
+            lossy
+            and not created
+            and not Instance.objects.filter(sop_instance_uid=sop_uid).exists()
+            and has_original_of(study, stand_in_sop_instance_uid=sop_uid, site_id=arrival.site_id)
+        ):
+            # A stand-in that comes after its original (its sending was slower): the study has the
+            # image in full; the stand-in leaves the archive and is reported a duplicate.
+            transaction.on_commit(lambda: _forget_in_archive(orthanc_instance_id))
+            study.refresh_from_db()
+            return Recorded(study=study, study_created=False, instance_created=False)
         number = facts.get("InstanceNumber", "")
         instance, instance_created = Instance.objects.get_or_create(
             sop_instance_uid=sop_uid,
