@@ -315,7 +315,7 @@ def _prefer_charls() -> None:
     JPEG-LS decoding is exact, so which one answers changes no verdict (pydicom still falls back
     to the other when the first fails). The other codecs keep pydicom's order: a JPEG baseline
     decoded by another library may differ by a grey level."""
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder
     from pydicom.uid import JPEGLSLossless, JPEGLSNearLossless
 
     for uid in (JPEGLSLossless, JPEGLSNearLossless):
