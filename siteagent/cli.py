@@ -1,6 +1,7 @@
 """joliba-push: send studies from a site to the centre, over whatever link there is.
 
     joliba-push --server https://joliba.example --token TOKEN [--policy lossless|lossy]
+                [--lossy-first never|urgent|always]
                 [--priority routine|urgent|stat] [--indication TEXT] PATH...
 
 The token (or JOLIBA_TOKEN) is the site agent's own, shown once when it is issued: by the site's
@@ -74,6 +75,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="ne pas envoyer en JPEG XL (JPEG-LS / JPEG 2000 seulement)",
     )
+    p.add_argument(
+        "--lossy-first",
+        choices=["never", "urgent", "always"],
+        default=os.environ.get("JOLIBA_LOSSY_FIRST", "never"),
+        help="envoyer d'abord une version avec perte (taux des recommandations), puis la version "
+        "sans perte qui la remplace : jamais, pour les examens urgents, toujours",
+    )
     p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
     p.add_argument("--indication", default="")
     p.add_argument("--state-dir", type=Path, default=_default_state_dir())
@@ -115,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 queue,
                 args.paths,
                 policy=SitePolicy(
-                    mode=args.policy, jpegxl=args.jpegxl, link_bytes_per_s=linkrate.estimate(queue.db)
+                    mode=args.policy,
+                    jpegxl=args.jpegxl,
+                    link_bytes_per_s=linkrate.estimate(queue.db),
+                    lossy_first=args.lossy_first,
                 ),
                 priority=args.priority,
                 indication=args.indication,

@@ -44,6 +44,8 @@ LOSSY_RATIOS = {"CR": 10.0, "DX": 10.0, "MG": 15.0, "CT": 8.0, "CT_BRAIN": 5.0}
 @dataclass(frozen=True)
 class SitePolicy:
     mode: str = "lossless"  # or "lossy"
+    # Lossy first, lossless after: "never", "urgent" (urgent and stat studies) or "always".
+    lossy_first: str = "never"
     lossless_codecs: dict[str, str] = field(default_factory=lambda: dict(LOSSLESS_CODECS))
     lossy_ratios: dict[str, float] = field(default_factory=lambda: dict(LOSSY_RATIOS))
     jpegxl: bool = True  # JPEG XL on the wire where it is smaller (the centre stores JPEG-LS)
@@ -202,11 +204,63 @@ def lossy_target(ds: Dataset, ratios: dict[str, float]) -> float | None:
     return ratios.get(modality)
 
 
-def compress_lossy(src: Path, out: Path, ratio: float) -> Compressed:
+URGENT_PRIORITIES = ("urgent", "stat")
+
+
+def lossy_first_applies(policy: SitePolicy, priority: str) -> bool:
+    """Whether a study of this priority goes first lossy, its lossless version after."""
+    return policy.lossy_first == "always" or (
+        policy.lossy_first == "urgent" and priority in URGENT_PRIORITIES
+    )
+
+
+def stand_in_uid(original_sop_uid: str) -> str:
+    """The SOP Instance UID of the lossy stand-in sent ahead of `original_sop_uid`.
+
+    Derived from the original alone, so the centre recognises the pair without trusting
+    anything the file says: when the original arrives, it replaces the instance with this UID
+    (ingest.services / studies.services do it, for the same site only)."""
+    from pydicom.uid import generate_uid
+
+    return generate_uid(entropy_srcs=[original_sop_uid, "joliba-lossy-first"])
+
+
+def _stand_in_ratio(src: Path, policy: SitePolicy) -> tuple[float, str] | None:
+    import pydicom
+
+    head = pydicom.dcmread(src, stop_before_pixels=True)
+    if str(head.file_meta.get("TransferSyntaxUID", "")) not in UNCOMPRESSED:
+        return None  # already compressed (lossy ones are never transcoded again)
+    target = lossy_target(head, policy.lossy_ratios)
+    return (target, str(head.SOPInstanceUID)) if target else None
+
+
+def has_stand_in(src: Path, policy: SitePolicy) -> bool:
+    try:
+        return _stand_in_ratio(src, policy) is not None
+    except Exception:  # unreadable here: it goes lossless (or is reported) as usual
+        return False
+
+
+def compress_stand_in(src: Path, out: Path, policy: SitePolicy) -> Compressed | None:
+    """The lossy stand-in of an uncompressed image at its guideline ratio, or None when there
+    is none to make (already compressed, no ratio for the modality, not encodable)."""
+    found = _stand_in_ratio(src, policy)
+    if found is None:
+        return None
+    target, sop = found
+    try:
+        return compress_lossy(src, out, target, sop_uid=stand_in_uid(sop))
+    except Exception:  # colour, odd bits: this one goes lossless only
+        return None
+
+
+def compress_lossy(src: Path, out: Path, ratio: float, *, sop_uid: str | None = None) -> Compressed:
     """JPEG 2000 irreversible at `ratio` measured against the stored 16-bit container.
 
     pydicom's j2k_cr counts against Bits Stored, so it is scaled: 10:1 on a 10-bit image
-    stored in 16 bits asks the encoder for 6.25:1. New SOP Instance UID: this is a new image.
+    stored in 16 bits asks the encoder for 6.25:1. New SOP Instance UID (`sop_uid` when given):
+    this is a new image.
     """
     import pydicom
     from pydicom.uid import JPEG2000, generate_uid
@@ -226,7 +280,7 @@ def compress_lossy(src: Path, out: Path, ratio: float) -> Compressed:
         cr *= ratio / measured  # the encoder misses with headers; correct once or twice
     ds = trial
     original_sop = str(ds.SOPInstanceUID)
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=[original_sop, "joliba-lossy", f"{ratio:g}"])
+    ds.SOPInstanceUID = sop_uid or generate_uid(entropy_srcs=[original_sop, "joliba-lossy", f"{ratio:g}"])
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [f"{measured:.2f}"[:16]]

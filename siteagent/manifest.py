@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypedDict
 
-from .compression import SitePolicy, compress_for_link
+from .compression import (
+    Compressed,
+    SitePolicy,
+    compress_for_link,
+    compress_stand_in,
+    has_stand_in,
+    lossy_first_applies,
+)
 from .preview import make_preview
 from .queue import Queue, QueuedInstance
 
@@ -100,55 +107,45 @@ def enqueue(
             continue
         seen.add(ident["sop"])
         studies[ident["study"]].append((path, ident))
+    lossless = SitePolicy(mode="lossless", lossless_codecs=policy.lossless_codecs)
     for study_uid, members in studies.items():
-        manifest_id = queue.add_manifest(study_uid=study_uid, priority=priority, indication=indication)
-        say(f"Examen {manifest_id[:8]} : {len(members)} fichier(s), compression…")
-        _queue_previews(queue, manifest_id, members)
-        small: list[QueuedInstance] = []
-        for path, _ident in sorted(members, key=lambda m: (m[1]["series"], m[1]["number"], str(m[0]))):
-            out = queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.dcm"
-            done = compress_for_link(path, out, policy)
-            inst: QueuedInstance = {
-                "source_key": _source_key(path, policy),
-                "sop_uid": done.sop_instance_uid,
-                "sha256": sha256_of(done.path),
-                "size": done.size,
-                "raw_size": done.raw_size,
-                "codec": done.codec,
-                "lossy_ratio": done.lossy_ratio,
-                "path": done.path,
-            }
-            if done.size < BUNDLE_MEMBER_MAX:
-                small.append(inst)
-                if sum(i["size"] for i in small) >= BUNDLE_TARGET:
-                    _queue_bundle(queue, manifest_id, small)
-                    small = []
-                continue
-            queue.add_item(
-                manifest_id=manifest_id,
-                kind="dicom",
-                path=done.path,
-                name=path.name,
-                sha256=inst["sha256"],
-                size=done.size,
-                raw_size=done.raw_size,
-                instances=[inst],
+        if lossy_first_applies(policy, priority) and any(has_stand_in(p, policy) for p, _ in members):
+            # The stand-ins first, at the guideline ratio, then the lossless originals: two
+            # manifests queued now, in this order, so a restart sends the second as well.
+            _queue_study(
+                queue,
+                study_uid,
+                members,
+                priority=priority,
+                indication=indication,
+                say=say,
+                make=lambda src, out: compress_stand_in(src, out, policy),
+                source_key=lambda path: _source_key(path, policy) + "|stand-in",
+                previews=True,
             )
-        if len(small) == 1:
-            inst = small[0]
-            queue.add_item(
-                manifest_id=manifest_id,
-                kind="dicom",
-                path=inst["path"],
-                name=inst["path"].name,
-                sha256=inst["sha256"],
-                size=inst["size"],
-                raw_size=inst["raw_size"],
-                instances=small,
+            _queue_study(
+                queue,
+                study_uid,
+                members,
+                priority=priority,
+                indication=indication,
+                say=say,
+                make=lambda src, out: compress_for_link(src, out, lossless),
+                source_key=lambda path: _source_key(path, policy),
+                previews=False,
             )
-        elif small:
-            _queue_bundle(queue, manifest_id, small)
-        queue.mark_ready(manifest_id)
+            continue
+        _queue_study(
+            queue,
+            study_uid,
+            members,
+            priority=priority,
+            indication=indication,
+            say=say,
+            make=lambda src, out: compress_for_link(src, out, policy),
+            source_key=lambda path: _source_key(path, policy),
+            previews=True,
+        )
     for path, sop in repeats:
         queue.add_duplicate(source_key=_source_key(path, policy), sop_uid=sop)
         say(f"{path.name} : même instance (SOP Instance UID) qu'un fichier déjà en file ; envoyée une fois")
@@ -158,6 +155,73 @@ def enqueue(
         "skipped": skipped,
         "duplicates": [p.name for p, _sop in repeats],
     }
+
+
+def _queue_study(
+    queue: Queue,
+    study_uid: str,
+    members: list[tuple[Path, Identity]],
+    *,
+    priority: str,
+    indication: str,
+    say: Callable[[str], None],
+    make: Callable[[Path, Path], Compressed | None],
+    source_key: Callable[[Path], str],
+    previews: bool,
+) -> None:
+    """One manifest: the study's files as `make` prepares them (None: this file has no version
+    in this manifest), small ones bundled, marked ready at the end."""
+    manifest_id = queue.add_manifest(study_uid=study_uid, priority=priority, indication=indication)
+    say(f"Examen {manifest_id[:8]} : {len(members)} fichier(s), compression…")
+    if previews:
+        _queue_previews(queue, manifest_id, members)
+    small: list[QueuedInstance] = []
+    for path, _ident in sorted(members, key=lambda m: (m[1]["series"], m[1]["number"], str(m[0]))):
+        out = queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.dcm"
+        done = make(path, out)
+        if done is None:
+            continue
+        inst: QueuedInstance = {
+            "source_key": source_key(path),
+            "sop_uid": done.sop_instance_uid,
+            "sha256": sha256_of(done.path),
+            "size": done.size,
+            "raw_size": done.raw_size,
+            "codec": done.codec,
+            "lossy_ratio": done.lossy_ratio,
+            "path": done.path,
+        }
+        if done.size < BUNDLE_MEMBER_MAX:
+            small.append(inst)
+            if sum(i["size"] for i in small) >= BUNDLE_TARGET:
+                _queue_bundle(queue, manifest_id, small)
+                small = []
+            continue
+        queue.add_item(
+            manifest_id=manifest_id,
+            kind="dicom",
+            path=done.path,
+            name=path.name,
+            sha256=inst["sha256"],
+            size=done.size,
+            raw_size=done.raw_size,
+            instances=[inst],
+        )
+    if len(small) == 1:
+        inst = small[0]
+        queue.add_item(
+            manifest_id=manifest_id,
+            kind="dicom",
+            path=inst["path"],
+            name=inst["path"].name,
+            sha256=inst["sha256"],
+            size=inst["size"],
+            raw_size=inst["raw_size"],
+            instances=small,
+        )
+    elif small:
+        _queue_bundle(queue, manifest_id, small)
+    queue.mark_ready(manifest_id)
 
 
 def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Identity]]) -> None:

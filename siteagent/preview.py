@@ -65,6 +65,14 @@ def _eight_bit(ds: Dataset) -> tuple[NDArray[np.uint8], str]:
     return pixels, ("L" if pixels.ndim == 2 else "RGB")
 
 
+def preview_uid(original_sop_uid: str) -> str:
+    """The SOP Instance UID of the preview made from `original_sop_uid` (the centre uses it to
+    tell the preview from the study's own images)."""
+    from pydicom.uid import generate_uid
+
+    return generate_uid(entropy_srcs=[original_sop_uid, "joliba-preview"])
+
+
 def make_preview(src: Path, out: Path) -> Path:
     import pydicom
     from PIL import Image
@@ -90,7 +98,7 @@ def make_preview(src: Path, out: Path) -> Path:
     pv.SourceImageSequence = [source]
     # Deterministic UIDs: queueing the same series again gives the same preview, stored once.
     pv.SeriesInstanceUID = generate_uid(entropy_srcs=[str(ds.SeriesInstanceUID), "joliba-preview"])
-    pv.SOPInstanceUID = generate_uid(entropy_srcs=[str(ds.SOPInstanceUID), "joliba-preview"])
+    pv.SOPInstanceUID = preview_uid(str(ds.SOPInstanceUID))
     pv.SOPClassUID = SecondaryCaptureImageStorage
     pv.SeriesNumber, pv.InstanceNumber = 9000, 1
     pv.SeriesDescription = "Aperçu Joliba (basse résolution, avec perte) / preview"

@@ -32,7 +32,7 @@ from orthanc.client import OrthancError
 from studies.archive import get_archive
 from studies.lifecycle import CLOSED
 from studies.models import Source, Study
-from studies.selectors import known_study, study_of_instance
+from studies.selectors import known_study, lossy_stand_in, study_of_instance
 from studies.services import Arrival, InstanceConflict, attribute_to_sender, mark_complete, record_instance
 
 from .models import FileVerdict, InstanceIntent, Submission
@@ -89,6 +89,8 @@ def _limits() -> Limits:
         memory_bytes=settings.INGEST_CHILD_MEMORY_BYTES,
         cpu_seconds=settings.INGEST_CHILD_CPU_SECONDS,
         max_file_bytes=settings.INGEST_MAX_FILE_BYTES,
+        pool_size=settings.INGEST_VALIDATOR_POOL_SIZE,
+        files_per_child=settings.INGEST_VALIDATOR_FILES_PER_CHILD,
     )
 
 
@@ -185,11 +187,24 @@ def refusal_before_archive(*, site_id: int, facts: dict) -> tuple[str, dict] | N
         return None
     if known.site_id not in (None, site_id):
         return Code.OTHER_SITE, {}
-    if known.status in CLOSED and owner is None:
+    if known.status in CLOSED and owner is None and not _replaces_stand_in(site_id=site_id, facts=facts):
         # A new image after the report: by upload it is a new study, or a call to the centre
         # (the archive route reopens the study instead: studies.services does it).
         return Code.STUDY_CLOSED, {}
     return None
+
+
+def _replaces_stand_in(*, site_id: int, facts: dict) -> bool:
+    """A lossless original of a lossy stand-in this site sent: it takes its place, even after the
+    report (which says it was signed on lossy images)."""
+    return facts.get("LossyImageCompression", "") != "01" and (
+        lossy_stand_in(
+            study_instance_uid=facts["StudyInstanceUID"],
+            sop_instance_uid=facts["SOPInstanceUID"],
+            site_id=site_id,
+        )
+        is not None
+    )
 
 
 # --- step 2 ----------------------------------------------------------------------------------

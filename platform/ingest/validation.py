@@ -1,17 +1,19 @@
-"""Run dicom_check in a bounded child process and turn its output into verdicts.
+"""Run dicom_check in bounded child processes and turn its output into verdicts.
 
-The parent never parses untrusted DICOM itself. A file that kills its child (memory, CPU,
-wall time) is checked again alone, so it gets its own verdict and cannot take others down.
+The parent never parses untrusted DICOM itself. The children are warm (ingest.validator_pool):
+started once per worker process, each checks one file at a time under its memory, CPU and
+wall-time limits, and is replaced after a refusal, a breach or `files_per_child` files. A file
+that kills its child is checked again alone, so it gets its own verdict and cannot take others
+down.
 """
 
 from __future__ import annotations
 
-import json
-import resource
-import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .validator_pool import ChildLimits, get_pool
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Limits:
     cpu_seconds: int = 30
     wall_seconds: float = 120
     max_file_bytes: int = 2 * 1024**3
+    pool_size: int = 2  # warm children per worker process
+    files_per_child: int = 200  # then the child is replaced, whatever happened
 
 
 _peak = {"rss_kb": 0}
@@ -47,39 +51,21 @@ def reset_child_peak() -> None:
     _peak["rss_kb"] = 0
 
 
-def _limit_child(limits: Limits):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
-
-
-def _run_child(paths: list[Path], out_dir: Path, limits: Limits) -> dict[int, dict]:
-    cmd = [sys.executable, "-m", "ingest.dicom_check", str(out_dir), *map(str, paths)]
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"}
+def _check_one(path: Path, out_dir: Path, limits: Limits) -> Verdict:
+    child_limits = ChildLimits(
+        memory_bytes=limits.memory_bytes,
+        cpu_seconds=limits.cpu_seconds,
+        wall_seconds=limits.wall_seconds,
+        files_per_child=limits.files_per_child,
+    )
+    line = get_pool(child_limits, limits.pool_size).check(path, out_dir)
+    if line is None:  # it killed a child of its own: memory, CPU or wall time
+        return Verdict(False, "exceeded_limits")
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            timeout=limits.wall_seconds * max(1, len(paths)),
-            preexec_fn=_limit_child(limits),
-            env=env,
-            check=False,
-        )
-        stdout = proc.stdout
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout or b""
-    lines = {}
-    for raw in stdout.splitlines():
-        try:
-            line = json.loads(raw)
-            lines[int(line["index"])] = line
-            _peak["rss_kb"] = max(_peak["rss_kb"], int(line.get("peak_rss_kb") or 0))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return lines
+        _peak["rss_kb"] = max(_peak["rss_kb"], int(line.get("peak_rss_kb") or 0))
+        return _verdict(line)
+    except (ValueError, KeyError, TypeError):
+        return Verdict(False, "exceeded_limits")  # an answer cut short by the limits
 
 
 def _verdict(line: dict) -> Verdict:
@@ -106,16 +92,13 @@ def check_files(paths: list[Path], out_dir: Path, limits: Limits | None = None) 
             verdicts[i] = Verdict(False, "empty")
         else:
             todo.append(i)
-    batch_dir = out_dir / "batch"
-    batch_dir.mkdir(parents=True, exist_ok=True)
-    lines = _run_child([paths[i] for i in todo], batch_dir, limits) if todo else {}
-    for pos, i in enumerate(todo):
-        if pos in lines:
-            verdicts[i] = _verdict(lines[pos])
-            continue
-        # The batch child died before this file: check it alone to learn whose fault it was.
-        alone_dir = out_dir / f"alone-{i}"
-        alone_dir.mkdir(parents=True, exist_ok=True)
-        alone = _run_child([paths[i]], alone_dir, limits)
-        verdicts[i] = _verdict(alone[0]) if 0 in alone else Verdict(False, "exceeded_limits")
+    # One file per request, spread over the pool's children: the pool bounds the parallelism.
+    workers = min(limits.pool_size, len(todo))
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as executor:
+            done = list(executor.map(lambda i: _check_one(paths[i], out_dir / f"file-{i}", limits), todo))
+    else:
+        done = [_check_one(paths[i], out_dir / f"file-{i}", limits) for i in todo]
+    for i, verdict in zip(todo, done, strict=True):
+        verdicts[i] = verdict
     return [v for v in verdicts if v is not None]

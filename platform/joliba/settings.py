@@ -196,6 +196,9 @@ INGEST_MAX_FILE_BYTES = int(env("INGEST_MAX_FILE_BYTES", str(2 * 1024**3)))
 INGEST_MAX_PIXELS = int(env("INGEST_MAX_PIXELS", str(400_000_000)))
 INGEST_CHILD_MEMORY_BYTES = int(env("INGEST_CHILD_MEMORY_BYTES", str(1536 * 1024**2)))
 INGEST_CHILD_CPU_SECONDS = int(env("INGEST_CHILD_CPU_SECONDS", "30"))
+# Warm checker children per worker process, each replaced after this many files (ingest.validator_pool).
+INGEST_VALIDATOR_POOL_SIZE = int(env("INGEST_VALIDATOR_POOL_SIZE", "2"))
+INGEST_VALIDATOR_FILES_PER_CHILD = int(env("INGEST_VALIDATOR_FILES_PER_CHILD", "200"))
 INGEST_SPOOL_DIR = Path(env("INGEST_SPOOL_DIR", str(DATA_DIR / "spool")))
 # A sending without manifest that never settled after this long was cut by a dead process: the
 # changes feed may then announce its study complete once Orthanc says it is stable.

@@ -33,6 +33,7 @@ LABELS: dict[str, dict[str, str]] = {
         "key_image": "Image clé",
         "turnaround": "Délai de lecture",
         "radiologist": "Médecin radiologue",
+        "on_lossy_images": "Signé sur des images comprimées avec perte (compression irréversible).",
     },
     "en": {
         "title": "Imaging report",
@@ -63,6 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "key_image": "Key image",
         "turnaround": "Turnaround",
         "radiologist": "Radiologist",
+        "on_lossy_images": "Signed on images with lossy (irreversible) compression.",
     },
 }
 

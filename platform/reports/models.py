@@ -193,6 +193,9 @@ class ReportVersion(Sections):
     ai_accepted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Some image of the study was lossy when this version was signed (a stand-in sent ahead of
+    # its lossless original, or a site in lossy mode): the document says so, in its language.
+    on_lossy_images = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["number"]

@@ -164,6 +164,7 @@ def report_pdf(report: Report, version: ReportVersion | None = None) -> bytes:
             f"{w['on']} {signed}",
             body,
         ),
+        *([para(w["on_lossy_images"], body)] if version.on_lossy_images else []),
         para(_version_line(versions, w), small),
     ]
     doc.build(story)

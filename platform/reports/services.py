@@ -24,6 +24,7 @@ from preread.selectors import current_preread
 from studies import access, lifecycle
 from studies.lifecycle import Transition
 from studies.models import Status, Study
+from studies.selectors import has_lossy_images
 
 from .labels import words
 from .models import (
@@ -293,6 +294,7 @@ def _sign_version(
         signed_at=timezone.now(),
         provenance=provenance,
         ai_accepted_by=author if needs_ai_acceptance(provenance) else None,
+        on_lossy_images=has_lossy_images(report.study),
         **sections,
         language=report.language,
         critical_category=report.critical_category,

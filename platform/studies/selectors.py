@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
+from siteagent.compression import stand_in_uid
+from siteagent.preview import preview_uid
+
 from . import access
 from .models import Instance, Study
 
@@ -33,6 +36,46 @@ def study_of_instance(sop_instance_uid: str) -> str | None:
         .values_list("study__study_instance_uid", flat=True)
         .first()
     )
+
+
+def lossy_stand_in(*, study_instance_uid: str, sop_instance_uid: str, site_id: int | None) -> Instance | None:
+    """The lossy stand-in that the original `sop_instance_uid` replaces, if this site sent one.
+
+    Lossy first, lossless after (docs/ingest-protocol.md): the stand-in's UID is derived from
+    the original's (siteagent.compression.stand_in_uid), so the pair is recognised without
+    trusting what the file says; it must be lossy, in the same study, and that study must be
+    the sending site's own. Anything else is an ordinary new instance."""
+    if site_id is None:
+        return None
+    return (
+        Instance.objects.select_related("study")
+        .filter(
+            sop_instance_uid=stand_in_uid(sop_instance_uid),
+            lossy=True,
+            study__study_instance_uid=study_instance_uid,
+            study__site_id=site_id,
+        )
+        .first()
+    )
+
+
+def has_original_of(study: Study, *, stand_in_sop_instance_uid: str, site_id: int | None) -> bool:
+    """The study, this site's, already has the lossless original of this lossy stand-in."""
+    if site_id is None or study.site_id != site_id:
+        return False
+    full = study.instances.filter(lossy=False).values_list("sop_instance_uid", flat=True)
+    return any(stand_in_uid(uid) == stand_in_sop_instance_uid for uid in full)
+
+
+def has_lossy_images(study: Study) -> bool:
+    """Some image of the study is lossy now (a report signed now says so): a stand-in not yet
+    replaced, or an image sent lossy. The agent's preview of an image the study has in full
+    does not count: the radiologist has the image itself."""
+    lossy = set(study.instances.filter(lossy=True).values_list("sop_instance_uid", flat=True))
+    if not lossy:
+        return False
+    full = study.instances.filter(lossy=False).values_list("sop_instance_uid", flat=True)
+    return bool(lossy - {preview_uid(uid) for uid in full})
 
 
 def instances_in_archive(sop_instance_uids: list[str]) -> set[str]:

@@ -10,9 +10,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 
+from orthanc.client import OrthancError
+
 from . import lifecycle
+from .archive import get_archive
 from .lifecycle import Transition
 from .models import Instance, Priority, Source, Status, Study
+from .selectors import has_original_of, lossy_stand_in
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class Recorded:
     study: Study
     study_created: bool
     instance_created: bool
+    replaced_stand_in: bool = False  # the lossless original took its lossy stand-in's place
 
 
 class InstanceConflict(Exception):
@@ -105,6 +110,30 @@ def record_instance(
             # Announced by its preview with the id Orthanc was expected to give: the archive's
             # answer for its first image is the truth.
             Study.objects.filter(pk=study.pk).update(orthanc_id=orthanc_study_id)
+        lossy = facts.get("LossyImageCompression", "") == "01"
+        stand_in = (
+            None
+            if lossy or created
+            else lossy_stand_in(
+                study_instance_uid=study_uid, sop_instance_uid=sop_uid, site_id=arrival.site_id
+            )
+        )
+        if stand_in is not None and not Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+            # Its renditions and AI results go with it; the original's come as for any new image.
+            stale = stand_in.orthanc_id
+            stand_in.delete()
+            transaction.on_commit(lambda: _forget_in_archive(stale))
+        if (
+            lossy
+            and not created
+            and not Instance.objects.filter(sop_instance_uid=sop_uid).exists()
+            and has_original_of(study, stand_in_sop_instance_uid=sop_uid, site_id=arrival.site_id)
+        ):
+            # A stand-in that comes after its original (its sending was slower): the study has the
+            # image in full; the stand-in leaves the archive and is reported a duplicate.
+            transaction.on_commit(lambda: _forget_in_archive(orthanc_instance_id))
+            study.refresh_from_db()
+            return Recorded(study=study, study_created=False, instance_created=False)
         number = facts.get("InstanceNumber", "")
         instance, instance_created = Instance.objects.get_or_create(
             sop_instance_uid=sop_uid,
@@ -114,12 +143,13 @@ def record_instance(
                 "orthanc_id": orthanc_instance_id,
                 "instance_number": int(number) if number.lstrip("-").isdigit() else None,
                 "modality": facts.get("Modality", "")[:16],
-                "lossy": facts.get("LossyImageCompression", "") == "01",
+                "lossy": lossy,
                 "lossy_ratio": facts.get("LossyImageCompressionRatio", "")[:64],
                 "lossy_method": facts.get("LossyImageCompressionMethod", "")[:64],
             },
         )
-        if instance_created and not created:
+        if instance_created and not created and stand_in is None:
+            # (An original replacing its stand-in is not a new image: a report stays signed.)
             _take_new_image(study, arrival=arrival, complete=complete)
         if instance_created:
             instance_id, study_id = instance.pk, study.pk
@@ -127,7 +157,21 @@ def record_instance(
                 lambda: instance_recorded.send(Instance, instance_id=instance_id, study_id=study_id)
             )
     study.refresh_from_db()
-    return Recorded(study=study, study_created=created, instance_created=instance_created)
+    return Recorded(
+        study=study,
+        study_created=created,
+        instance_created=instance_created,
+        replaced_stand_in=stand_in is not None and instance_created,
+    )
+
+
+def _forget_in_archive(orthanc_id: str) -> None:
+    """The replaced stand-in leaves the archive; if Orthanc is down it stays there, unrecorded
+    (no study points to it, the viewer never shows it) and is logged."""
+    try:
+        get_archive().delete_instance(orthanc_id)
+    except OrthancError as exc:
+        log.warning("replaced lossy stand-in %s still in the archive: %s", orthanc_id, exc)
 
 
 def announce_study(*, facts: dict[str, str], orthanc_study_id: str, arrival: Arrival) -> Study:

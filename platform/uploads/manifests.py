@@ -219,7 +219,7 @@ def manifest_status(manifest: StudyManifest) -> dict:
     skip them) and which are still missing."""
     submission = Submission.objects.get(pk=manifest.submission_id)
     expected = [e["sop_instance_uid"] for e in manifest.expected]
-    have = already_archived(manifest)
+    have = already_archived(manifest) | _delivered(submission)
     verdicts = [
         {
             "filename": v.filename,
@@ -243,6 +243,17 @@ def manifest_status(manifest: StudyManifest) -> dict:
     }
 
 
+def _delivered(submission: Submission) -> set[str]:
+    """The instances this sending delivered, by their verdicts: also a lossy stand-in that its
+    original has since replaced (its row is gone from the archive's records) or that came
+    after it (docs/ingest-protocol.md, lossy first)."""
+    return set(
+        submission.verdicts.filter(outcome__in=(Outcome.STORED, Outcome.DUPLICATE)).values_list(
+            "sop_instance_uid", flat=True
+        )
+    )
+
+
 def settle_manifest(manifest: StudyManifest) -> bool:
     """Announce the study once every listed instance is in the archive (or refused with a reason)."""
     submission = Submission.objects.get(pk=manifest.submission_id)
@@ -250,7 +261,7 @@ def settle_manifest(manifest: StudyManifest) -> bool:
         return True
     if manifest.expected:
         expected = {e["sop_instance_uid"] for e in manifest.expected}
-        have = already_archived(manifest)
+        have = already_archived(manifest) | _delivered(submission)
         refused = set(
             submission.verdicts.filter(outcome=Outcome.REFUSED).values_list("sop_instance_uid", flat=True)
         )
