@@ -104,9 +104,9 @@ def worker_command(queue: str, *, pool: str = "solo") -> list[str]:
 
     # Its own node name: RabbitMQ gives each node's control queue (<name>.celery.pidbox) to one
     # connection only, and several workers (two on one queue, other sessions') share the machine.
+    node = f"{queue}-{uuid.uuid4().hex[:6]}@%h"
     return [
-        sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h",
-        f"--pool={pool}",
+        sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, "-n", node, f"--pool={pool}",
         "--concurrency=1", "--without-heartbeat", "--without-gossip", "--without-mingle",
         "--loglevel=INFO",
     ]  # fmt: skip
