@@ -104,7 +104,7 @@ def worker_command(queue: str, *, pool: str = "solo") -> list[str]:
 
     # Its own node name: RabbitMQ gives each node's control queue (<name>.celery.pidbox) to one
     # connection only, and several workers (two on one queue, other sessions') share the machine.
-    node = f"{queue}-{uuid.uuid4().hex[:6]}@%h"
+    node = f"{queue.split(',')[0]}-{uuid.uuid4().hex[:6]}@%h"
     return [
         sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, "-n", node, f"--pool={pool}",
         "--concurrency=1", "--without-heartbeat", "--without-gossip", "--without-mingle",
@@ -124,10 +124,11 @@ def broker_kind(url: str) -> str:
 
 
 def start_worker(queue: str, env: dict[str, str], log_path: Path, *, pool: str = "solo"):
-    """Start a worker on `queue` and return its process once it says it is ready (60 s at most)."""
+    """Start a worker on `queue` (or "a,b": several) and return its process once it says it is
+    ready (60 s at most)."""
     import subprocess
 
-    SESSION_QUEUES.add(queue)
+    SESSION_QUEUES.update(queue.split(","))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             worker_command(queue, pool=pool), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO

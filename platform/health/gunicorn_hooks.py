@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# gunicorn 27's control socket (~/.gunicorn/gunicorn.ctl) is one per home directory: two servers
+# of one user (the tests', several on one host) would take it from each other, and the units'
+# home is read-only. Nothing here uses it. (Older gunicorn ignores the name.)
+control_socket_disable = True
+
 
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

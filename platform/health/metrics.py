@@ -35,7 +35,7 @@ def celery_queues() -> list[str]:
     """The queues tasks can land in: the default one, and the split queues when routes are on."""
     names = [settings.CELERY_TASK_DEFAULT_QUEUE]
     if settings.CELERY_SPLIT_QUEUES:
-        names += list(settings.JOLIBA_TASK_QUEUES)
+        names += [settings.CELERY_QUEUE_PREFIX + queue for queue in settings.JOLIBA_TASK_QUEUES]
     names += settings.METRICS_EXTRA_QUEUES
     return list(dict.fromkeys(names))
 

@@ -625,3 +625,13 @@ from health.logs import logging_config  # noqa: E402 — nothing from Django in 
 
 LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=env("LOG_LEVEL", "INFO"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Prefix of the split queues' names (ingest → <prefix>ingest …): several deployments, or test
+# sessions, on one RabbitMQ vhost keep apart. Empty in production (compose and the units name
+# the plain queues).
+CELERY_QUEUE_PREFIX = env("CELERY_QUEUE_PREFIX", "")
+if CELERY_SPLIT_QUEUES and CELERY_QUEUE_PREFIX:
+    CELERY_TASK_ROUTES = {
+        task: {"queue": CELERY_QUEUE_PREFIX + queue}
+        for queue, tasks in JOLIBA_TASK_QUEUES.items()
+        for task in tasks
+    }
