@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytes
 class Web:
     """gunicorn with gthread workers, as deploy/ runs it, on a free port."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, new_session: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -64,6 +64,7 @@ class Web:
                 cwd=REPO / "platform",
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=new_session,  # its own process group: killed whole (test_power_cut)
             )
 
     def ready(self) -> bool:
