@@ -56,7 +56,7 @@ keras-extra: $(KERAS_VENV)/.installed
 
 # The services the suite uses; CI has them, and so does a developer's machine (README).
 TEST_SERVICES = DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" \
-	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0}"
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}"
 # Tests that need no Orthanc, no Celery worker, no browser and no TensorFlow (the PostgreSQL test
 # database they may use is created in seconds).
 UNIT_MARKERS := not orthanc and not worker and not browser and not slow

@@ -278,7 +278,7 @@ nginx -t -q
 
 # --- systemd units -------------------------------------------------------------------------------
 install -m 0644 "$PREFIX"/deploy/systemd/*.service /etc/systemd/system/
-units=(joliba-orthanc.service joliba-web.service joliba-beat.service)
+units=(joliba-orthanc.service joliba-web.service joliba-beat.service joliba-flower.service)
 for q in "${QUEUES[@]}"; do units+=("joliba-worker@$q.service"); done
 [ -f "/etc/joliba/worker-alerts.env" ] || printf 'QUEUES=alerts,celery\n' > /etc/joliba/worker-alerts.env
 [ -f "/etc/joliba/worker-inference.env" ] || printf 'CONCURRENCY=1\n' > /etc/joliba/worker-inference.env

@@ -34,7 +34,15 @@ from pathlib import Path
 import pytest
 
 from orthanc.server import OrthancProcess
-from tests.helpers import clear_models, database_url, give_totp_device, start_worker, stop_worker
+from tests.helpers import (
+    SESSION_QUEUES,
+    clear_models,
+    database_url,
+    delete_test_queues,
+    give_totp_device,
+    start_worker,
+    stop_worker,
+)
 from tests.paths import (
     HAVE_SHARED_TESTDATA,
     NOT_FOUND,
@@ -163,6 +171,18 @@ def orthanc_server(tmp_path_factory):
 UNCONSUMED_QUEUE = f"joliba-test-unconsumed-{uuid.uuid4().hex[:8]}"
 
 
+def pytest_sessionfinish(session):
+    """The session's queues (each uuid-named) leave the broker with it: RabbitMQ's quorum queues
+    are durable, and every run would otherwise leave a few behind."""
+    from django.conf import settings
+
+    if settings.configured and settings.CELERY_BROKER_URL.startswith(("redis://", "amqp://")):
+        try:
+            delete_test_queues(SESSION_QUEUES | {UNCONSUMED_QUEUE})
+        except Exception as error:  # noqa: BLE001 — a broker already gone must not fail the run
+            print(f"joliba: could not delete the session's test queues: {error}")
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(request, settings, tmp_path):
     """Each test's own spool; the session's Orthanc only for tests that use it (fixture or marker);
@@ -238,7 +258,7 @@ def celery_worker(
     from joliba.celery import app
 
     if not settings.CELERY_BROKER_URL.startswith(("redis://", "amqp://")):
-        pytest.skip("set CELERY_BROKER_URL to the machine's Redis (make test does)")
+        pytest.skip("set CELERY_BROKER_URL to the machine's RabbitMQ (make test does) or Redis")
     queue = f"joliba-test-{uuid.uuid4().hex[:8]}"
     app.conf.task_default_queue = queue
     env = {

@@ -40,7 +40,9 @@ __all__ = [
     "build_spec_model",
     "chromium",
     "clear_models",
+    "broker_kind",
     "database_url",
+    "delete_test_queues",
     "dicom_copy",
     "give_totp_device",
     "log_in",
@@ -98,18 +100,35 @@ def database_url(db: dict) -> str:
 def worker_command(queue: str, *, pool: str = "solo") -> list[str]:
     """`celery worker` as the tests run it: one queue, one process, no chatter between workers."""
     import sys
+    import uuid
 
+    # Its own node name: RabbitMQ gives each node's control queue (<name>.celery.pidbox) to one
+    # connection only, and several workers (two on one queue, other sessions') share the machine.
+    node = f"{queue.split(',')[0]}-{uuid.uuid4().hex[:6]}@%h"
     return [
-        sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, f"--pool={pool}",
+        sys.executable, "-m", "celery", "-A", "joliba", "worker", "-Q", queue, "-n", node, f"--pool={pool}",
         "--concurrency=1", "--without-heartbeat", "--without-gossip", "--without-mingle",
         "--loglevel=INFO",
     ]  # fmt: skip
 
 
+# Every queue a worker of this session consumed: deleted at the session's end (delete_test_queues),
+# because RabbitMQ's quorum queues are durable and would otherwise pile up on the machine's broker.
+SESSION_QUEUES: set[str] = set()
+
+
+def broker_kind(url: str) -> str:
+    """ "amqp" (RabbitMQ), "redis", or the URL's scheme for anything else (filesystem, memory)."""
+    scheme = url.split("://", 1)[0]
+    return "amqp" if scheme in {"amqp", "amqps", "pyamqp"} else scheme
+
+
 def start_worker(queue: str, env: dict[str, str], log_path: Path, *, pool: str = "solo"):
-    """Start a worker on `queue` and return its process once it says it is ready (60 s at most)."""
+    """Start a worker on `queue` (or "a,b": several) and return its process once it says it is
+    ready (60 s at most)."""
     import subprocess
 
+    SESSION_QUEUES.update(queue.split(","))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             worker_command(queue, pool=pool), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
@@ -131,6 +150,46 @@ def stop_worker(proc) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def delete_test_queues(names: Iterable[str], *, url: str | None = None) -> list[str]:
+    """Delete these queues (and the exchanges Celery named after them) from the broker; returns
+    the names it could not delete. Each deletion on its own channel: RabbitMQ closes a channel
+    that names a queue it does not have."""
+    from joliba.celery import app
+
+    failed = []
+    with app.connection_for_write(url=url) as conn:
+        if conn.transport.driver_type == "redis":  # a list per priority step; kombu's queue_delete
+            channel = conn.default_channel  # only forgets the bindings this process declared
+            keys = [channel._q_for_pri(n, pri) for n in set(names) for pri in channel.priority_steps]
+            if keys:
+                channel.client.delete(*keys)
+            return []
+        for name in sorted(set(names)):
+            try:
+                with conn.channel() as channel:
+                    channel.queue_delete(name)
+                with conn.channel() as channel:
+                    channel.exchange_delete(name)
+            except Exception:  # noqa: BLE001 — a queue never declared (no task went there) is fine
+                failed.append(name)
+    return failed
+
+
+def queue_exists(name: str) -> bool:
+    """Whether the broker has this queue (RabbitMQ: a passive declare; Redis: its list key)."""
+    from joliba.celery import app
+
+    with app.connection_for_write() as conn:
+        if broker_kind(conn.as_uri()) == "redis":
+            return bool(conn.default_channel.client.exists(name))
+        try:
+            with conn.channel() as channel:
+                channel.queue_declare(name, passive=True)
+        except Exception:  # noqa: BLE001 — NOT_FOUND
+            return False
+        return True
 
 
 # --- The API ------------------------------------------------------------------------------------

@@ -580,6 +580,14 @@ ROUTES: dict[str, list[Case]] = {
         # Asked directly from loopback: the details, 503 here (no Orthanc, no worker in this test).
         case(label="from loopback", GET="503 503 503 503 503 503 503 503"),
     ],
+    "metrics": [  # Prometheus: loopback (or METRICS_TOKEN) only, never through the proxy
+        case(
+            label="through the proxy",
+            GET="404 404 404 404 404 404 404 404",
+            headers={"HTTP_X_FORWARDED_FOR": "203.0.113.7"},
+        ),
+        case(label="from loopback", GET="200 200 200 200 200 200 200 200"),
+    ],
     # --- API ---
     "schema": [
         case(

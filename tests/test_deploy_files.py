@@ -265,6 +265,7 @@ def test_the_units_are_hardened_and_complete():
         "joliba-worker@.service",
         "joliba-beat.service",
         "joliba-orthanc.service",
+        "joliba-flower.service",
     }
     for path in UNITS:
         unit = _unit(path)

@@ -24,10 +24,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.orthanc]
 
 
 def queued_tasks() -> int:
+    """Messages waiting in this test's queue, asked of the broker (RabbitMQ or Redis)."""
+    from health.metrics import queue_depths
     from joliba.celery import app
 
-    with app.connection_for_write() as conn:
-        return conn.default_channel.client.llen(app.conf.task_default_queue)
+    queue = app.conf.task_default_queue
+    return queue_depths([queue])[queue]
 
 
 def in_a_thread(work):

@@ -424,7 +424,9 @@ def test_a_server_killed_mid_finalisation_leaves_the_feed_a_study_with_its_site(
     upload = wait_for(lambda: Transfer.objects.filter(pk=upload_id, state="finalised").first(), timeout=60)
     assert upload.outcome == "stored", (upload.code, upload.params)  # its own file, not a duplicate
     assert_stored_once(orthanc_server, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID))
-    assert Study.objects.get(pk=study.pk).status != "arriving"
+    # Complete once the worker has run the task the finalisation queued (asynchronous: on RabbitMQ
+    # it may still be in flight when the transfer's row says finalised).
+    wait_for(lambda: Study.objects.get(pk=study.pk).status != "arriving", timeout=30)
 
 
 def _quietly(call, *args, **kwargs) -> None:

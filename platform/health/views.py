@@ -1,6 +1,7 @@
 """GET /health/live and /health/ready (docs/operations.md).
 
 - live: the web process answers; touches nothing else (no database), always 200.
+- metrics: Prometheus's text (health.metrics), to the same kind of caller (METRICS_* settings).
 - ready: every component's verdict as JSON, 200 when the required ones are healthy, 503 otherwise.
   Its details (versions, ages, free bytes) are for the operators: answered only to a request that
   carries `Authorization: Bearer <HEALTH_TOKEN>` (when that setting is set), or that comes
@@ -25,7 +26,12 @@ PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
 
 
 def may_see_details(request: HttpRequest) -> bool:
-    token = settings.HEALTH_TOKEN
+    return _trusted(request, settings.HEALTH_TOKEN, settings.HEALTH_ALLOWED_NETWORKS)
+
+
+def _trusted(request: HttpRequest, token: str, allowed_networks: list[str]) -> bool:
+    """A bearer token equal to `token` (when set), or a direct request (no proxy header) from one
+    of `allowed_networks`."""
     given = request.headers.get("Authorization", "")
     if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
         return True
@@ -33,7 +39,7 @@ def may_see_details(request: HttpRequest) -> bool:
         return False
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-        networks = [ipaddress.ip_network(n.strip()) for n in settings.HEALTH_ALLOWED_NETWORKS]
+        networks = [ipaddress.ip_network(n.strip()) for n in allowed_networks]
     except ValueError:
         return False
     return any(address.version == n.version and address in n for n in networks)
@@ -52,3 +58,19 @@ def ready(request: HttpRequest) -> HttpResponse:
         raise Http404
     report = run_checks()
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition: django-prometheus (requests, database, cache; every process's with
+    PROMETHEUS_MULTIPROC_DIR), the platform's own figures (health.metrics), Orthanc's. Not public:
+    `Authorization: Bearer <METRICS_TOKEN>`, or direct from METRICS_ALLOWED_NETWORKS (loopback by
+    default); anyone else gets the site's 404."""
+    if not _trusted(request, settings.METRICS_TOKEN, settings.METRICS_ALLOWED_NETWORKS):
+        raise Http404
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from .metrics import exposition
+
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

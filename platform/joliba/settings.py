@@ -606,3 +606,45 @@ if CELERY_SPLIT_QUEUES:
 DASHBOARD_DATA_BUDGET_MB = json.loads(env("DASHBOARD_DATA_BUDGET_MB", "{}"))
 # No byte from a site for this long while one of its sendings is under way: an outage window.
 DASHBOARD_OUTAGE_MINUTES = float(env("DASHBOARD_OUTAGE_MINUTES", "30"))
+# --- ops: metrics and structured logs (docs/operations.md#metrics, #logs) ---
+# Prometheus at /metrics: django-prometheus (requests, database, cache) and the platform's own
+# figures computed at scrape time (health/metrics.py). Not public: a bearer METRICS_TOKEN, or a
+# direct request from METRICS_ALLOWED_NETWORKS (loopback only by default; "" for none).
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = [n for n in env("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128").split(",") if n]
+METRICS_INCLUDE_ORTHANC = env_bool("METRICS_INCLUDE_ORTHANC", True)  # Orthanc's own, appended
+METRICS_EXTRA_QUEUES = [q for q in env("METRICS_EXTRA_QUEUES", "").split(",") if q]  # depths of these too
+INSTALLED_APPS.append("django_prometheus")
+MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+_PROMETHEUS_DB = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+DATABASES["default"]["ENGINE"] = _PROMETHEUS_DB.get(
+    DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+)
+_PROMETHEUS_CACHE = {
+    f"django.core.cache.backends.{name}": f"django_prometheus.cache.backends.{name}"
+    for name in ("locmem.LocMemCache", "filebased.FileBasedCache")
+}
+CACHES["default"]["BACKEND"] = _PROMETHEUS_CACHE.get(
+    CACHES["default"]["BACKEND"], CACHES["default"]["BACKEND"]
+)
+# Logs: JSON lines in production (LOG_FORMAT=json|text), patient identifiers masked on every
+# handler (health/logs.py). Celery keeps these handlers instead of installing its own.
+LOG_FORMAT = env("LOG_FORMAT", "json" if PRODUCTION else "text")
+from health.logs import logging_config  # noqa: E402 — nothing from Django in it
+
+LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=env("LOG_LEVEL", "INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Prefix of the split queues' names (ingest → <prefix>ingest …): several deployments, or test
+# sessions, on one RabbitMQ vhost keep apart. Empty in production (compose and the units name
+# the plain queues).
+CELERY_QUEUE_PREFIX = env("CELERY_QUEUE_PREFIX", "")
+if CELERY_SPLIT_QUEUES and CELERY_QUEUE_PREFIX:
+    CELERY_TASK_ROUTES = {
+        task: {"queue": CELERY_QUEUE_PREFIX + queue}
+        for queue, tasks in JOLIBA_TASK_QUEUES.items()
+        for task in tasks
+    }

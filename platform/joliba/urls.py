@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
+from health.views import metrics
 from joliba.security import csp_report
 from studies.views import home
 
@@ -26,6 +27,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("tokens/", include("tokens.urls")),
     path("health/", include("health.urls")),  # ops: liveness and readiness (docs/operations.md)
+    path("metrics", metrics, name="metrics"),  # ops: Prometheus, loopback or token (docs/operations.md)
     path("dashboard/", include("dashboard.urls")),  # ops: the coordinator's dashboard
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
     path("csp-report/", csp_report, name="csp_report"),
