@@ -339,13 +339,7 @@ ALERTS_DEFAULT_PHONE_PREFIX = env("ALERTS_DEFAULT_PHONE_PREFIX", "+223")  # Mali
 # Fault injection for the crash tests only: sleep between the gateway's answer and its record.
 ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S = float(env("ALERTS_FAULT_PAUSE_AFTER_HANDOFF_S", "0"))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# LOGGING: built by health.logs below (JSON in production, patient identifiers masked).
 
 # --- limits: upload quotas, sizes, expiry and rate limits on every ingest path (ingest/quota.py) ---
 # A site's spool quota (UPLOADS_SITE_QUOTA_BYTES, above) counts bytes really received, never declared.
