@@ -160,14 +160,12 @@ def lossy_report(files: list[Path], workdir: Path) -> dict:
 
 
 def jxl_feature() -> dict:
-    """How to turn JPEG XL off, if the agent has it: a SitePolicy field and a CLI option whose
-    names mention jxl (helper "jxl" adds them). {"available": False, "reason"} otherwise."""
+    """How to turn JPEG XL off: SitePolicy(jpegxl=False) and `joliba-push --no-jpegxl`, checked
+    here (an agent without them: {"available": False, "reason"})."""
     import dataclasses
-    import re
 
     from siteagent.compression import SitePolicy
 
-    field = next((f.name for f in dataclasses.fields(SitePolicy) if "jxl" in f.name.lower()), None)
     helptext = subprocess.run(
         [sys.executable, "-m", "siteagent", "--help"],
         capture_output=True,
@@ -176,14 +174,12 @@ def jxl_feature() -> dict:
         env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=60,
     ).stdout
-    options = re.findall(r"--[a-z-]*jxl[a-z-]*", helptext)
-    if not field or not options:
+    if "jpegxl" not in {f.name for f in dataclasses.fields(SitePolicy)} or "--no-jpegxl" not in helptext:
         return {
             "available": False,
-            "reason": "the agent has no JPEG XL policy flag (SitePolicy field / CLI option)",
+            "reason": "the agent has no JPEG XL switch (SitePolicy.jpegxl, --no-jpegxl)",
         }
-    off = next((o for o in options if o.startswith("--no-")), None)
-    return {"available": True, "field": field, "off_args": [off] if off else [options[0], "off"]}
+    return {"available": True, "field": "jpegxl", "off_args": ["--no-jpegxl"]}
 
 
 def agent_encoding(files: list[Path], workdir: Path, jxl: dict, *, off: bool) -> dict:
@@ -298,6 +294,10 @@ class Platform:
         self.orthanc = self.children.orthanc(self.root / "orthanc-joliba")
         for folder in ("celery-queue", "celery-processed", "celery-control", "spool", "models"):
             (self.var / folder).mkdir(parents=True, exist_ok=True)
+        from inference.demo import build_demo_model
+
+        # The quickstart's demo model (CR/DX chest): what makes a preview's provisional score.
+        build_demo_model(self.var / "models")
         env = {
             k: v
             for k, v in os.environ.items()
@@ -446,12 +446,17 @@ class Meter:
 
 
 class PreviewWatch:
-    """When a study is first shown in the worklist as arriving with a provisional score (helper
-    "preview" adds it): polls the platform's SQLite file read-only. The column is found by name
-    (one mentioning "provisional" on studies_study); without it: None and the reason."""
+    """When a study is first shown in the worklist as arriving with a provisional score: the
+    moment its preview's pre-read (preread.ProvisionalPreRead, status scored) exists while the
+    study is still arriving. Polls the platform's SQLite file read-only."""
+
+    QUERY = (
+        "SELECT 1 FROM preread_provisionalpreread p JOIN studies_study s ON s.id = p.study_id"
+        " WHERE s.status = 'arriving' AND p.status = 'scored' LIMIT 1"
+    )
 
     def __init__(self, db: Path) -> None:
-        self.db, self.seen_at, self.reason, self.column = db, None, "", None
+        self.db, self.seen_at, self.reason = db, None, ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -463,17 +468,7 @@ class PreviewWatch:
             try:
                 conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1)
                 try:
-                    if self.column is None:
-                        cols = [r[1] for r in conn.execute("PRAGMA table_info(studies_study)")]
-                        found = [c for c in cols if "provisional" in c]
-                        if not found:
-                            self.reason = "no provisional score on studies_study (preview pre-read not built)"
-                            return
-                        self.column = found[0]
-                    row = conn.execute(
-                        f"SELECT 1 FROM studies_study WHERE status='arriving' AND {self.column} IS NOT NULL"
-                        " LIMIT 1"
-                    ).fetchone()
+                    row = conn.execute(self.QUERY).fetchone()
                 finally:
                     conn.close()
             except sqlite3.Error:
