@@ -134,7 +134,9 @@ def lossy_report(files: list[Path], workdir: Path) -> dict:
     from siteagent.compression import SitePolicy, compress_for_link, image_error
 
     workdir.mkdir(parents=True, exist_ok=True)
-    policy = SitePolicy(mode="lossy")
+    # The lossy mode's own figures (JPEG 2000 at the guideline ratios, or its lossless fallback);
+    # JPEG XL is measured on its own (`jxl`), and pydicom cannot decode it to compare pixels.
+    policy = SitePolicy(mode="lossy", jpegxl=False)
     raw = sent = 0
     per_image = []
     for i, path in enumerate(files):
