@@ -191,3 +191,39 @@ def test_a_forked_process_builds_its_own_pool_and_leaves_its_parents_alone(tmp_p
     assert alive(parent_child)  # the fork neither used nor closed the parent's child
     assert check_files([SLICES[2]], tmp_path / "again", limits)[0].ok
     assert pool.pids() == [parent_child]
+
+
+BIG_PARENT = """
+import json, sys, tempfile
+from pathlib import Path
+big = bytearray(400 * 1024**2)
+big[::4096] = b"\\1" * len(big[::4096])  # resident, not only reserved
+from ingest.validator_pool import ChildLimits, ValidatorPool
+limits = ChildLimits(memory_bytes=512 * 1024**2, cpu_seconds=30, wall_seconds=60, files_per_child=200)
+pool = ValidatorPool(limits, 1)
+out = Path(tempfile.mkdtemp())
+ok = [pool.check(Path(p), out / str(i))["ok"] for i, p in enumerate(sys.argv[1:])]
+print(json.dumps({"ok": ok, "replaced": pool.replaced}))
+pool.close()
+"""
+
+
+def test_a_child_of_a_large_worker_is_not_taken_for_a_worn_one():
+    """Linux carries a parent's memory peak across fork and exec into the child's ru_maxrss: a
+    worker with a model loaded (here 400 MB against a 512 MB child limit) must still get warm
+    children that check many files, not one each (the pool reads the child's own VmHWM)."""
+    import subprocess
+    import sys
+
+    from tests.paths import REPO
+
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'platform'}:{REPO}"}
+    run = subprocess.run(
+        [sys.executable, "-c", BIG_PARENT, *map(str, SLICES[:4])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.splitlines()[-1]) == {"ok": [True] * 4, "replaced": 0}

@@ -355,12 +355,28 @@ def _serve(memory_bytes: int, cpu_seconds: int, cpu_hard: int) -> int:
         with contextlib.redirect_stdout(captured):
             dicom_check.main([request["out_dir"], request["path"]])
         lines = [json.loads(s) for s in captured.getvalue().splitlines() if s.strip().startswith("{")]
+        if lines:
+            lines[-1]["peak_rss_kb"] = _high_water_kb()
         answer = {"id": request["id"], "line": lines[-1] if lines else None}
         out.write(json.dumps(answer).encode() + b"\n")
         out.flush()
         del captured, lines, answer
         gc.collect()  # what the file left behind goes before the next one arrives
     return 0
+
+
+def _high_water_kb() -> int:
+    """This process's own memory high-water mark (VmHWM). Not getrusage's ru_maxrss: Linux carries
+    the parent's peak across fork and exec into it, so a child of a large worker (or test run)
+    would look worn from its first file and be replaced after every one."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for row in status:
+                if row.startswith("VmHWM:"):
+                    return int(row.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":
