@@ -15,7 +15,8 @@ from inference.sessions import get_session
 from tests.helpers import CXR_1024, REPO, TESTDATA, build_constant_model
 
 # Command-line entry points may read flags and the environment; libraries may not.
-ENTRY_POINTS = {"siteagent/cli.py"}
+# Command lines: they may take a default from the environment (the token); the library never does.
+ENTRY_POINTS = {"siteagent/cli.py", "siteagent/serve.py"}
 
 
 def environment_reads(path) -> list[int]:
