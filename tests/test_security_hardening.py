@@ -238,8 +238,10 @@ def test_a_get_with_a_method_override_header_writes_nothing_to_an_upload(header,
     _sign_in(browser, tech_a)
     browser.get(reverse("send"))  # the page sets the CSRF cookie
     token = browser.cookies["csrftoken"].value
-    created = browser.post(
+    created = browser.post(  # a creation without data (as the page's client makes it)
         "/api/v1/uploads/",
+        b"",
+        content_type="application/offset+octet-stream",
         HTTP_UPLOAD_LENGTH="20",
         HTTP_UPLOAD_METADATA=_meta(filename="01.dcm"),
         HTTP_X_CSRFTOKEN=token,
