@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.test import Client
 from django.urls import reverse
@@ -97,15 +97,16 @@ def test_twenty_radiologists_claiming_for_a_minute(site_a, django_user_model, se
         waiting = Study.objects.filter(status__in=access.CLAIMABLE, assigned_to__isnull=True).count()
         for _ in range(POOL - waiting):
             n = len(created)
-            study = lifecycle.create_study(
-                event=Transition.RECEIVE,
-                orthanc_id=f"c{n}-{time.monotonic_ns()}",
-                study_instance_uid=f"1.6.{n}.{time.monotonic_ns()}",
-                site=site_a,
-                modality="CR",
-            )
-            if n % 2:
-                lifecycle.transition(study, Transition.QUEUE)
+            with transaction.atomic():  # half arrive queued: nobody may take one between the two
+                study = lifecycle.create_study(
+                    event=Transition.RECEIVE,
+                    orthanc_id=f"c{n}-{time.monotonic_ns()}",
+                    study_instance_uid=f"1.6.{n}.{time.monotonic_ns()}",
+                    site=site_a,
+                    modality="CR",
+                )
+                if n % 2:
+                    lifecycle.transition(study, Transition.QUEUE)
             with lock:
                 created.append(study.pk)
         time.sleep(0.05)
