@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from . import linkrate
 from .compression import SitePolicy, lossy_first_applies
 from .manifest import announce, enqueue
-from .pipeline import Producer, log_event, produce
+from .pipeline import Producer, log_event
 from .queue import Queue
 from .sender import Backoff, Sender
 from .tus_client import LinkDown, Refused, TusClient
@@ -154,12 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     if producer is not None and pipelined:
         producer.start()
     elif producer is not None:
-        produce(queue, policy, say=_say)
+        producer.run()  # here, under the same lock: never two producers on the same members
         producer = None
     sender_lock = _lock(args.state_dir / "sender.lock", blocking=False)
+    if sender_lock is None and producer is not None:
+        producer.join()  # the running sender sends them, by urgency...
+        # ...unless it finished while they were compressed: then this agent sends them.
+        sender_lock = _lock(args.state_dir / "sender.lock", blocking=False)
+        producer = None
     if sender_lock is None:
-        if producer is not None:
-            producer.join()  # the running sender sends them, by urgency
         _say("Un envoi est déjà en cours : ces examens sont dans sa file, par ordre d'urgence.")
         print(json.dumps({"queued": True, "pending_items": queue.pending_count()}))
         return 0
