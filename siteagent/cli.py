@@ -20,6 +20,7 @@ power cut (with or without the paths): it picks the queue up where it was.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import os
@@ -29,8 +30,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import linkrate
-from .compression import SitePolicy
-from .manifest import enqueue
+from .compression import SitePolicy, lossy_first_applies
+from .manifest import announce, enqueue
+from .pipeline import Producer, log_event
 from .queue import Queue
 from .sender import Backoff, Sender
 from .tus_client import LinkDown, Refused, TusClient
@@ -82,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="envoyer d'abord une version avec perte (taux des recommandations), puis la version "
         "sans perte qui la remplace : jamais, pour les examens urgents, toujours",
     )
+    p.add_argument(
+        "--no-pipeline",
+        dest="pipeline",
+        action="store_false",
+        help="compresser tout l'examen avant de l'envoyer (par défaut : compression pendant l'envoi)",
+    )
     p.add_argument("--priority", choices=["routine", "urgent", "stat"], default="routine")
     p.add_argument("--indication", default="")
     p.add_argument("--state-dir", type=Path, default=_default_state_dir())
@@ -115,33 +123,59 @@ def main(argv: list[str] | None = None) -> int:
     open_before = set(queue.open_manifests()) | {
         r[0] for r in queue.db.execute("SELECT id FROM manifests WHERE posted<1")
     }
+    # Encode while sending (siteagent/pipeline.py): lossless only, since a lossy image (or a
+    # lossy-first stand-in) gets a new SOP Instance UID that its announced manifest could not list.
+    pipelined = args.pipeline and args.policy == "lossless"
+    policy = SitePolicy(
+        mode=args.policy,
+        jpegxl=args.jpegxl,
+        link_bytes_per_s=linkrate.estimate(queue.db),
+        lossy_first=args.lossy_first,
+    )
+    pipelined = pipelined and not lossy_first_applies(policy, args.priority)
+    policy = dataclasses.replace(policy, encode_while_sending=pipelined)
     if args.paths:
         enqueue_lock = _lock(args.state_dir / "enqueue.lock", blocking=True)
         assert enqueue_lock is not None  # a blocking lock waits instead of failing
         with enqueue_lock:
-            found = enqueue(
+            found = (announce if pipelined else enqueue)(
                 queue,
                 args.paths,
-                policy=SitePolicy(
-                    mode=args.policy,
-                    jpegxl=args.jpegxl,
-                    link_bytes_per_s=linkrate.estimate(queue.db),
-                    lossy_first=args.lossy_first,
-                ),
+                policy=policy,
                 priority=args.priority,
                 indication=args.indication,
                 say=_say,
             )
         if found["skipped"]:
             _say(f"{len(found['skipped'])} fichier(s) non DICOM ignoré(s)")
+    # Members announced but not compressed yet (this run's, or a killed run's): compressed in the
+    # background while the sender sends, or first, without the pipeline.
+    producer = Producer(args.state_dir, policy, say=_say) if queue.planned_pending() else None
+    if producer is not None and pipelined:
+        producer.start()
+    elif producer is not None:
+        producer.run()  # here, under the same lock: never two producers on the same members
+        producer = None
     sender_lock = _lock(args.state_dir / "sender.lock", blocking=False)
+    if sender_lock is None and producer is not None:
+        producer.join()  # the running sender sends them, by urgency...
+        # ...unless it finished while they were compressed: then this agent sends them.
+        sender_lock = _lock(args.state_dir / "sender.lock", blocking=False)
+        producer = None
     if sender_lock is None:
         _say("Un envoi est déjà en cours : ces examens sont dans sa file, par ordre d'urgence.")
         print(json.dumps({"queued": True, "pending_items": queue.pending_count()}))
         return 0
     client = TusClient(args.server, args.token, chunk_size=args.chunk_size)
     deadline = started + args.max_time if args.max_time else None
-    sender = Sender(queue, client, say=_say, backoff=Backoff(base=args.retry_base))
+    sender = Sender(
+        queue,
+        client,
+        say=_say,
+        backoff=Backoff(base=args.retry_base),
+        more_coming=producer.more_coming if producer is not None else None,
+        events=lambda event, **fields: log_event(args.state_dir, event, **fields),
+    )
     try:
         stats = sender.run(deadline)
         ours = sorted(open_before | set(queue.open_manifests()))

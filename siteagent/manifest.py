@@ -3,6 +3,10 @@
 Each study gets a manifest (every instance's SOPInstanceUID, SHA-256 and size), a preview
 per series, and its instances — small ones packed into bundles, since a hundred 20 kB
 requests over a 300 ms link reach only about half the throughput of one bulk stream.
+
+`enqueue` compresses a study before its manifest can go; `announce` only reads the headers and
+queues the manifest (SOP Instance UIDs, expected sizes) and the previews, and leaves the
+compression to siteagent/pipeline.py, which encodes while the sender sends.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import os
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
 from .compression import (
+    UNCOMPRESSED,
     Compressed,
     SitePolicy,
     compress_for_link,
@@ -24,7 +30,7 @@ from .compression import (
     lossy_first_applies,
 )
 from .preview import make_preview
-from .queue import Queue, QueuedInstance
+from .queue import PlannedInstance, PreviewFile, Queue, QueuedInstance
 
 BUNDLE_MEMBER_MAX = 512 * 1024  # instances smaller than this travel in bundles
 BUNDLE_TARGET = 2 * 1024**2
@@ -55,6 +61,7 @@ class Identity(TypedDict):
     series: str
     sop: str
     number: int
+    syntax: str
 
 
 def _identify(path: Path) -> Identity | None:
@@ -67,6 +74,7 @@ def _identify(path: Path) -> Identity | None:
             "series": str(ds.get("SeriesInstanceUID", "")),
             "sop": str(ds.SOPInstanceUID),
             "number": int(ds.get("InstanceNumber") or 0),
+            "syntax": str(ds.file_meta.get("TransferSyntaxUID", "")),
         }
     except Exception:  # not DICOM, or no UIDs: reported, not sent
         return None
@@ -77,17 +85,16 @@ def _source_key(path: Path, policy: SitePolicy) -> str:
     return f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{policy.mode}"
 
 
-def enqueue(
-    queue: Queue,
-    paths: Iterable[Path],
-    *,
-    policy: SitePolicy,
-    priority: str = "routine",
-    indication: str = "",
-    say: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Compress and queue what is not queued yet. Safe to run again after a crash."""
-    queue.recover_half_queued()
+@dataclass
+class Found:
+    """What is new in the given paths, by study; what is not DICOM; files repeating an instance."""
+
+    studies: dict[str, list[tuple[Path, Identity]]]
+    skipped: list[str]
+    repeats: list[tuple[Path, str]]
+
+
+def _find_new(queue: Queue, paths: Iterable[Path], policy: SitePolicy) -> Found:
     files = find_files(paths)
     studies: dict[str, list[tuple[Path, Identity]]] = defaultdict(list)
     skipped = []
@@ -107,6 +114,87 @@ def enqueue(
             continue
         seen.add(ident["sop"])
         studies[ident["study"]].append((path, ident))
+    return Found(studies, skipped, repeats)
+
+
+def _record_repeats(
+    queue: Queue, found: Found, policy: SitePolicy, say: Callable[[str], None]
+) -> dict[str, Any]:
+    for path, sop in found.repeats:
+        queue.add_duplicate(source_key=_source_key(path, policy), sop_uid=sop)
+        say(f"{path.name} : même instance (SOP Instance UID) qu'un fichier déjà en file ; envoyée une fois")
+    return {
+        "studies": len(found.studies),
+        "files": sum(len(m) for m in found.studies.values()),
+        "skipped": found.skipped,
+        "duplicates": [p.name for p, _sop in found.repeats],
+    }
+
+
+# Expected wire size against the file's, until compression tells (the centre's share of bytes and
+# time to completion): lossless CT/CR/DX measured here come to 0.35-0.55 of their uncompressed size.
+EXPECTED_RATIO_UNCOMPRESSED = 0.5
+
+
+def _expected_size(path: Path, ident: Identity) -> int:
+    size = path.stat().st_size
+    if ident["syntax"] in UNCOMPRESSED:
+        return max(1, int(size * EXPECTED_RATIO_UNCOMPRESSED))
+    return size
+
+
+def announce(
+    queue: Queue,
+    paths: Iterable[Path],
+    *,
+    policy: SitePolicy,
+    priority: str = "routine",
+    indication: str = "",
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Queue each new study's manifest and previews now, its members for the producer
+    (siteagent/pipeline.py) to compress while the sender sends. Lossless only (a lossy image
+    gets a new SOP Instance UID, which the manifest posted first could not list). Safe to run
+    again after a crash: a study is announced whole or not at all, and never twice."""
+    queue.recover_half_queued()
+    found = _find_new(queue, paths, policy)
+    for study_uid, members in found.studies.items():
+        prefix = hashlib.sha1(study_uid.encode()).hexdigest()[:8]
+        manifest_id = queue.announce(
+            study_uid=study_uid,
+            priority=priority,
+            indication=indication,
+            members=[
+                PlannedInstance(
+                    source_key=_source_key(path, policy),
+                    path=path.resolve(),
+                    sop_uid=ident["sop"],
+                    series=ident["series"],
+                    number=ident["number"],
+                    raw_size=path.stat().st_size,
+                    estimate=_expected_size(path, ident),
+                )
+                for path, ident in members
+            ],
+            previews=_make_previews(queue.outbox, prefix, members),
+        )
+        say(f"Examen {manifest_id[:8]} : {len(members)} fichier(s), compression pendant l'envoi…")
+    return _record_repeats(queue, found, policy, say)
+
+
+def enqueue(
+    queue: Queue,
+    paths: Iterable[Path],
+    *,
+    policy: SitePolicy,
+    priority: str = "routine",
+    indication: str = "",
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Compress and queue what is not queued yet. Safe to run again after a crash."""
+    queue.recover_half_queued()
+    found = _find_new(queue, paths, policy)
+    studies = found.studies
     lossless = SitePolicy(mode="lossless", lossless_codecs=policy.lossless_codecs)
     for study_uid, members in studies.items():
         if lossy_first_applies(policy, priority) and any(has_stand_in(p, policy) for p, _ in members):
@@ -146,15 +234,7 @@ def enqueue(
             source_key=lambda path: _source_key(path, policy),
             previews=True,
         )
-    for path, sop in repeats:
-        queue.add_duplicate(source_key=_source_key(path, policy), sop_uid=sop)
-        say(f"{path.name} : même instance (SOP Instance UID) qu'un fichier déjà en file ; envoyée une fois")
-    return {
-        "studies": len(studies),
-        "files": sum(len(m) for m in studies.values()),
-        "skipped": skipped,
-        "duplicates": [p.name for p, _sop in repeats],
-    }
+    return _record_repeats(queue, found, policy, say)
 
 
 def _queue_study(
@@ -224,25 +304,33 @@ def _queue_study(
     queue.mark_ready(manifest_id)
 
 
-def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Identity]]) -> None:
+def _make_previews(outbox: Path, prefix: str, members: list[tuple[Path, Identity]]) -> list[PreviewFile]:
+    """A preview of each of the study's largest series (its middle image), written durably."""
     series: dict[str, list[tuple[Path, Identity]]] = defaultdict(list)
     for path, ident in members:
         series[ident["series"]].append((path, ident))
+    made = []
     for _uid, items in sorted(series.items(), key=lambda s: -len(s[1]))[:MAX_PREVIEWS_PER_STUDY]:
         items.sort(key=lambda m: m[1]["number"])
         path, ident = items[len(items) // 2]  # the middle slice shows the most of a CT
-        out = queue.outbox / f"{manifest_id[:8]}-preview-{ident['sop'][-12:]}.dcm"
+        out = outbox / f"{prefix}-preview-{ident['sop'][-12:]}.dcm"
         try:
             make_preview(path, out)
         except Exception:  # no preview for an image we cannot render; the original still goes
             continue
+        made.append(PreviewFile(out, sha256_of(out), out.stat().st_size))
+    return made
+
+
+def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Identity]]) -> None:
+    for preview in _make_previews(queue.outbox, manifest_id[:8], members):
         queue.add_item(
             manifest_id=manifest_id,
             kind="preview",
-            path=out,
+            path=preview.path,
             name="apercu.dcm",
-            sha256=sha256_of(out),
-            size=out.stat().st_size,
+            sha256=preview.sha256,
+            size=preview.size,
             raw_size=0,
             instances=[],
         )
@@ -274,7 +362,9 @@ def rebundle(queue: Queue, item_id: int, keep: list[dict[str, Any]]) -> Path:
     return old
 
 
-def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance]) -> None:
+def _queue_bundle(
+    queue: Queue, manifest_id: str, members: list[QueuedInstance], *, only_if_planned: bool = False
+) -> bool:
     out = queue.outbox / f"{manifest_id[:8]}-bundle-{members[0]['sha256'][:16]}.zip"
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as bundle:
@@ -283,7 +373,7 @@ def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance])
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out)
-    queue.add_item(
+    added = queue.add_item(
         manifest_id=manifest_id,
         kind="bundle",
         path=out,
@@ -292,6 +382,11 @@ def _queue_bundle(queue: Queue, manifest_id: str, members: list[QueuedInstance])
         size=out.stat().st_size,
         raw_size=sum(i["raw_size"] for i in members),
         instances=members,
+        only_if_planned=only_if_planned,
     )
+    if added is None:
+        out.unlink(missing_ok=True)  # a member is no longer to send: the caller packs again
+        return False
     for inst in members:
         inst["path"].unlink(missing_ok=True)  # its bytes live in the bundle now
+    return True

@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS instances (
     item_id INTEGER, sha256 TEXT NOT NULL, size INTEGER NOT NULL, raw_size INTEGER NOT NULL,
     codec TEXT NOT NULL, lossy_ratio REAL
 );
+-- Encode while sending (siteagent/pipeline.py): members of a study identified and announced, to be
+-- compressed in the background. state: pending, queued (in an item), already_received, failed.
+CREATE TABLE IF NOT EXISTS planned (
+    source_key TEXT PRIMARY KEY, manifest_id TEXT NOT NULL REFERENCES manifests(id), path TEXT NOT NULL,
+    sop_uid TEXT NOT NULL, series TEXT NOT NULL, number INTEGER NOT NULL, raw_size INTEGER NOT NULL,
+    estimate INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS planned_state ON planned(state, manifest_id);
+CREATE INDEX IF NOT EXISTS planned_sop ON planned(sop_uid);
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
 CREATE INDEX IF NOT EXISTS instances_sop ON instances(sop_uid);
 """
@@ -55,6 +64,25 @@ class QueuedInstance(TypedDict):
     codec: str
     lossy_ratio: float | None
     path: Path
+
+
+class PlannedInstance(TypedDict):
+    """A member of a study known from its header, not yet compressed (encode while sending)."""
+
+    source_key: str
+    path: Path
+    sop_uid: str
+    series: str
+    number: int
+    raw_size: int
+    estimate: int  # the expected size on the wire, for the centre's progress until it is known
+
+
+@dataclass
+class PreviewFile:
+    path: Path
+    sha256: str
+    size: int
 
 
 @dataclass
@@ -110,7 +138,14 @@ class Queue:
 
     # --- filling -----------------------------------------------------------------------
     def known_source(self, key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM instances WHERE source_key=?", (key,)).fetchone() is not None
+        return (
+            self.db.execute(
+                "SELECT 1 FROM instances WHERE source_key=? UNION ALL"
+                " SELECT 1 FROM planned WHERE source_key=? AND state!='failed'",
+                (key, key),
+            ).fetchone()
+            is not None
+        )
 
     def has_instance(self, sop_uid: str) -> bool:
         """Another file with this SOP Instance UID is queued (or sent), and was not refused:
@@ -118,18 +153,25 @@ class Queue:
         return (
             self.db.execute(
                 "SELECT 1 FROM instances i JOIN items t ON t.id=i.item_id WHERE i.sop_uid=?"
-                " AND NOT (t.state='done' AND t.outcome='refused') LIMIT 1",
-                (sop_uid,),
+                " AND NOT (t.state='done' AND t.outcome='refused') UNION ALL"
+                " SELECT 1 FROM planned WHERE sop_uid=? AND state='pending' LIMIT 1",
+                (sop_uid, sop_uid),
             ).fetchone()
             is not None
         )
 
     def add_duplicate(self, *, source_key: str, sop_uid: str) -> None:
         """Remember a file that carries an instance already queued: never queued, never sent."""
-        row = self.db.execute(
-            "SELECT manifest_id FROM instances WHERE sop_uid=? AND item_id IS NOT NULL ORDER BY rowid DESC",
-            (sop_uid,),
-        ).fetchone()
+        row = (
+            self.db.execute(
+                "SELECT manifest_id FROM instances WHERE sop_uid=? AND item_id IS NOT NULL"
+                " ORDER BY rowid DESC",
+                (sop_uid,),
+            ).fetchone()
+            or self.db.execute(
+                "SELECT manifest_id FROM planned WHERE sop_uid=? AND state='pending'", (sop_uid,)
+            ).fetchone()
+        )
         if row is None:
             return
         self.db.execute(
@@ -146,6 +188,93 @@ class Queue:
             (manifest_id, study_uid, priority, PRIORITY_RANK.get(priority, 2), indication),
         )
         return manifest_id
+
+    def announce(
+        self,
+        *,
+        study_uid: str,
+        priority: str,
+        indication: str,
+        members: list[PlannedInstance],
+        previews: list[PreviewFile],
+    ) -> str:
+        """A study whose members are known (headers read) but not compressed yet: its manifest,
+        ready to post, its previews, to go first, and its members, for the producer to compress
+        (siteagent/pipeline.py). All committed together, or nothing (a crash re-announces it)."""
+        manifest_id = str(uuid.uuid4())
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO manifests(id, study_uid, priority, rank, indication, posted)"
+                " VALUES (?,?,?,?,?,0)",
+                (manifest_id, study_uid, priority, PRIORITY_RANK.get(priority, 2), indication),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO planned(source_key, manifest_id, path, sop_uid, series, number,"
+                " raw_size, estimate) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        m["source_key"],
+                        manifest_id,
+                        str(m["path"]),
+                        m["sop_uid"],
+                        m["series"],
+                        m["number"],
+                        m["raw_size"],
+                        m["estimate"],
+                    )
+                    for m in members
+                ],
+            )
+            for preview in previews:
+                self.add_item(
+                    manifest_id=manifest_id,
+                    kind="preview",
+                    path=preview.path,
+                    name="apercu.dcm",
+                    sha256=preview.sha256,
+                    size=preview.size,
+                    raw_size=0,
+                    instances=[],
+                )
+        return manifest_id
+
+    def next_planned(self, exclude: Collection[str] = ()) -> tuple[str, Path, str] | None:
+        """The next member to compress, (source_key, path, manifest_id): the most urgent study
+        first (a STAT study announced now is compressed next), each in series and instance order.
+        `exclude`: members the producer holds, compressed, waiting for their bundle."""
+        skip = f" AND p.source_key NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        row = self.db.execute(
+            "SELECT p.source_key, p.path, p.manifest_id FROM planned p JOIN manifests m ON m.id=p.manifest_id"
+            f" WHERE p.state='pending'{skip} ORDER BY m.rank, m.created, p.manifest_id, p.series, p.number,"
+            " p.path LIMIT 1",
+            tuple(exclude),
+        ).fetchone()
+        return None if row is None else (row[0], Path(row[1]), row[2])
+
+    def still_planned(self, source_keys: list[str]) -> set[str]:
+        """Of these members, those still waiting to be queued."""
+        marks = ",".join("?" * len(source_keys))
+        return {
+            r[0]
+            for r in self.db.execute(
+                f"SELECT source_key FROM planned WHERE state='pending' AND source_key IN ({marks})",
+                source_keys,
+            )
+        }
+
+    def planned_pending(self, manifest_id: str | None = None) -> int:
+        where, args = ("AND manifest_id=?", (manifest_id,)) if manifest_id else ("", ())
+        return int(
+            self.db.execute(f"SELECT count(*) FROM planned WHERE state='pending' {where}", args).fetchone()[0]
+        )
+
+    def planned_failed(self, source_key: str, reason: str) -> None:
+        """A member that could not be read when its turn came (the file vanished, a disk error):
+        said, kept with its reason; its study stays incomplete at the centre, never silently."""
+        self.db.execute(
+            "UPDATE planned SET state='failed', reason=? WHERE source_key=? AND state='pending'",
+            (reason[:500], source_key),
+        )
 
     def mark_ready(self, manifest_id: str) -> None:
         self.db.execute("UPDATE manifests SET posted=0 WHERE id=? AND posted=-1", (manifest_id,))
@@ -165,9 +294,15 @@ class Queue:
         size: int,
         raw_size: int,
         instances: list[QueuedInstance],
-    ) -> int:
-        with self.db:
-            self.db.execute("BEGIN")
+        only_if_planned: bool = False,
+    ) -> int | None:
+        """Queue a file and the instances it carries. `only_if_planned` (the producer): only if
+        each instance is still a pending member (not found at the centre meanwhile); None if not."""
+        with self.transaction():
+            if only_if_planned and self.still_planned([i["source_key"] for i in instances]) != {
+                i["source_key"] for i in instances
+            }:
+                return None
             cur = self.db.execute(
                 "INSERT INTO items(manifest_id, kind, path, name, sha256, size, raw_size)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -191,6 +326,11 @@ class Queue:
                         inst["lossy_ratio"],
                     ),
                 )
+            # The producer's member is queued now, in the same commit (a crash: compressed again).
+            self.db.executemany(
+                "UPDATE planned SET state='queued' WHERE source_key=?",
+                [(inst["source_key"],) for inst in instances],
+            )
         return item_id
 
     # --- sending -----------------------------------------------------------------------
@@ -200,7 +340,17 @@ class Queue:
         ).fetchall()
         out = []
         for mid, study_uid, priority, indication in rows:
-            instances = [
+            # Announced before compression (encode while sending): every member by its SOP Instance
+            # UID, its expected size and no SHA-256 (optional: the transfer's own checks the bytes).
+            planned = [
+                {"sop_instance_uid": sop, "sha256": "", "size": estimate, "raw_size": raw_size}
+                for sop, estimate, raw_size in self.db.execute(
+                    "SELECT sop_uid, estimate, raw_size FROM planned WHERE manifest_id=? AND state!='failed'"
+                    " ORDER BY series, number, path",
+                    (mid,),
+                )
+            ]
+            instances = planned or [
                 {"sop_instance_uid": sop, "sha256": sha, "size": size, "raw_size": raw_size}
                 for sop, sha, size, raw_size in self.db.execute(
                     "SELECT i.sop_uid, i.sha256, i.size, i.raw_size"
@@ -253,6 +403,18 @@ class Queue:
             "UPDATE instances SET outcome=? WHERE manifest_id=? AND sop_uid=? AND item_id IS NOT NULL",
             [(ALREADY_RECEIVED, manifest_id, uid) for uid in sop_uids],
         )
+        # Members not compressed yet: never compressed, counted as the centre's (no item carries them).
+        for uid in sop_uids:
+            for (key,) in self.db.execute(
+                "SELECT source_key FROM planned WHERE manifest_id=? AND sop_uid=? AND state='pending'",
+                (manifest_id, uid),
+            ).fetchall():
+                self.db.execute("UPDATE planned SET state=? WHERE source_key=?", (ALREADY_RECEIVED, key))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO instances(source_key, sop_uid, manifest_id, item_id, sha256,"
+                    " size, raw_size, codec, lossy_ratio, outcome) VALUES (?,?,?,NULL,'',0,0,'',NULL,?)",
+                    (key, uid, manifest_id, ALREADY_RECEIVED),
+                )
 
     def items_to_thin(self, manifest_id: str) -> list[tuple[int, list[dict[str, Any]]]]:
         """Items not yet begun that carry an instance the centre already has, each with the
@@ -286,8 +448,9 @@ class Queue:
     def nothing_left_to_send(self, manifest_id: str) -> bool:
         return (
             self.db.execute(
-                "SELECT 1 FROM items WHERE manifest_id=? AND kind!='preview' AND state='pending' LIMIT 1",
-                (manifest_id,),
+                "SELECT 1 FROM items WHERE manifest_id=? AND kind!='preview' AND state='pending' UNION ALL"
+                " SELECT 1 FROM planned WHERE manifest_id=? AND state='pending' LIMIT 1",
+                (manifest_id, manifest_id),
             ).fetchone()
             is None
         )
@@ -314,8 +477,14 @@ class Queue:
                 counts[outcome] = n
         return counts
 
-    def pending_count(self) -> int:
+    def sendable_count(self) -> int:
+        """Items waiting to be sent (or being sent) now."""
         return int(self.db.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0])
+
+    def pending_count(self) -> int:
+        """Items still to send, and members still to compress (none is sent yet)."""
+        items = int(self.db.execute("SELECT count(*) FROM items WHERE state='pending'").fetchone()[0])
+        return items + self.planned_pending()
 
     def open_manifests(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM manifests WHERE complete=0 AND posted=1")]

@@ -294,7 +294,9 @@ class TusClient:
             raise self._refusal(response, data)
         location = response.getheader("Location")
         if not location:
-            raise Refused(response.status, "no_location", "upload created without a Location header")
+            # http.client takes a connection that ends inside the headers for their end: an answer
+            # cut short by the link, not a refusal (the file would be dropped). Tried again.
+            raise LinkDown("answer cut short (no Location header)")
         offset = _upload_offset(response) if response.getheader("Upload-Offset") else 0
         with self.tally.lock:
             self.tally.acked[self._path(location)] = 0
@@ -370,11 +372,15 @@ def _upload_offset(response: http.client.HTTPResponse) -> int:
     try:
         return int(response.getheader("Upload-Offset") or "")
     except ValueError:
-        raise Refused(response.status, "no_offset", "answer without a valid Upload-Offset header") from None
+        # Headers cut short by the link (http.client reads a connection's end as their end).
+        raise LinkDown("answer cut short (no valid Upload-Offset header)") from None
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
+    try:
+        value = json.loads(data)
+    except ValueError:  # a body cut short by the link (its headers were, too): tried again
+        raise LinkDown("answer cut short (not JSON)") from None
     if not isinstance(value, dict):
         raise Refused(200, "bad_answer", "the centre answered with something else than a JSON object")
     return value
