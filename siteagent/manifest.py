@@ -32,6 +32,9 @@ from .compression import (
 from .preview import make_preview
 from .queue import PlannedInstance, PreviewFile, Queue, QueuedInstance
 
+# One manifest of a study: how each file is prepared, its source key's suffix, previews or not.
+Pass = tuple[Callable[[Path, Path], Compressed | None], str, bool]
+
 BUNDLE_MEMBER_MAX = 512 * 1024  # instances smaller than this travel in bundles
 BUNDLE_TARGET = 2 * 1024**2
 MAX_PREVIEWS_PER_STUDY = 4
@@ -196,10 +199,17 @@ def enqueue(
     found = _find_new(queue, paths, policy)
     studies = found.studies
     lossless = SitePolicy(mode="lossless", lossless_codecs=policy.lossless_codecs)
+    as_sent: Pass = (lambda src, out: compress_for_link(src, out, policy), "", True)
     for study_uid, members in studies.items():
+        passes = [as_sent]
         if lossy_first_applies(policy, priority) and any(has_stand_in(p, policy) for p, _ in members):
             # The stand-ins first, at the guideline ratio, then the lossless originals: two
             # manifests queued now, in this order, so a restart sends the second as well.
+            passes = [
+                (lambda src, out: compress_stand_in(src, out, policy), "|stand-in", True),
+                (lambda src, out: compress_for_link(src, out, lossless), "", False),
+            ]
+        for make, key_suffix, previews in passes:
             _queue_study(
                 queue,
                 study_uid,
@@ -207,34 +217,16 @@ def enqueue(
                 priority=priority,
                 indication=indication,
                 say=say,
-                make=lambda src, out: compress_stand_in(src, out, policy),
-                source_key=lambda path: _source_key(path, policy) + "|stand-in",
-                previews=True,
+                make=make,
+                source_key=_keyed(policy, key_suffix),
+                previews=previews,
             )
-            _queue_study(
-                queue,
-                study_uid,
-                members,
-                priority=priority,
-                indication=indication,
-                say=say,
-                make=lambda src, out: compress_for_link(src, out, lossless),
-                source_key=lambda path: _source_key(path, policy),
-                previews=False,
-            )
-            continue
-        _queue_study(
-            queue,
-            study_uid,
-            members,
-            priority=priority,
-            indication=indication,
-            say=say,
-            make=lambda src, out: compress_for_link(src, out, policy),
-            source_key=lambda path: _source_key(path, policy),
-            previews=True,
-        )
     return _record_repeats(queue, found, policy, say)
+
+
+def _keyed(policy: SitePolicy, suffix: str) -> Callable[[Path], str]:
+    """The queue's key of a source file in one of a study's manifests (the stand-ins' own)."""
+    return lambda path: _source_key(path, policy) + suffix
 
 
 def _queue_study(

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from studies.models import Study
 
 from .models import Outcome, PreRead, ProvisionalPreRead
-from .services import enabled_registry, models_key
+from .services import enabled_registry, models_key, verdict_fields
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +70,10 @@ def _fields(result: Any, registry: Any) -> dict[str, Any]:
         if package is not None
         else {}
     )
-    reason = result.reason
     as_dict = result.to_dict()
     return {
-        "status": result.status,
-        "model_name": result.model_name or "",
-        "model_version": result.model_version or "",
-        "model_sha256": result.model_sha256 or "",
-        "demo": result.demo,
-        "urgency": result.urgency,
-        "critical_flags": list(result.critical_flags),
+        **verdict_fields(result),  # no draft from a 384 px lossy preview: the full images write it
         "flag_names": {f: names[f] for f in result.critical_flags if f in names},
-        # No draft from a 384 px lossy preview: the draft is written from the full images.
-        "reason_code": reason.code if reason else "",
-        "reason_params": dict(reason.params) if reason else {},
         "details": {"warnings": as_dict["warnings"], "quality": as_dict["quality"]},
     }
 

@@ -145,6 +145,23 @@ def _score_instance(*, run: PreRead, instance: Instance, registry: ModelRegistry
     )
 
 
+def verdict_fields(result: PreReadResult) -> dict[str, Any]:
+    """The model and its verdict, as every stored run keeps them (an image's pre-read, a
+    preview's provisional one)."""
+    reason = result.reason
+    return {
+        "status": result.status,
+        "model_name": result.model_name or "",
+        "model_version": result.model_version or "",
+        "model_sha256": result.model_sha256 or "",
+        "demo": result.demo,
+        "urgency": result.urgency,
+        "critical_flags": list(result.critical_flags),
+        "reason_code": reason.code if reason else "",
+        "reason_params": dict(reason.params) if reason else {},
+    }
+
+
 def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
     as_dict = result.to_dict()
     heatmap = as_dict.pop("heatmap", None)
@@ -156,19 +173,10 @@ def _fields_from(result: PreReadResult, data: bytes) -> dict[str, Any]:
 
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         columns, rows = int(ds.Columns), int(ds.Rows)
-    reason = result.reason
     return {
-        "status": result.status,
-        "model_name": result.model_name or "",
-        "model_version": result.model_version or "",
-        "model_sha256": result.model_sha256 or "",
-        "demo": result.demo,
-        "urgency": result.urgency,
-        "critical_flags": list(result.critical_flags),
+        **verdict_fields(result),
         "draft_fr": result.draft_fr,
         "draft_en": result.draft_en,
-        "reason_code": reason.code if reason else "",
-        "reason_params": dict(reason.params) if reason else {},
         "outputs": dict(result.outputs),
         "boxes": list(result.boxes),
         "heatmap_png": result.heatmap_png(),
