@@ -249,8 +249,9 @@ def test_a_stat_studys_preview_is_visible_while_the_rest_is_on_a_slow_link(
     head = pydicom.dcmread(tibia, stop_before_pixels=True)
     uid, sop = str(head.StudyInstanceUID), str(head.SOPInstanceUID)
     client.force_login(radiologist)
-    # 640 kbit/s, 300 ms RTT: the image takes ≈ 10 s, its 9 kB preview a fraction of a second.
-    with SlowLink(target(live_server), rate_bps=640_000, rtt_s=0.3) as link:
+    # 320 kbit/s, 300 ms RTT: the image takes ≈ 20 s, its 9 kB preview a fraction of a second
+    # (room for the worker's pre-read of the preview on a loaded machine).
+    with SlowLink(target(live_server), rate_bps=320_000, rtt_s=0.3) as link:
         agent = push(link.url, token_for(tech_a), tmp_path / "state", tibia, extra=["--priority", "stat"])
         seen = wait_visible(client, lambda: Study.objects.filter(study_instance_uid=uid).first(), timeout=60)
         assert seen is not None, "the arriving study never showed a provisional score"
