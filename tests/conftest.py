@@ -147,6 +147,19 @@ def pytest_runtest_makereport(item, call):
         )
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A test that used the session's worker ends once the worker is idle, before its fixtures
+    are torn down: the database flush (TRUNCATE) of a transactional test otherwise deadlocks with
+    a task the test started and no longer waits for (a rendition, a pre-read after the upload)."""
+    worker = getattr(item, "funcargs", {}).get("celery_worker")
+    if worker is not None:
+        from tests.helpers import wait_worker_idle
+
+        wait_worker_idle(worker)
+    yield
+
+
 @pytest.hookimpl(trylast=True)  # after the coverage table, just above the per-test reasons
 def pytest_terminal_summary(terminalreporter):
     if HAVE_SHARED_TESTDATA:

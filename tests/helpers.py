@@ -139,7 +139,35 @@ def start_worker(queue: str, env: dict[str, str], log_path: Path, *, pool: str =
             proc.kill()
             raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
         time.sleep(0.2)
+    proc.log_path, proc.queues = log_path, queue.split(",")  # for worker_idle()
     return proc
+
+
+def worker_idle(proc) -> bool:
+    """Whether a worker of start_worker() has nothing in hand and nothing waits in its queues:
+    every task its log says it received has finished (succeeded, raised, failed or was retried),
+    as many times as it was received."""
+    import re
+
+    from health.metrics import queue_depths
+
+    text = proc.log_path.read_text(errors="replace")
+    task = r"Task [\w.]+\[([0-9a-f-]+)\]"
+    received = re.findall(task + r" received", text)
+    finished = re.findall(task + r" (?:succeeded|raised|failed|retry)", text)
+    if any(received.count(t) > finished.count(t) for t in set(received)):
+        return False
+    return not any(queue_depths(proc.queues).values())
+
+
+def wait_worker_idle(proc, timeout: float = 60) -> bool:
+    """Wait until worker_idle(proc) (False if it is still busy after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not worker_idle(proc):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def stop_worker(proc) -> None:
