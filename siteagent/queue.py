@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,18 @@ CREATE INDEX IF NOT EXISTS instances_sop ON instances(sop_uid);
 """
 # Columns added after the first release: a queue from an older agent gets them on opening.
 ADDED_COLUMNS = {"instances": {"outcome": "TEXT NOT NULL DEFAULT ''"}}
+
+
+def _when_unlocked(step: Callable[[], None], deadline: float) -> None:
+    """Run `step`, again while another connection holds the file: SQLite answers a change of
+    journal mode (or a WAL recovery after a kill) with "locked" at once, not after its timeout."""
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class QueuedInstance(TypedDict):
@@ -110,14 +123,21 @@ class Queue:
         self.db = sqlite3.connect(
             self.state_dir / "queue.sqlite3", timeout=30, isolation_level=None, check_same_thread=False
         )
-        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before we go on
-        self.db.executescript(SCHEMA)
-        for table, columns in ADDED_COLUMNS.items():
-            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            for name, decl in columns.items():
-                if name not in have:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        _when_unlocked(self._set_up, deadline=time.monotonic() + 30)
+
+    def _set_up(self) -> None:
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        with self.transaction():  # two threads opening the queue at once add a column once
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            for table, columns in ADDED_COLUMNS.items():
+                have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns.items():
+                    if name not in have:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self.db.close()
