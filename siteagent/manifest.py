@@ -315,17 +315,7 @@ def _make_previews(outbox: Path, prefix: str, members: list[tuple[Path, Identity
 
 
 def _queue_previews(queue: Queue, manifest_id: str, members: list[tuple[Path, Identity]]) -> None:
-    for preview in _make_previews(queue.outbox, manifest_id[:8], members):
-        queue.add_item(
-            manifest_id=manifest_id,
-            kind="preview",
-            path=preview.path,
-            name="apercu.dcm",
-            sha256=preview.sha256,
-            size=preview.size,
-            raw_size=0,
-            instances=[],
-        )
+    queue.add_previews(manifest_id, _make_previews(queue.outbox, manifest_id[:8], members))
 
 
 def rebundle(queue: Queue, item_id: int, keep: list[dict[str, Any]]) -> Path:

@@ -245,18 +245,22 @@ class Queue:
                     for m in members
                 ],
             )
-            for preview in previews:
-                self.add_item(
-                    manifest_id=manifest_id,
-                    kind="preview",
-                    path=preview.path,
-                    name="apercu.dcm",
-                    sha256=preview.sha256,
-                    size=preview.size,
-                    raw_size=0,
-                    instances=[],
-                )
+            self.add_previews(manifest_id, previews)
         return manifest_id
+
+    def add_previews(self, manifest_id: str, previews: list[PreviewFile]) -> None:
+        """The study's previews, as items of their own (sent first: the sender ranks them)."""
+        for preview in previews:
+            self.add_item(
+                manifest_id=manifest_id,
+                kind="preview",
+                path=preview.path,
+                name="apercu.dcm",
+                sha256=preview.sha256,
+                size=preview.size,
+                raw_size=0,
+                instances=[],
+            )
 
     def next_planned(self, exclude: Collection[str] = ()) -> tuple[str, Path, str] | None:
         """The next member to compress, (source_key, path, manifest_id): the most urgent study

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO / "platform"))
 import pydicom  # noqa: E402
 
 from orthanc.server import OrthancProcess  # noqa: E402
+from tests.benchmarks.scratch_database import drop_database, recreate_database  # noqa: E402
 from tests.paths import CT_HEAD, HAVE_SHARED_TESTDATA, REAL_CXR, REAL_OTHER  # noqa: E402
 
 DB_NAME = "joliba_bench_server_ingest"
@@ -169,23 +170,6 @@ def setup_django(root: Path, orthanc: OrthancProcess, database_url: str) -> None
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlparse(url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    admin = urlparse(url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def one_shot_check(path: Path, out: Path) -> float:

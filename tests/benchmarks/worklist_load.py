@@ -47,6 +47,7 @@ from urllib.parse import urlparse
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "platform"))
+from tests.benchmarks.scratch_database import drop_database, recreate_database  # noqa: E402
 
 DB_NAME = "joliba_bench_worklist"
 CLAIM_LINK = re.compile(rb'formaction="/worklist/(\d+)/claim/"')
@@ -75,23 +76,6 @@ def bench_database_url() -> str:
     if not base.startswith("postgres"):
         sys.exit("worklist_load needs PostgreSQL: set DATABASE_URL=postgres://user@host:port/any")
     return urlparse(base)._replace(path="/" + DB_NAME).geturl()
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlparse(url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    admin = urlparse(url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def populate(n_cases: int, n_clients: int) -> dict:
