@@ -224,6 +224,25 @@ def enqueue(
     return _record_repeats(queue, found, policy, say)
 
 
+def outbox_path(queue: Queue, manifest_id: str, source: Path) -> Path:
+    """Where the version of `source` that travels in this manifest is written."""
+    return queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(source).encode()).hexdigest()[:16]}.dcm"
+
+
+def queued_instance(source_key: str, done: Compressed) -> QueuedInstance:
+    """What the queue keeps of one compressed file."""
+    return {
+        "source_key": source_key,
+        "sop_uid": done.sop_instance_uid,
+        "sha256": sha256_of(done.path),
+        "size": done.size,
+        "raw_size": done.raw_size,
+        "codec": done.codec,
+        "lossy_ratio": done.lossy_ratio,
+        "path": done.path,
+    }
+
+
 def _keyed(policy: SitePolicy, suffix: str) -> Callable[[Path], str]:
     """The queue's key of a source file in one of a study's manifests (the stand-ins' own)."""
     return lambda path: _source_key(path, policy) + suffix
@@ -249,20 +268,10 @@ def _queue_study(
         _queue_previews(queue, manifest_id, members)
     small: list[QueuedInstance] = []
     for path, _ident in sorted(members, key=lambda m: (m[1]["series"], m[1]["number"], str(m[0]))):
-        out = queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.dcm"
-        done = make(path, out)
+        done = make(path, outbox_path(queue, manifest_id, path))
         if done is None:
             continue
-        inst: QueuedInstance = {
-            "source_key": source_key(path),
-            "sop_uid": done.sop_instance_uid,
-            "sha256": sha256_of(done.path),
-            "size": done.size,
-            "raw_size": done.raw_size,
-            "codec": done.codec,
-            "lossy_ratio": done.lossy_ratio,
-            "path": done.path,
-        }
+        inst = queued_instance(source_key(path), done)
         if done.size < BUNDLE_MEMBER_MAX:
             small.append(inst)
             if sum(i["size"] for i in small) >= BUNDLE_TARGET:

@@ -15,7 +15,6 @@ next start, and nothing is queued or sent twice.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import threading
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .compression import SitePolicy, compress_for_link
-from .manifest import BUNDLE_MEMBER_MAX, BUNDLE_TARGET, _queue_bundle, sha256_of
+from .manifest import BUNDLE_MEMBER_MAX, BUNDLE_TARGET, _queue_bundle, outbox_path, queued_instance
 from .queue import Queue, QueuedInstance
 
 EVENTS_MAX_BYTES = 1024**2  # the event log is rotated once (events.jsonl.1) beyond this
@@ -70,19 +69,9 @@ def produce(
         if nxt is None:
             break
         source_key, path, manifest_id = nxt
-        out = queue.outbox / f"{manifest_id[:8]}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.dcm"
         try:
-            done = compress_for_link(path, out, policy)
-            inst: QueuedInstance = {
-                "source_key": source_key,
-                "sop_uid": done.sop_instance_uid,
-                "sha256": sha256_of(done.path),
-                "size": done.size,
-                "raw_size": done.raw_size,
-                "codec": done.codec,
-                "lossy_ratio": done.lossy_ratio,
-                "path": done.path,
-            }
+            done = compress_for_link(path, outbox_path(queue, manifest_id, path), policy)
+            inst = queued_instance(source_key, done)
         except OSError as exc:  # vanished or unreadable since it was announced
             queue.planned_failed(source_key, f"{type(exc).__name__}: {exc}")
             say(f"{path.name} : illisible au moment de le compresser ({exc}) ; non envoyé")
