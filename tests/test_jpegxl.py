@@ -23,7 +23,7 @@ from siteagent.cli import parse_args
 from siteagent.compression import SitePolicy, compress_for_link
 from studies.models import Instance
 from tests.helpers import api_client, wrap_jpeg_as_dicom
-from tests.paths import CT_HEAD, REAL_CXR, REAL_OTHER, RF_SHOULDER, SHARED_TESTDATA
+from tests.paths import CT_HEAD, REAL_CXR, REAL_OTHER, RF_SHOULDER, TESTDATA
 
 JPEG_FILM = (
     REAL_CXR / "CR_chest_PA_SIIM-ACR_NIH-CXR14" / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
@@ -34,12 +34,13 @@ LOSSY = {"1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.
 
 # --- The corpus: every real image of the shared folder -----------------------------------------
 def _corpus() -> list[str]:
-    """Every real image (DICOM, and the PNG / JPEG films a site wraps), relative to the shared folder."""
+    """Every real image (DICOM, and the PNG / JPEG films a site wraps), relative to the test
+    images folder (the shared one, or the portable set)."""
     names = []
     for folder in (REAL_OTHER, REAL_CXR):
         if folder.is_dir():
             names += sorted(
-                str(p.relative_to(SHARED_TESTDATA))
+                str(p.relative_to(TESTDATA))
                 for p in folder.rglob("*")
                 if p.suffix.lower() in (".dcm", ".png", ".jpeg", ".jpg")
             )
@@ -71,7 +72,7 @@ def png_as_dicom(png: Path, target: Path) -> Path:
 
 
 def as_dicom(relative: str, tmp_path: Path) -> Path:
-    source = SHARED_TESTDATA / relative
+    source = TESTDATA / relative
     if source.suffix.lower() == ".png":
         return png_as_dicom(source, tmp_path / "film.dcm")
     if source.suffix.lower() in (".jpeg", ".jpg"):
