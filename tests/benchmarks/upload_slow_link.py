@@ -802,6 +802,37 @@ def targets(result: dict) -> dict:
             "peer_with_cuts": result["peer_with_cuts"]["finished"],
             "met": j["finished"] and not result["peer_with_cuts"]["finished"],
         },
+        **issue_11_targets(result),
+    }
+
+
+def issue_11_targets(result: dict) -> dict:
+    """Issue 11's targets, as it words them: the full set's wire (preview counted) ≤ 0.95 × the best
+    codec, the CT as sent ≤ 0.85 ×, transfer ≤ 1.10 × (wire bytes / rate) + 1.5 s per cut, the
+    urgent case shown before 10 % of the bytes."""
+    j, on = result["joliba"], (result.get("jxl") or {}).get("on")
+    if not on:
+        return {}
+    wire_s = j["bytes_on_wire"] * 8 / result["link_bps"]
+    allowed = 1.10 * wire_s + RESUME_ALLOWANCE_S * j["cuts_during_transfer"]
+    ct, seen = on["ct_payload_vs_best_codec"], j["preview_visible_fraction_of_wire"]
+    return {
+        "issue_11_wire_full_set": {
+            "ratio": on["wire_vs_best_codec_with_preview"],
+            "limit": 0.95,
+            "met": on["wire_vs_best_codec_with_preview"] <= 0.95,
+        },
+        "issue_11_wire_ct": {"ratio": ct, "limit": 0.85, "met": ct is not None and ct <= 0.85},
+        "issue_11_transfer_time": {
+            "transfer_s": j["transfer_s"],
+            "limit_s": round(allowed, 1),
+            "met": j["transfer_s"] <= allowed,
+        },
+        "issue_11_preview_visible": {
+            "fraction_of_wire": seen,
+            "limit": 0.10,
+            "met": seen is not None and seen < 0.10,
+        },
     }
 
 
