@@ -129,10 +129,8 @@ class Queue:
     def _set_up(self) -> None:
         if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)  # IF NOT EXISTS: safe to run from two threads at once
         with self.transaction():  # two threads opening the queue at once add a column once
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
             for table, columns in ADDED_COLUMNS.items():
                 have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
                 for name, decl in columns.items():
