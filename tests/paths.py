@@ -37,15 +37,21 @@ WHERE_THEY_GO = "put them at ../shared/testdata beside the checkout, or set JOLI
 def testdata_file(relative: str) -> Path:
     """TESTDATA / relative, for use inside a test or fixture: skips the test when the file is in
     neither the shared folder nor the portable set."""
-    path = TESTDATA / relative
-    if not path.exists():
-        import pytest
-
-        pytest.skip(f"needs {relative} ({NOT_FOUND})")
-    return path
+    return required(TESTDATA / relative)
 
 
 testdata_file.__test__ = False  # type: ignore[attr-defined]  # not a test, whatever its name
+
+
+def required(path: Path) -> Path:
+    """`path` (a test image under TESTDATA), or the test skipped, naming the file it needs."""
+    if not path.exists():
+        import pytest
+
+        pytest.skip(
+            f"needs {path.relative_to(TESTDATA) if path.is_relative_to(TESTDATA) else path} ({NOT_FOUND})"
+        )
+    return path
 
 
 # --- The portable set --------------------------------------------------------------------------

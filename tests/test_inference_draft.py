@@ -18,7 +18,8 @@ from inference.import_keras import pneumonia_manifest
 from inference.model_spec import ModelSpec, ModelSpecError
 from inference.preread import run_preread
 from inference.registry import ModelRegistry
-from tests.helpers import CXR_1024, TESTDATA, build_constant_model, build_spec_model
+from tests.helpers import CXR_1024, build_constant_model, build_spec_model
+from tests.paths import required
 
 # Words that would betray English (or a raw DICOM term) inside the French draft.
 ENGLISH_WORDS = re.compile(
@@ -30,9 +31,7 @@ ENGLISH_WORDS = re.compile(
 
 @pytest.fixture
 def cxr():
-    if not CXR_1024.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
-    return CXR_1024
+    return required(CXR_1024)
 
 
 def body(draft: str) -> str:

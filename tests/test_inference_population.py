@@ -8,7 +8,8 @@ import pytest
 
 from inference.preread import run_preread
 from inference.registry import ModelRegistry
-from tests.helpers import PAEDIATRIC, TESTDATA, build_constant_model, wrap_jpeg_as_dicom
+from tests.helpers import PAEDIATRIC, build_constant_model, wrap_jpeg_as_dicom
+from tests.paths import required
 
 FILM = PAEDIATRIC / "normal/NORMAL2-IM-1427-0001.jpeg"
 CHILDREN = {
@@ -23,8 +24,7 @@ ADULTS_WARN = {"min_age_years": 18, "outside": "warn"}
 
 @pytest.fixture
 def film() -> bytes:
-    if not FILM.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
+    required(FILM)
     return wrap_jpeg_as_dicom(FILM)
 
 
@@ -60,8 +60,7 @@ def test_with_the_deployments_opt_in_it_scores_the_film_with_a_warning(tmp_path,
 
 
 def test_the_opt_in_is_per_model_and_never_lets_an_adult_through(tmp_path):
-    if not FILM.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
+    required(FILM)
     other = registry(tmp_path, CHILDREN, allow_unknown_age={"another-model"})
     assert run_preread(wrap_jpeg_as_dicom(FILM), other).reason.code == "age_unknown"
     opted = ModelRegistry.from_directory(tmp_path, allow_unknown_age={"paediatric"})

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pydicom
-import pytest
 
 from inference.pixel_codes import PREREAD_ONLY, PixelCode
 from inference.preread import run_preread
@@ -17,6 +16,7 @@ from inference.quality import QualityFinding, check_quality
 from inference.reasons import MESSAGES_EN, Reason, refuse
 from inference.registry import ModelRegistry
 from tests.helpers import REPO, build_constant_model
+from tests.paths import required
 
 LIBRARY = REPO / "inference"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -116,10 +116,9 @@ def test_an_unknown_code_or_missing_parameter_still_renders_something():
 
 
 def test_a_stored_preread_result_carries_codes_and_parameters_not_sentences(tmp_path):
-    from tests.helpers import CXR_1024, TESTDATA
+    from tests.helpers import CXR_1024
 
-    if not CXR_1024.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
+    required(CXR_1024)
     build_constant_model(tmp_path, {"pneumothorax": 0.2})
     registry = ModelRegistry.from_directory(tmp_path)
     ds = pydicom.dcmread(CXR_1024)
@@ -134,10 +133,9 @@ def test_a_stored_preread_result_carries_codes_and_parameters_not_sentences(tmp_
 
 
 def test_quality_findings_of_a_truncated_real_file_are_codes(tmp_path):
-    from tests.helpers import TESTDATA, TIBIA_UNCOMPRESSED
+    from tests.helpers import TIBIA_UNCOMPRESSED
 
-    if not TIBIA_UNCOMPRESSED.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
+    required(TIBIA_UNCOMPRESSED)
     data = Path(TIBIA_UNCOMPRESSED).read_bytes()
     (finding,) = check_quality(data[: len(data) // 2])
     assert finding.code == PixelCode.TRUNCATED and finding.severity == "error"

@@ -12,7 +12,8 @@ from inference.preread import run_preread
 from inference.quality import check_quality
 from inference.registry import ModelRegistry
 from inference.sessions import get_session
-from tests.helpers import CXR_1024, REPO, TESTDATA, build_constant_model
+from tests.helpers import CXR_1024, REPO, build_constant_model
+from tests.paths import required
 
 # Command-line entry points may read flags and the environment; libraries may not.
 # Command lines: they may take a default from the environment (the token); the library never does.
@@ -44,9 +45,7 @@ def test_library_code_reads_no_environment_variable():
 
 @pytest.fixture
 def cxr():
-    if not CXR_1024.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
-    return pydicom.dcmread(CXR_1024)
+    return pydicom.dcmread(required(CXR_1024))
 
 
 def test_the_registry_sets_the_session_threads_and_the_environment_does_not(tmp_path, cxr, monkeypatch):

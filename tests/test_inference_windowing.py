@@ -18,7 +18,8 @@ from inference.windowing import (
     render,
     window_covers,
 )
-from tests.helpers import CXR_MONO1_10BIT, TESTDATA, build_constant_model
+from tests.helpers import CXR_MONO1_10BIT, build_constant_model
+from tests.paths import required
 
 
 def overlay_mr() -> pydicom.Dataset:
@@ -102,9 +103,7 @@ def test_the_preread_scores_a_badly_windowed_image_it_used_to_call_blank(tmp_pat
 
 
 def real_chest() -> pydicom.Dataset:
-    if not CXR_MONO1_10BIT.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
-    return pydicom.dcmread(CXR_MONO1_10BIT, force=True)
+    return pydicom.dcmread(required(CXR_MONO1_10BIT), force=True)
 
 
 def raw_words(ds: pydicom.Dataset) -> np.ndarray:

@@ -16,6 +16,7 @@ from pydicom.uid import generate_uid
 
 from studies.models import Instance
 from tests.helpers import CXR_1024, api_client
+from tests.paths import required
 
 pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
 
@@ -63,8 +64,7 @@ def _looks_like_an_image(pixels: np.ndarray) -> bool:
 
 
 def test_a_real_chest_film_with_a_window_that_misses_its_pixels_is_shown(tech_a, radiologist, tmp_path):
-    if not CXR_1024.exists():
-        pytest.skip(f"shared test images not found at {CXR_1024.parent}; set JOLIBA_TESTDATA")
+    required(CXR_1024)
     _with_missed_window(pydicom.dcmread(CXR_1024), tmp_path / "cxr.dcm")
     _as_new_study(pydicom.dcmread(CXR_1024), tmp_path / "reference.dcm")
     ours = _preview(tech_a, radiologist, tmp_path / "cxr.dcm")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import pytest
 from PIL import Image
 
 from inference.windowing import display_pixels
 from siteagent.preview import PREVIEW_PX, make_preview
-from tests.helpers import CXR_MONO1_10BIT, TESTDATA
+from tests.helpers import CXR_MONO1_10BIT
+from tests.paths import required
 
 
 def preview_of(ds: pydicom.Dataset, tmp_path: Path) -> np.ndarray:
@@ -40,8 +40,7 @@ def test_a_preview_with_a_window_outside_the_pixels_is_not_black(tmp_path):
 
 
 def test_a_real_chest_preview_keeps_its_good_window_and_survives_a_bad_one(tmp_path):
-    if not CXR_MONO1_10BIT.is_file():
-        pytest.skip(f"shared test images not found at {TESTDATA}; set JOLIBA_TESTDATA")
+    required(CXR_MONO1_10BIT)
     ds = pydicom.dcmread(CXR_MONO1_10BIT, force=True)
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
