@@ -406,6 +406,28 @@ def test_a_large_noisy_image_is_not_probed_when_its_tile_shows_nothing_to_win(mo
 
 
 @pytest.mark.testdata
+def test_an_agent_encoding_while_sending_measures_effort_5_where_a_tile_misjudges_it(monkeypatch):
+    import imagecodecs
+
+    monkeypatch.setattr(jpegxl._speed, "factor", 1.0)
+    cat = pydicom.dcmread(REAL_OTHER / "DX_veterinary_cat_thorax_deid-data" / "cat.dcm")
+    jpegls = len(imagecodecs.jpegls_encode(cat.pixel_array))
+    sent = jpegxl.encode_lossless(
+        cat, best_bytes=jpegls, link_bytes_per_s=64_000, best_is_jpegls=True, pipelined=True
+    )
+    # Its tile says effort 5 wins nothing over the probe; the whole image at 5 wins about 1 %.
+    assert sent is not None and sent.effort == 5
+    assert sent.pixel_bytes < 0.992 * jpegls
+    # Only where the link hides it with room to spare: the cat's 100 s at 512 kbit/s, not its
+    # 6.5 s at 8 Mbit/s; a CT slice's 1.6 s at 512 kbit/s, not on a machine 4 times slower.
+    free = jpegxl.free_to_try
+    assert free(megapixels=8.0, sent_bytes=6_500_000, link_bytes_per_s=64_000, spent=1.0)
+    assert not free(megapixels=8.0, sent_bytes=6_500_000, link_bytes_per_s=1_000_000, spent=1.0)
+    assert free(megapixels=0.26, sent_bytes=100_000, link_bytes_per_s=64_000, spent=0.05)
+    assert not free(megapixels=0.26, sent_bytes=100_000, link_bytes_per_s=64_000, spent=0.2, speed=4.0)
+
+
+@pytest.mark.testdata
 def test_on_a_fast_link_the_agent_sends_what_it_sent_before(tmp_path):
     fast = compress_for_link(CT_SLICE, tmp_path / "fast.dcm", SitePolicy(link_bytes_per_s=100_000_000))
     assert fast.codec == "jpegls"
