@@ -26,6 +26,7 @@ from pathlib import Path
 from inference.pixel_codes import PixelCode
 
 from .jpegxl_restore import JPEGXL_LOSSLESS, NotVerified, is_jpegxl, restore
+from .pixel_decode import decode_all
 
 MAX_PIXEL_BYTES = 1_500_000_000  # decoded size guard, checked before any decoding
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -183,7 +184,7 @@ def _check_pixels(ds) -> None:
         if actual < expected:
             raise Refused(PixelCode.TRUNCATED, percent=100 * actual // max(expected, 1))
     try:
-        ds.pixel_array  # noqa: B018 - decode everything once: unreadable pixels are refused here
+        decode_all(ds)  # every frame once: unreadable pixels are refused here
     except MemoryError:
         raise Refused(PixelCode.TOO_LARGE, **size) from None
     except Exception as exc:  # codec errors come as many types
