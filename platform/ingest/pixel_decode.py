@@ -4,9 +4,9 @@ pydicom's own decoding path (its plugins, then its per-frame conversions) is wha
 file's pixels are readable, and it stays the judge. It is slow on the compressed syntaxes that
 sites send: 0.45 s for a 3.8-megapixel JPEG-LS CR. The same codestreams go first to imagecodecs
 (CharLS, OpenJPEG; already the centre's JPEG XL codec), frame by frame: JPEG-LS 4 times faster,
-JPEG 2000 on two threads. A frame it decodes to the image the
-header describes (rows, columns, samples, a sample wide enough for Bits Allocated) passes; anything
-else, a codec error included, is handed to pydicom, whose answer is the verdict, as before.
+JPEG 2000 on two threads. A frame it decodes to the image the header describes (rows, columns,
+samples, a sample wide enough for Bits Allocated) passes; anything else, a codec error included,
+is handed to pydicom, whose answer is the verdict, as before.
 """
 
 from __future__ import annotations
