@@ -9,7 +9,8 @@ timeout (one radiologist never finishes a case), push assignment gives cases to 
 shift, and a monitor samples, one
 statement at a time, how many cases each radiologist holds. Afterwards every case's history is
 replayed event by event. JOLIBA_CLAIM_TEST_SECONDS shortens the run (60 s by default, as the
-issue asks).
+issue asks); a loaded machine runs longer, up to three times that, until the run holds 100 claims
+won and every kind of move.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ DURATION = float(os.environ.get("JOLIBA_CLAIM_TEST_SECONDS", "60"))
 CLIENTS = 20
 POOL = 25  # waiting cases the feeder keeps in the queue
 TIMEOUT_MINUTES = 0.05  # 3 s: claims do expire during the run
+MIN_CLAIMS = 100  # claims won before the run counts as having tried the rules hard enough
+SHOWN = (Transition.EXPIRE, Transition.ASSIGN, Transition.HAND_OVER, Transition.RELEASE)
 
 # Where each move may start, and who holds the case after it (None: nobody; "assignee"; "actor").
 HOLDER_AFTER = {
@@ -177,6 +180,16 @@ def test_twenty_radiologists_claiming_for_a_minute(site_a, django_user_model, se
             else:
                 refusals[code] += 1
 
+    def busy_enough() -> bool:
+        seen = set(StudyEvent.objects.values_list("transition", flat=True).distinct())
+        with lock:
+            return (
+                len(claims_won) >= MIN_CLAIMS
+                and refusals["taken"] + refusals["page_refused"] > 0
+                and refusals["full"] > 0
+                and set(SHOWN) <= seen
+            )
+
     threads = [
         threading.Thread(target=worker(feed)),
         threading.Thread(target=worker(sweep)),
@@ -189,6 +202,12 @@ def test_twenty_radiologists_claiming_for_a_minute(site_a, django_user_model, se
     for t in threads:
         t.start()
     time.sleep(DURATION)
+    # On a loaded machine a minute may hold too few moves to show what the run is for: it goes on
+    # until it has (at most three times as long), so the floors below measure the rules, not the
+    # machine's speed.
+    deadline = time.monotonic() + 2 * DURATION
+    while not stop.is_set() and not busy_enough() and time.monotonic() < deadline:
+        time.sleep(1)
     stop.set()
     for t in threads:
         t.join(timeout=60)
@@ -254,7 +273,7 @@ def test_twenty_radiologists_claiming_for_a_minute(site_a, django_user_model, se
         f"\nclaims won {len(claims_won)}, refused {dict(refusals)}, events {dict(kinds)},"
         f" samples {samples[0]}"
     )
-    assert len(claims_won) >= 100
+    assert len(claims_won) >= MIN_CLAIMS
     assert refusals["taken"] + refusals["page_refused"] > 0 and refusals["full"] > 0
-    for kind in (Transition.EXPIRE, Transition.ASSIGN, Transition.HAND_OVER, Transition.RELEASE):
+    for kind in SHOWN:
         assert kinds[kind] > 0, kind
