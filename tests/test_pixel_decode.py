@@ -1,9 +1,9 @@
 """The checker's fast pixel decoding (ingest.pixel_decode) gives pydicom's verdict, faster.
 
 Files from pydicom's own test set and pydicom-data (installed with the test extra): always here.
-Each is checked intact, then with its first frame's codestream cut in half, with bytes flipped,
-with a run of zeros and replaced by noise; the checker's verdict with the fast path must be the
-verdict pydicom's decoding alone gives.
+Each is checked intact, then with its first frame's codestream cut in half (refused as truncated:
+its end marker is gone), with bytes flipped, with a run of zeros and replaced by noise; the
+checker's verdict with the fast path must be the verdict pydicom's decoding alone gives.
 """
 
 from __future__ import annotations
@@ -77,3 +77,41 @@ def test_the_syntaxes_sites_send_decode_on_the_fast_path(name):
 def test_jpeg_stays_with_pydicom_whose_decoder_refuses_flipped_bytes(name):
     # libjpeg-turbo decoded these streams with 20 bytes flipped; pydicom's decoder refuses them.
     assert not pixel_decode.decodes_fast(pydicom.dcmread(get_testdata_file(name)))
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        # CharLS and pydicom's JPEG decoders decode these with the frame's second half missing
+        # (a partial image): the missing end marker refuses them.
+        ("MR_small_jpeg_ls_lossless.dcm", "truncated"),
+        ("SC_rgb_jpeg_dcmtk.dcm", "truncated"),
+        ("JPEG-LL.dcm", "truncated"),
+        # OpenJPEG refuses these cuts itself.
+        ("emri_small_jpeg_2k_lossless.dcm", "undecodable"),
+        ("JPEG2000.dcm", "undecodable"),
+    ],
+)
+def test_a_codestream_cut_short_is_never_accepted(name, code, tmp_path):
+    source = Path(get_testdata_file(name))
+    cut = _damaged(source, tmp_path, "cut", random.Random(name))
+    with pytest.raises(dicom_check.Refused) as refused:
+        dicom_check.check_file(cut, tmp_path / "out.dcm")
+    assert refused.value.code == code
+    if code == "truncated":
+        assert refused.value.params == {"frame": 1}
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x00", b"\xff", b"\x00\xd3\x0c\x99"])
+def test_bytes_after_the_end_marker_are_no_cut(tail, tmp_path):
+    # Writers pad after EOI/EOC, and the real 96-frame XA leaves up to four bytes more.
+    ds = pydicom.dcmread(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    stream = frame[: frame.rindex(pixel_decode.END_MARKER) + 2]
+    ds.PixelData = encapsulate([stream + tail])
+    path = tmp_path / "tail.dcm"
+    ds.save_as(path)
+    assert pixel_decode.first_cut_frame(ds) is None
+    assert _verdict(path, tmp_path / "out.dcm") == "ok"
+    ds.PixelData = encapsulate([stream[:-2] + tail])  # the same without its marker
+    assert pixel_decode.first_cut_frame(ds) == 1

@@ -26,7 +26,7 @@ from pathlib import Path
 from inference.pixel_codes import PixelCode
 
 from .jpegxl_restore import JPEGXL_LOSSLESS, NotVerified, is_jpegxl, restore
-from .pixel_decode import decode_all
+from .pixel_decode import decode_all, first_cut_frame
 
 MAX_PIXEL_BYTES = 1_500_000_000  # decoded size guard, checked before any decoding
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -189,6 +189,10 @@ def _check_pixels(ds) -> None:
         raise Refused(PixelCode.TOO_LARGE, **size) from None
     except Exception as exc:  # codec errors come as many types
         raise Refused(PixelCode.UNDECODABLE, syntax=ts.name, detail=_detail(exc)) from None
+    # Decoded is not whole: the decoders fill a codestream's missing end with grey or black.
+    cut = first_cut_frame(ds)
+    if cut is not None:
+        raise Refused(PixelCode.TRUNCATED, frame=cut)
 
 
 def _read(path: Path, raw: bytes):

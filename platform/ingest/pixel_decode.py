@@ -25,6 +25,28 @@ _FAST = {
 }
 
 
+# Syntaxes whose every frame is one JPEG-family codestream, closed by an end marker: EOI for JPEG
+# and JPEG-LS, EOC for JPEG 2000 and HTJ2K, both FF D9. Neither code can occur inside their
+# entropy-coded data, so a frame without it in its last bytes was cut short.
+_END_MARKED = {
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+}
+END_MARKER = b"\xff\xd9"
+# Writers pad after the marker (0x00 or 0xFF to an even length) and some leave a few bytes more:
+# the 96-frame XA of the test set has up to 4. Every compressed image there has it within 6.
+END_MARKER_WITHIN = 16
+
+
 def _threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -70,6 +92,23 @@ def decodes_fast(ds: Any) -> bool:
         raise
     except Exception:  # noqa: BLE001 - any codec failure: pydicom decides
         return False
+
+
+def first_cut_frame(ds: Any) -> int | None:
+    """The number (from 1) of the first frame whose codestream lacks its end marker, or None.
+
+    The decoders accept such a frame (OpenJPEG and CharLS both decoded codestreams cut in half,
+    the missing part grey or black): without this, a partial image would reach the archive.
+    """
+    from pydicom.encaps import generate_frames
+
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in _END_MARKED:
+        return None
+    frames = int(ds.get("NumberOfFrames") or 1)
+    for number, stream in enumerate(generate_frames(ds.PixelData, number_of_frames=frames), start=1):
+        if END_MARKER not in stream[-END_MARKER_WITHIN:]:
+            return number
+    return None
 
 
 def decode_all(ds: Any) -> None:
