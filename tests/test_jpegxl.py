@@ -191,6 +191,37 @@ def test_a_damaged_codestream_is_refused_with_a_reason(tmp_path, at):
     assert refusal.code in ("jpegxl_corrupt", "jpegxl_mismatch")
 
 
+def _pydicom_decodes_as(monkeypatch, pixels_of) -> None:
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(pixels_of))
+
+
+@pytest.mark.testdata
+def test_the_re_encoded_ct_is_proven_by_its_codec_alone_and_else_by_pydicom(tmp_path, monkeypatch):
+    from ingest import jpegxl_restore
+
+    wire = _wire_ct(tmp_path)
+    source = pydicom.dcmread(CT_SLICE).pixel_array  # signed 16-bit: read back through a view
+    real_pixels = pydicom.dataset.Dataset.pixel_array
+    real_fast = jpegxl_restore.fast_frames
+
+    def no_pydicom(ds):
+        raise AssertionError("pydicom asked to decode")
+
+    # 1. CharLS's own samples prove the JPEG-LS: pydicom's decoding is never asked.
+    _pydicom_decodes_as(monkeypatch, no_pydicom)
+    check_file(wire, tmp_path / "fast.dcm")
+    # 2. When they are not the verified pixels, pydicom's decoding decides: here it agrees.
+    monkeypatch.setattr(jpegxl_restore, "fast_frames", lambda ds: [f ^ 1 for f in real_fast(ds)])
+    _pydicom_decodes_as(monkeypatch, real_pixels.fget)
+    check_file(wire, tmp_path / "judged.dcm")
+    # 3. Both disagree with the JPEG XL's pixels: nothing is stored.
+    _pydicom_decodes_as(monkeypatch, lambda ds: real_pixels.fget(ds) + 1)
+    assert _refusal(wire, tmp_path).code == "jpegxl_unsupported"
+    monkeypatch.undo()
+    for name in ("fast.dcm", "judged.dcm"):
+        assert np.array_equal(pydicom.dcmread(tmp_path / name).pixel_array, source)
+
+
 @pytest.mark.testdata
 def test_a_file_without_the_sites_pixel_digest_is_refused(tmp_path):
     wire = _wire_ct(tmp_path)

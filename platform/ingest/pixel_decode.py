@@ -65,33 +65,40 @@ def _fits(frame: Any, rows: int, columns: int, samples: int, bits_allocated: int
     return tuple(frame.shape) == expected and frame.dtype.itemsize * 8 >= min(bits_allocated, 16)
 
 
-def decodes_fast(ds: Any) -> bool:
-    """Whether every frame decodes, with imagecodecs, to the image the header describes.
+def fast_frames(ds: Any) -> list[Any] | None:
+    """Every frame, decoded with imagecodecs to the image the header describes; or None.
 
-    False means "not proven here" (an unknown syntax, a codec error, another shape), not
-    "undecodable": the caller asks pydicom then.
+    None means "not proven here" (an unknown syntax, a codec error, another shape), not
+    "undecodable": the caller asks pydicom then. The frames are the codec's raw samples (no
+    sign extension, no modality LUT).
     """
     from pydicom.encaps import generate_frames
 
     name = _FAST.get(str(ds.file_meta.get("TransferSyntaxUID", "")))
     if name is None:
-        return False
+        return None
     rows, columns = int(ds.Rows), int(ds.Columns)
-    frames = int(ds.get("NumberOfFrames") or 1)
+    count = int(ds.get("NumberOfFrames") or 1)
     samples = int(ds.get("SamplesPerPixel") or 1)
     bits = int(ds.BitsAllocated)
     try:
         decode = _decoder(name)
-        seen = 0
-        for stream in generate_frames(ds.PixelData, number_of_frames=frames):
-            if not _fits(decode(stream), rows, columns, samples, bits):
-                return False
-            seen += 1
-        return seen == frames
+        frames = []
+        for stream in generate_frames(ds.PixelData, number_of_frames=count):
+            frame = decode(stream)
+            if not _fits(frame, rows, columns, samples, bits):
+                return None
+            frames.append(frame)
+        return frames if len(frames) == count else None
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - any codec failure: pydicom decides
-        return False
+        return None
+
+
+def decodes_fast(ds: Any) -> bool:
+    """Whether every frame decodes, with imagecodecs, to the image the header describes."""
+    return fast_frames(ds) is not None
 
 
 def first_cut_frame(ds: Any) -> int | None:
