@@ -14,9 +14,13 @@ def on_instance_recorded(sender: object, *, instance_id: int, study_id: int, **_
     else let a worker read its header from the archive (no network call in the request)."""
     from .tasks import check_burned_in
 
-    if Study.objects.filter(pk=study_id, may_have_burned_in=True).exists():
+    row = Instance.objects.filter(pk=instance_id).values_list("modality", "study__may_have_burned_in").first()
+    if row is None:  # gone since: the study's flag alone says whether a check is owed
+        modality, flagged = None, Study.objects.filter(pk=study_id, may_have_burned_in=True).exists()
+    else:
+        modality, flagged = row
+    if flagged:
         return
-    modality = Instance.objects.filter(pk=instance_id).values_list("modality", flat=True).first()
     if modality is not None and modality.upper() in MODALITIES:
         Study.objects.filter(pk=study_id).update(may_have_burned_in=True)
         return

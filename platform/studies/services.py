@@ -232,5 +232,7 @@ def mark_complete(study: Study) -> Study:
 
 def attribute_to_sender(study: Study, arrival: Arrival) -> None:
     """Give a study recorded without a sender (seen first from the archive) its sender's intent."""
-    if arrival.site_id is not None:
+    # A study's site is never taken away: one it has (read under the recorder's lock or just
+    # after) needs no statement.
+    if arrival.site_id is not None and study.site_id is None:
         Study.objects.filter(pk=study.pk, site=None).update(**_arrival_fields(arrival))

@@ -217,8 +217,10 @@ def _listed(transfer: Transfer) -> set[str] | None:
 
     A manifest that only counts files cannot say which member is a stranger: None.
     """
+    if transfer.kind != Transfer.Kind.BUNDLE:
+        return None
     manifest = transfer.manifest
-    if transfer.kind != Transfer.Kind.BUNDLE or manifest is None or not manifest.expected:
+    if manifest is None or not manifest.expected:
         return None
     listed = {e.get("sha256", "").lower() for e in manifest.expected}
     return None if "" in listed else listed
