@@ -189,7 +189,7 @@ def _check_pixels(ds) -> None:
         raise Refused(PixelCode.TOO_LARGE, **size) from None
     except Exception as exc:  # codec errors come as many types
         raise Refused(PixelCode.UNDECODABLE, syntax=ts.name, detail=_detail(exc)) from None
-    # Decoded is not whole: the decoders fill a codestream's missing end with grey or black.
+    # Decoded is not whole: some decoders return an image for a codestream cut short.
     cut = first_cut_frame(ds)
     if cut is not None:
         raise Refused(PixelCode.TRUNCATED, frame=cut)

@@ -104,8 +104,8 @@ def decodes_fast(ds: Any) -> bool:
 def first_cut_frame(ds: Any) -> int | None:
     """The number (from 1) of the first frame whose codestream lacks its end marker, or None.
 
-    The decoders accept such a frame (OpenJPEG and CharLS both decoded codestreams cut in half,
-    the missing part grey or black): without this, a partial image would reach the archive.
+    CharLS and pydicom's JPEG decoders return an image for a codestream cut in half (OpenJPEG
+    refuses one): without this, a partial image would reach the archive.
     """
     from pydicom.encaps import generate_frames
 
