@@ -353,14 +353,20 @@ def rebundle(queue: Queue, item_id: int, keep: list[dict[str, Any]]) -> Path:
     return old
 
 
+def write_bundle(paths: list[Path], out: Path) -> Path:
+    """A bundle: the instances in a stored ZIP (no deflate: they are compressed already), in
+    order. The centre reads it with uploads.bundles."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for i, path in enumerate(paths):
+            bundle.write(path, arcname=f"{i:05d}.dcm")
+    return out
+
+
 def _queue_bundle(
     queue: Queue, manifest_id: str, members: list[QueuedInstance], *, only_if_planned: bool = False
 ) -> bool:
     out = queue.outbox / f"{manifest_id[:8]}-bundle-{members[0]['sha256'][:16]}.zip"
-    tmp = out.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as bundle:
-        for i, inst in enumerate(members):
-            bundle.write(inst["path"], arcname=f"{i:05d}.dcm")
+    tmp = write_bundle([inst["path"] for inst in members], out.with_suffix(".tmp"))
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out)

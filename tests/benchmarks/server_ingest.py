@@ -11,6 +11,10 @@ in the same run, file after file on each side so that both see the same machine 
   check, bounded validation (the warm validator pool), intents, store in its own Orthanc,
   record, verdict, settle. PostgreSQL (a throw-away database), filesystem Celery broker.
 - Orthanc: the same bytes to `POST /instances` of a second, identical Orthanc.
+- Joliba as the site agent sends (`per_study`): the same files again under new UIDs, a
+  manifest per study and its transfers (instances under 512 KiB in bundles of about 2 MiB, the
+  agent's rule), each finalised in turn, the last one settling the study; Orthanc stores the
+  study's files one POST each right after.
 - The checker alone: `ingest.dicom_check.check_file` on the same file in this process (no pool,
   no database): with Orthanc's figure it makes `floor_ratio`, the least a path that decodes every
   frame before storing can cost against Orthanc alone.
@@ -117,6 +121,34 @@ def as_sent(files: list[Path], out: Path) -> list[Path]:
     out.mkdir(parents=True)
     say(f"compressing {len(files)} files as the agent sends them")
     return [compress_for_link(p, out / f"{i:03d}.dcm", SitePolicy()).path for i, p in enumerate(files)]
+
+
+def agent_sendings(files: list[Path]) -> dict[str, list[tuple[str, list[Path]]]]:
+    """Per study, the transfers the site agent makes of its files (siteagent.manifest's rule):
+    instances under BUNDLE_MEMBER_MAX packed into bundles of about BUNDLE_TARGET, a small one
+    left alone sent alone, the others one transfer each."""
+    from siteagent.manifest import BUNDLE_MEMBER_MAX, BUNDLE_TARGET
+
+    studies: dict[str, list[Path]] = {}
+    for path in files:
+        uid = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+        studies.setdefault(uid, []).append(path)
+    plans: dict[str, list[tuple[str, list[Path]]]] = {}
+    for uid, paths in studies.items():
+        plan: list[tuple[str, list[Path]]] = []
+        small: list[Path] = []
+        for path in paths:
+            if path.stat().st_size >= BUNDLE_MEMBER_MAX:
+                plan.append(("dicom", [path]))
+                continue
+            small.append(path)
+            if sum(p.stat().st_size for p in small) >= BUNDLE_TARGET:
+                plan.append(("bundle", small))
+                small = []
+        if small:
+            plan.append(("bundle", small) if len(small) > 1 else ("dicom", small))
+        plans[uid] = plan
+    return plans
 
 
 class PlainOrthanc:
@@ -230,20 +262,19 @@ class JolibaIngest:
             username="tech.bench", password=None, role="technician", site=site
         )
 
-    def store(self, path: Path) -> tuple[float, str]:
+    def _complete_transfer(self, submission, path: Path, kind: str = "dicom"):
+        """A transfer whose bytes have all arrived, as the tus endpoint leaves it (untimed)."""
         from datetime import timedelta
 
         from django.utils import timezone
 
-        from ingest.models import Submission
         from uploads import spool
-        from uploads.finalisation import finalise_transfer
         from uploads.models import Transfer
 
         size = path.stat().st_size
-        submission = Submission.objects.create(site=self.sender.site, sender=self.sender)
         transfer = Transfer.objects.create(
             submission=submission,
+            kind=kind,
             length=size,
             offset=size,
             filename=path.name,
@@ -252,11 +283,61 @@ class JolibaIngest:
             expires_at=timezone.now() + timedelta(days=1),
         )
         shutil.copyfile(path, spool.part_path(transfer.pk))
+        return transfer
+
+    def store(self, path: Path) -> tuple[float, str]:
+        """One file as its own sending (a technician's upload of one file)."""
+        from ingest.models import Submission
+        from uploads.finalisation import finalise_transfer
+
+        submission = Submission.objects.create(site=self.sender.site, sender=self.sender)
+        transfer = self._complete_transfer(submission, path)
         started = time.perf_counter()
         finalise_transfer(transfer.pk)
         took = time.perf_counter() - started
         transfer.refresh_from_db()
         return took, transfer.code or transfer.outcome
+
+    def store_study(
+        self, study_uid: str, sendings: list[tuple[str, list[Path]]], work: Path
+    ) -> tuple[float, dict]:
+        """A study as the site agent sends it: its manifest (every instance's SOP Instance UID,
+        SHA-256 and size), then its transfers, small instances in bundles; each finalised as the
+        worker does when its last byte lands, the last one settling the study."""
+        from siteagent.manifest import write_bundle
+        from uploads import spool
+        from uploads.finalisation import finalise_transfer
+        from uploads.manifests import open_manifest
+
+        members = [p for _kind, paths in sendings for p in paths]
+        expected = [
+            {
+                "sop_instance_uid": str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID),
+                "sha256": spool.sha256_of(p),
+                "size": p.stat().st_size,
+            }
+            for p in members
+        ]
+        manifest, _ = open_manifest(
+            user=self.sender, manifest_id=None, study_instance_uid=study_uid, expected=expected
+        )
+        work.mkdir(parents=True, exist_ok=True)
+        transfers = []
+        for n, (kind, paths) in enumerate(sendings):
+            path = paths[0] if kind == "dicom" else write_bundle(paths, work / f"bundle-{n}.zip")
+            transfers.append(self._complete_transfer(manifest.submission, path, kind))
+        started = time.perf_counter()
+        for transfer in transfers:
+            finalise_transfer(transfer.pk)
+        took = time.perf_counter() - started
+        submission = manifest.submission
+        submission.refresh_from_db()
+        if submission.settled_at is None:
+            raise RuntimeError(f"study {study_uid} not settled after its last transfer")
+        codes: dict[str, int] = {}
+        for code in submission.verdicts.values_list("code", flat=True):
+            codes[code] = codes.get(code, 0) + 1
+        return took, codes
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -294,11 +375,29 @@ def run(args: argparse.Namespace) -> dict:
                 if r == 0:
                     one_shot += one_shot_check(path, root / "one-shot" / str(i))
                 in_process += in_process_check(path, root / "in-process" / f"{r}-{i}")
+            # The same files again (new UIDs), as the agent sends them: a manifest per study,
+            # bundles; Orthanc gets the study's files right after, one POST each.
+            validation_s, joliba.validation_s = joliba.validation_s, 0.0
+            study_made = fresh_uids(files, root / f"round-{r}-studies", rng)
+            s_total = so_total = 0.0
+            study_codes: dict[str, int] = {}
+            for n, (uid, sendings) in enumerate(agent_sendings(study_made).items()):
+                took, got = joliba.store_study(uid, sendings, root / f"round-{r}-studies" / f"work-{n}")
+                s_total += took
+                for code, count in got.items():
+                    study_codes[code] = study_codes.get(code, 0) + count
+                for _kind, paths in sendings:
+                    for path in paths:
+                        so_total += plain.store(path.read_bytes())
             rounds.append(
                 {
                     "mb": round(mb, 2),
+                    "joliba_per_study_s_per_mb": round(s_total / mb, 4),
+                    "orthanc_per_study_round_s_per_mb": round(so_total / mb, 4),
+                    "per_study_verdicts": study_codes,
+                    "per_study_validation_s_per_mb": round(joliba.validation_s / mb, 4),
                     "joliba_s_per_mb": round(j_total / mb, 4),
-                    "validation_s_per_mb": round(joliba.validation_s / mb, 4),
+                    "validation_s_per_mb": round(validation_s / mb, 4),
                     "orthanc_s_per_mb": round(o_total / mb, 4),
                     "checker_in_process_s_per_mb": round(in_process / mb, 4),
                     "verdicts": codes,
@@ -306,8 +405,9 @@ def run(args: argparse.Namespace) -> dict:
                 }
             )
             say(
-                f"round {r + 1}: Joliba {j_total / mb:.4f} s/MB (validation {joliba.validation_s / mb:.4f}), "
-                f"Orthanc {o_total / mb:.4f} s/MB ({codes})"
+                f"round {r + 1}: Joliba {j_total / mb:.4f} s/MB (validation {validation_s / mb:.4f}), "
+                f"Orthanc {o_total / mb:.4f} s/MB ({codes}); per study {s_total / mb:.4f} s/MB, "
+                f"(validation {joliba.validation_s / mb:.4f}), Orthanc {so_total / mb:.4f} ({study_codes})"
             )
         load_after = os.getloadavg()
     finally:
@@ -332,6 +432,8 @@ def run(args: argparse.Namespace) -> dict:
     orthanc_med = statistics.median(r["orthanc_s_per_mb"] for r in rounds)
     validation_med = statistics.median(r["validation_s_per_mb"] for r in rounds)
     in_process_med = statistics.median(r["checker_in_process_s_per_mb"] for r in rounds)
+    per_study_med = statistics.median(r["joliba_per_study_s_per_mb"] for r in rounds)
+    orthanc_study_med = statistics.median(r["orthanc_per_study_round_s_per_mb"] for r in rounds)
     return {
         "files": len(files),
         "as_sent": args.as_sent,
@@ -340,6 +442,11 @@ def run(args: argparse.Namespace) -> dict:
         "joliba_s_per_mb": joliba_med,
         "orthanc_s_per_mb": orthanc_med,
         "ratio": round(joliba_med / orthanc_med, 2),
+        # The agent's way (a manifest per study, bundles), against Orthanc on the same files
+        # just after: what a site's sending costs the centre.
+        "joliba_per_study_s_per_mb": per_study_med,
+        "orthanc_per_study_round_s_per_mb": orthanc_study_med,
+        "per_study_ratio": round(per_study_med / orthanc_study_med, 2),
         "validation_s_per_mb": validation_med,
         "validation_ratio": round(validation_med / orthanc_med, 2),
         "one_shot_validation_s_per_mb": rounds[0]["one_shot_validation_s_per_mb"],
@@ -373,7 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(parse_args(argv))
     print(
         f"server ingest: Joliba {result['joliba_s_per_mb']:.4f} s/MB, Orthanc POST /instances "
-        f"{result['orthanc_s_per_mb']:.4f} s/MB, ratio {result['ratio']} (target <= 1.5); validation "
+        f"{result['orthanc_s_per_mb']:.4f} s/MB, ratio {result['ratio']} (target <= 1.5); sent as the "
+        f"agent does (a manifest per study, bundles) {result['joliba_per_study_s_per_mb']:.4f} s/MB, "
+        f"ratio {result['per_study_ratio']}; validation "
         f"{result['validation_s_per_mb']:.4f} s/MB warm vs "
         f"{result['one_shot_validation_s_per_mb']:.4f} one-shot; the checker alone in process "
         f"{result['checker_in_process_s_per_mb']:.4f} (floor ratio {result['floor_ratio']}), "
