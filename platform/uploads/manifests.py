@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -198,15 +199,22 @@ def open_manifest(
     return manifest, True
 
 
-def already_archived(manifest: StudyManifest) -> set[str]:
+def already_archived(
+    manifest: StudyManifest, *, among: Collection[str] | None = None, site_id: int | None = None
+) -> set[str]:
     """Those of the manifest's own instances that the archive holds in this very study of the
     sending site (studies.access decides which studies a site may hear about): the agent need
     not send them. Only UIDs the site itself listed are ever answered, and never for another
-    site's study, so a manifest cannot be used to probe what others sent."""
-    uids = [e["sop_instance_uid"] for e in manifest.expected]
+    site's study, so a manifest cannot be used to probe what others sent.
+
+    `among` narrows the question to some of the listed UIDs; `site_id` is the sending's site
+    when the caller has it already."""
+    listed = {e["sop_instance_uid"] for e in manifest.expected}
+    uids = listed if among is None else listed & set(among)
     if not uids:
         return set()
-    site_id = Submission.objects.filter(pk=manifest.submission_id).values_list("site_id", flat=True).get()
+    if site_id is None:
+        site_id = Submission.objects.filter(pk=manifest.submission_id).values_list("site_id", flat=True).get()
     rows = Instance.objects.filter(sop_instance_uid__in=uids, study__in=studies_a_site_sends_to(site_id))
     if manifest.study_instance_uid:
         # In another study it is not this study's instance: sending it gets its verdict instead.
@@ -260,12 +268,17 @@ def settle_manifest(manifest: StudyManifest) -> bool:
     if submission.settled_at is not None:
         return True
     if manifest.expected:
-        expected = {e["sop_instance_uid"] for e in manifest.expected}
-        have = already_archived(manifest) | _delivered(submission)
-        refused = set(
-            submission.verdicts.filter(outcome=Outcome.REFUSED).values_list("sop_instance_uid", flat=True)
+        # Settled when each listed instance has its verdict in this sending (delivered or
+        # refused) or is in the archive already: the archive is asked only about the others.
+        answered = set(
+            submission.verdicts.filter(
+                outcome__in=(Outcome.STORED, Outcome.DUPLICATE, Outcome.REFUSED)
+            ).values_list("sop_instance_uid", flat=True)
         )
-        settled = expected <= (have | refused)
+        missing = {e["sop_instance_uid"] for e in manifest.expected} - answered
+        settled = not missing or missing <= already_archived(
+            manifest, among=missing, site_id=submission.site_id
+        )
     else:
         finished = (
             Transfer.objects.filter(submission=submission, state=Transfer.State.FINALISED)
