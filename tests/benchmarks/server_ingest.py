@@ -20,8 +20,9 @@ in the same run, file after file on each side so that both see the same machine 
   frame before storing can cost against Orthanc alone.
 
 Each round gives every file fresh UIDs first (untimed), so that neither side sees a duplicate.
-With --as-sent the files are first compressed as a lossless site agent sends them (JPEG-LS or
-JPEG 2000), so the checker decodes what it decodes in production. The pool is created on the
+With --as-sent the files are first compressed as a lossless site agent sends them (its default
+policy: on this set every file goes as JPEG XL, the JPEG films as JPEG XL recompression), so the
+checker decodes, re-encodes as JPEG-LS and proves what it does in production. The pool is created on the
 first file of round 1, as in a worker that has just started; the
 median over rounds is the steady state. Prints a one-line summary, then one JSON line.
 """
@@ -114,8 +115,8 @@ def fresh_uids(files: list[Path], out: Path, rng: random.Random) -> list[Path]:
 
 
 def as_sent(files: list[Path], out: Path) -> list[Path]:
-    """The files as a lossless site agent puts them on the wire (JPEG-LS / JPEG 2000 where
-    smaller, compressed files as they are), made once before the timing."""
+    """The files as a lossless site agent puts them on the wire (its default policy), made once
+    before the timing."""
     from siteagent.compression import SitePolicy, compress_for_link
 
     out.mkdir(parents=True)
