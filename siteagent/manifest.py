@@ -354,8 +354,9 @@ def rebundle(queue: Queue, item_id: int, keep: list[dict[str, Any]]) -> Path:
 
 
 def write_bundle(paths: list[Path], out: Path) -> Path:
-    """A bundle: the instances in a stored ZIP (no deflate: they are compressed already), in
-    order. The centre reads it with uploads.bundles."""
+    """A bundle: the instances in a stored ZIP, in order. Stored, never deflated: the centre
+    (uploads.bundles) accepts only members whose bytes are their size, so a bundle cannot
+    inflate."""
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as bundle:
         for i, path in enumerate(paths):
             bundle.write(path, arcname=f"{i:05d}.dcm")

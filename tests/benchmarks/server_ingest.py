@@ -22,9 +22,9 @@ in the same run, file after file on each side so that both see the same machine 
 Each round gives every file fresh UIDs first (untimed), so that neither side sees a duplicate.
 With --as-sent the files are first compressed as a lossless site agent sends them (its default
 policy: on this set every file goes as JPEG XL, the JPEG films as JPEG XL recompression), so the
-checker decodes, re-encodes as JPEG-LS and proves what it does in production. The pool is created on the
-first file of round 1, as in a worker that has just started; the
-median over rounds is the steady state. Prints a one-line summary, then one JSON line.
+checker decodes, re-encodes as JPEG-LS and proves what it does in production. The pool is
+created on the first file of round 1, as in a worker that has just started; the median over
+rounds is the steady state. Prints a one-line summary, then one JSON line.
 """
 
 from __future__ import annotations
