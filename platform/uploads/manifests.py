@@ -251,15 +251,13 @@ def manifest_status(manifest: StudyManifest) -> dict:
     }
 
 
-def _delivered(submission: Submission) -> set[str]:
+def _delivered(submission: Submission, *, or_refused: bool = False) -> set[str]:
     """The instances this sending delivered, by their verdicts: also a lossy stand-in that its
     original has since replaced (its row is gone from the archive's records) or that came
-    after it (docs/ingest-protocol.md, lossy first)."""
-    return set(
-        submission.verdicts.filter(outcome__in=(Outcome.STORED, Outcome.DUPLICATE)).values_list(
-            "sop_instance_uid", flat=True
-        )
-    )
+    after it (docs/ingest-protocol.md, lossy first). `or_refused`: those refused too, i.e. every
+    instance the sending has answered for."""
+    outcomes = [Outcome.STORED, Outcome.DUPLICATE] + ([Outcome.REFUSED] if or_refused else [])
+    return set(submission.verdicts.filter(outcome__in=outcomes).values_list("sop_instance_uid", flat=True))
 
 
 def settle_manifest(manifest: StudyManifest) -> bool:
@@ -270,12 +268,7 @@ def settle_manifest(manifest: StudyManifest) -> bool:
     if manifest.expected:
         # Settled when each listed instance has its verdict in this sending (delivered or
         # refused) or is in the archive already: the archive is asked only about the others.
-        answered = set(
-            submission.verdicts.filter(
-                outcome__in=(Outcome.STORED, Outcome.DUPLICATE, Outcome.REFUSED)
-            ).values_list("sop_instance_uid", flat=True)
-        )
-        missing = {e["sop_instance_uid"] for e in manifest.expected} - answered
+        missing = {e["sop_instance_uid"] for e in manifest.expected} - _delivered(submission, or_refused=True)
         settled = not missing or missing <= already_archived(
             manifest, among=missing, site_id=submission.site_id
         )
