@@ -32,7 +32,7 @@ from orthanc.client import OrthancError
 from studies.archive import get_archive
 from studies.lifecycle import CLOSED
 from studies.models import Source, Study
-from studies.selectors import known_study, lossy_stand_in, study_of_instance
+from studies.selectors import KnownStudy, known_studies, lossy_stand_in, studies_of_instances
 from studies.services import Arrival, InstanceConflict, attribute_to_sender, mark_complete, record_instance
 
 from .models import FileVerdict, InstanceIntent, Submission
@@ -146,20 +146,21 @@ def check_and_intend(*, submission: Submission, files: list[IncomingFile], work:
     archive and the record.
     """
     verdicts = check_files([f.path for f in files], work, _limits()) if files else []
-    checked = []
-    for incoming, verdict in zip(files, verdicts, strict=True):
-        item = Checked(
+    checked = [
+        Checked(
             incoming=incoming,
             size=incoming.path.stat().st_size,
             sha256=incoming.sha256 or _sha256(incoming.path),
             verdict=verdict,
             facts=verdict.facts,
+            refusal=None if verdict.ok else (verdict.code, verdict.params),
         )
-        if not verdict.ok:
-            item.refusal = (verdict.code, verdict.params)
-        else:
-            item.refusal = refusal_before_archive(site_id=submission.site_id, facts=verdict.facts)
-        checked.append(item)
+        for incoming, verdict in zip(files, verdicts, strict=True)
+    ]
+    accepted = [c for c in checked if c.refusal is None]
+    refusals = refusals_before_archive(site_id=submission.site_id, facts=[c.facts for c in accepted])
+    for item, refusal in zip(accepted, refusals, strict=True):
+        item.refusal = refusal
     InstanceIntent.objects.bulk_create(
         [
             InstanceIntent(
@@ -177,12 +178,27 @@ def check_and_intend(*, submission: Submission, files: list[IncomingFile], work:
 
 def refusal_before_archive(*, site_id: int, facts: dict) -> tuple[str, dict] | None:
     """What the platform already knows that forbids storing this file, as (code, params)."""
-    study_uid, sop_uid = facts["StudyInstanceUID"], facts["SOPInstanceUID"]
-    owner = study_of_instance(sop_uid)
-    if owner is not None and owner != study_uid:
+    return refusals_before_archive(site_id=site_id, facts=[facts])[0]
+
+
+def refusals_before_archive(*, site_id: int, facts: list[dict]) -> list[tuple[str, dict] | None]:
+    """refusal_before_archive for each of a sending's files, asked of the database together."""
+    if not facts:
+        return []
+    owners = studies_of_instances(f["SOPInstanceUID"] for f in facts)
+    studies = known_studies(f["StudyInstanceUID"] for f in facts)
+    return [
+        _refusal(site_id, f, owners.get(f["SOPInstanceUID"]), studies.get(f["StudyInstanceUID"]))
+        for f in facts
+    ]
+
+
+def _refusal(
+    site_id: int, facts: dict, owner: str | None, known: KnownStudy | None
+) -> tuple[str, dict] | None:
+    if owner is not None and owner != facts["StudyInstanceUID"]:
         # Stored, it would be an image of nothing: Orthanc keeps it, no study points to it.
         return Code.SOP_UID_CONFLICT, {}
-    known = known_study(study_uid)
     if known is None:
         return None
     if known.site_id not in (None, site_id):

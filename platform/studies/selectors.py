@@ -23,19 +23,54 @@ class KnownStudy:
 
 
 def known_study(study_instance_uid: str) -> KnownStudy | None:
-    row = (
-        Study.objects.filter(study_instance_uid=study_instance_uid).values("pk", "site_id", "status").first()
+    return known_studies([study_instance_uid]).get(study_instance_uid)
+
+
+def known_studies(study_instance_uids: Iterable[str]) -> dict[str, KnownStudy]:
+    """The platform's studies among these UIDs, by UID, in one query."""
+    rows = Study.objects.filter(study_instance_uid__in=set(study_instance_uids)).values_list(
+        "study_instance_uid", "pk", "site_id", "status"
     )
-    return KnownStudy(**row) if row else None
+    return {uid: KnownStudy(pk=pk, site_id=site_id, status=status) for uid, pk, site_id, status in rows}
 
 
 def study_of_instance(sop_instance_uid: str) -> str | None:
     """The StudyInstanceUID an instance is recorded under, or None if unknown."""
-    return (
-        Instance.objects.filter(sop_instance_uid=sop_instance_uid)
-        .values_list("study__study_instance_uid", flat=True)
-        .first()
+    return studies_of_instances([sop_instance_uid]).get(sop_instance_uid)
+
+
+def studies_of_instances(sop_instance_uids: Iterable[str]) -> dict[str, str]:
+    """The StudyInstanceUID each of these instances is recorded under (the unknown ones left
+    out), in one query."""
+    return dict(
+        Instance.objects.filter(sop_instance_uid__in=set(sop_instance_uids)).values_list(
+            "sop_instance_uid", "study__study_instance_uid"
+        )
     )
+
+
+def recorded_and_stand_in(
+    *, study_instance_uid: str, sop_instance_uid: str, site_id: int | None
+) -> tuple[Instance | None, Instance | None]:
+    """In one query: the instance recorded under `sop_instance_uid` (with its study), and the
+    lossy stand-in that this original replaces (lossy_stand_in's rule), each or None."""
+    stand_in = stand_in_uid(sop_instance_uid)
+    rows = {
+        row.sop_instance_uid: row
+        for row in Instance.objects.select_related("study").filter(
+            sop_instance_uid__in=(sop_instance_uid, stand_in)
+        )
+    }
+    candidate = rows.get(stand_in)
+    if (
+        candidate is None
+        or site_id is None
+        or not candidate.lossy
+        or candidate.study.study_instance_uid != study_instance_uid
+        or candidate.study.site_id != site_id
+    ):
+        candidate = None
+    return rows.get(sop_instance_uid), candidate
 
 
 def lossy_stand_in(*, study_instance_uid: str, sop_instance_uid: str, site_id: int | None) -> Instance | None:
@@ -47,16 +82,9 @@ def lossy_stand_in(*, study_instance_uid: str, sop_instance_uid: str, site_id: i
     the sending site's own. Anything else is an ordinary new instance."""
     if site_id is None:
         return None
-    return (
-        Instance.objects.select_related("study")
-        .filter(
-            sop_instance_uid=stand_in_uid(sop_instance_uid),
-            lossy=True,
-            study__study_instance_uid=study_instance_uid,
-            study__site_id=site_id,
-        )
-        .first()
-    )
+    return recorded_and_stand_in(
+        study_instance_uid=study_instance_uid, sop_instance_uid=sop_instance_uid, site_id=site_id
+    )[1]
 
 
 def has_original_of(study: Study, *, stand_in_sop_instance_uid: str, site_id: int | None) -> bool:

@@ -16,7 +16,7 @@ from . import lifecycle
 from .archive import get_archive
 from .lifecycle import Transition
 from .models import Instance, Priority, Source, Status, Study
-from .selectors import has_original_of, lossy_stand_in
+from .selectors import has_original_of, recorded_and_stand_in
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class Arrival:
 
 @dataclass(frozen=True)
 class Recorded:
+    # As the recording left it: its own fields, status and sender are current; facts other apps
+    # keep on the row (the worklist's ranking facts) are not read again.
     study: Study
     study_created: bool
     instance_created: bool
@@ -83,15 +85,15 @@ def record_instance(
     reported reopens it, so the new images are read.
     """
     study_uid, sop_uid = facts["StudyInstanceUID"], facts["SOPInstanceUID"]
+    lossy = facts.get("LossyImageCompression", "") == "01"
     with transaction.atomic():
-        owner = (
-            Instance.objects.filter(sop_instance_uid=sop_uid)
-            .values_list("study__study_instance_uid", flat=True)
-            .first()
-        )
-        if owner is not None and owner != study_uid:
-            raise InstanceConflict(sop_uid)
         study = Study.objects.select_for_update().filter(study_instance_uid=study_uid).first()
+        # Read under the study's lock: a concurrent recorder of this study's instances waits.
+        existing, stand_in = recorded_and_stand_in(
+            study_instance_uid=study_uid, sop_instance_uid=sop_uid, site_id=arrival.site_id
+        )
+        if existing is not None and existing.study.study_instance_uid != study_uid:
+            raise InstanceConflict(sop_uid)
         created = study is None
         if study is None:
             try:
@@ -110,15 +112,10 @@ def record_instance(
             # Announced by its preview with the id Orthanc was expected to give: the archive's
             # answer for its first image is the truth.
             Study.objects.filter(pk=study.pk).update(orthanc_id=orthanc_study_id)
-        lossy = facts.get("LossyImageCompression", "") == "01"
-        stand_in = (
-            None
-            if lossy or created
-            else lossy_stand_in(
-                study_instance_uid=study_uid, sop_instance_uid=sop_uid, site_id=arrival.site_id
-            )
-        )
-        if stand_in is not None and not Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+            study.orthanc_id = orthanc_study_id
+        if lossy or created or existing is not None:
+            stand_in = None  # only a lossless original recorded now takes a stand-in's place
+        if stand_in is not None:
             # Its renditions and AI results go with it; the original's come as for any new image.
             stale = stand_in.orthanc_id
             stand_in.delete()
@@ -126,43 +123,49 @@ def record_instance(
         if (
             lossy
             and not created
-            and not Instance.objects.filter(sop_instance_uid=sop_uid).exists()
+            and existing is None
             and has_original_of(study, stand_in_sop_instance_uid=sop_uid, site_id=arrival.site_id)
         ):
             # A stand-in that comes after its original (its sending was slower): the study has the
             # image in full; the stand-in leaves the archive and is reported a duplicate.
             transaction.on_commit(lambda: _forget_in_archive(orthanc_instance_id))
-            study.refresh_from_db()
             return Recorded(study=study, study_created=False, instance_created=False)
-        number = facts.get("InstanceNumber", "")
-        instance, instance_created = Instance.objects.get_or_create(
-            sop_instance_uid=sop_uid,
-            defaults={
-                "study": study,
-                "series_instance_uid": facts.get("SeriesInstanceUID", ""),
-                "orthanc_id": orthanc_instance_id,
-                "instance_number": int(number) if number.lstrip("-").isdigit() else None,
-                "modality": facts.get("Modality", "")[:16],
-                "lossy": lossy,
-                "lossy_ratio": facts.get("LossyImageCompressionRatio", "")[:64],
-                "lossy_method": facts.get("LossyImageCompressionMethod", "")[:64],
-            },
-        )
+        instance = None if existing is not None else _create_instance(study, facts, orthanc_instance_id)
+        instance_created = instance is not None
         if instance_created and not created and stand_in is None:
             # (An original replacing its stand-in is not a new image: a report stays signed.)
             _take_new_image(study, arrival=arrival, complete=complete)
-        if instance_created:
+        if instance is not None:
             instance_id, study_id = instance.pk, study.pk
             transaction.on_commit(
                 lambda: instance_recorded.send(Instance, instance_id=instance_id, study_id=study_id)
             )
-    study.refresh_from_db()
     return Recorded(
         study=study,
         study_created=created,
         instance_created=instance_created,
         replaced_stand_in=stand_in is not None and instance_created,
     )
+
+
+def _create_instance(study: Study, facts: dict[str, str], orthanc_instance_id: str) -> Instance | None:
+    """The instance's row, or None if a concurrent recorder wrote it first."""
+    number = facts.get("InstanceNumber", "")
+    try:
+        with transaction.atomic():
+            return Instance.objects.create(
+                sop_instance_uid=facts["SOPInstanceUID"],
+                study=study,
+                series_instance_uid=facts.get("SeriesInstanceUID", ""),
+                orthanc_id=orthanc_instance_id,
+                instance_number=int(number) if number.lstrip("-").isdigit() else None,
+                modality=facts.get("Modality", "")[:16],
+                lossy=facts.get("LossyImageCompression", "") == "01",
+                lossy_ratio=facts.get("LossyImageCompressionRatio", "")[:64],
+                lossy_method=facts.get("LossyImageCompressionMethod", "")[:64],
+            )
+    except IntegrityError:
+        return None
 
 
 def _forget_in_archive(orthanc_id: str) -> None:
@@ -235,4 +238,7 @@ def attribute_to_sender(study: Study, arrival: Arrival) -> None:
     # A study's site is never taken away: one it has (read under the recorder's lock or just
     # after) needs no statement.
     if arrival.site_id is not None and study.site_id is None:
-        Study.objects.filter(pk=study.pk, site=None).update(**_arrival_fields(arrival))
+        fields = _arrival_fields(arrival)
+        if Study.objects.filter(pk=study.pk, site=None).update(**fields):
+            for name, value in fields.items():
+                setattr(study, name, value)

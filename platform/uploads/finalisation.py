@@ -89,7 +89,7 @@ def finalise_waiting(*, manifest: StudyManifest | None = None) -> int:
 def _locked(transfer_id) -> Transfer | Finalised:
     transfer = (
         Transfer.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("submission")
+        .select_related("submission__manifest")
         .filter(pk=transfer_id, state=Transfer.State.COMPLETE)
         .first()
     )

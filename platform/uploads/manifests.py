@@ -262,7 +262,9 @@ def _delivered(submission: Submission, *, or_refused: bool = False) -> set[str]:
 
 def settle_manifest(manifest: StudyManifest) -> bool:
     """Announce the study once every listed instance is in the archive (or refused with a reason)."""
-    submission = Submission.objects.get(pk=manifest.submission_id)
+    # As the caller read it (under its lock, for a finaliser): a settling seen late only makes
+    # settle() find the work done.
+    submission = manifest.submission
     if submission.settled_at is not None:
         return True
     if manifest.expected:
