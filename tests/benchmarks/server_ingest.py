@@ -9,7 +9,8 @@ in the same run, file after file on each side so that both see the same machine 
 - Joliba: a complete upload's file in the spool and its Transfer row, then
   `uploads.finalisation.finalise_transfer` timed — the function the Celery task calls: SHA-256
   check, bounded validation (the warm validator pool), intents, store in its own Orthanc,
-  record, verdict, settle. PostgreSQL (a throw-away database), filesystem Celery broker.
+  record, verdict, settle. PostgreSQL (a throw-away database), filesystem Celery broker. The
+  validation and the archive's store inside it are timed too; the rest is `records_s_per_mb`.
 - Orthanc: the same bytes to `POST /instances` of a second, identical Orthanc.
 - Joliba as the site agent sends (`per_study`): the same files again under new UIDs, a
   manifest per study and its transfers (instances under 512 KiB in bundles of about 2 MiB, the
@@ -267,6 +268,21 @@ class JolibaIngest:
 
         services.check_files = timed_check
 
+        # And the archive's store, through the platform's client: what is left is the records.
+        from orthanc.client import OrthancClient
+
+        self.store_s = 0.0
+        store_instance = OrthancClient.store_instance
+
+        def timed_store(client, data):
+            started = time.perf_counter()
+            try:
+                return store_instance(client, data)
+            finally:
+                self.store_s += time.perf_counter() - started
+
+        OrthancClient.store_instance = timed_store
+
         site = Site.objects.create(code="bench", name="Banc", region="Kayes")
         self.sender = User.objects.create_user(
             username="tech.bench", password=None, role="technician", site=site
@@ -375,7 +391,7 @@ def run(args: argparse.Namespace) -> dict:
             made = fresh_uids(files, root / f"round-{r}", rng)
             mb = sum(p.stat().st_size for p in made) / 1e6
             j_total = o_total = one_shot = in_process = structural = 0.0
-            joliba.validation_s = 0.0
+            joliba.validation_s = joliba.store_s = 0.0
             codes: dict[str, int] = {}
             for i, path in enumerate(made):
                 took, code = joliba.store(path)
@@ -389,6 +405,7 @@ def run(args: argparse.Namespace) -> dict:
             # The same files again (new UIDs), as the agent sends them: a manifest per study,
             # bundles; Orthanc gets the study's files right after, one POST each.
             validation_s, joliba.validation_s = joliba.validation_s, 0.0
+            store_s, joliba.store_s = joliba.store_s, 0.0
             study_made = fresh_uids(files, root / f"round-{r}-studies", rng)
             s_total = so_total = 0.0
             study_codes: dict[str, int] = {}
@@ -409,6 +426,7 @@ def run(args: argparse.Namespace) -> dict:
                     "per_study_validation_s_per_mb": round(joliba.validation_s / mb, 4),
                     "joliba_s_per_mb": round(j_total / mb, 4),
                     "validation_s_per_mb": round(validation_s / mb, 4),
+                    "archive_store_s_per_mb": round(store_s / mb, 4),
                     "orthanc_s_per_mb": round(o_total / mb, 4),
                     "checker_in_process_s_per_mb": round(in_process / mb, 4),
                     "checker_structural_s_per_mb": round(structural / mb, 4),
@@ -443,6 +461,7 @@ def run(args: argparse.Namespace) -> dict:
     joliba_med = statistics.median(r["joliba_s_per_mb"] for r in rounds)
     orthanc_med = statistics.median(r["orthanc_s_per_mb"] for r in rounds)
     validation_med = statistics.median(r["validation_s_per_mb"] for r in rounds)
+    store_med = statistics.median(r["archive_store_s_per_mb"] for r in rounds)
     in_process_med = statistics.median(r["checker_in_process_s_per_mb"] for r in rounds)
     structural_med = statistics.median(r["checker_structural_s_per_mb"] for r in rounds)
     per_study_med = statistics.median(r["joliba_per_study_s_per_mb"] for r in rounds)
@@ -464,6 +483,11 @@ def run(args: argparse.Namespace) -> dict:
         "validation_ratio": round(validation_med / orthanc_med, 2),
         "one_shot_validation_s_per_mb": rounds[0]["one_shot_validation_s_per_mb"],
         "rest_s_per_mb": round(joliba_med - validation_med, 4),  # SHA-256, database, archive store
+        # Orthanc's store through the platform's client, and what is left: the records (SQL,
+        # broker messages, the transfer's SHA-256 and files).
+        "archive_store_s_per_mb": store_med,
+        "records_s_per_mb": round(joliba_med - validation_med - store_med, 4),
+        "records_ratio": round((joliba_med - validation_med - store_med) / orthanc_med, 2),
         "checker_in_process_s_per_mb": in_process_med,
         # Orthanc's own store plus the checker alone, in process, nothing recorded: the least any
         # path costs that stores in Orthanc what it has decoded first, against Orthanc alone.
@@ -501,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         f"agent does (a manifest per study, bundles) {result['joliba_per_study_s_per_mb']:.4f} s/MB, "
         f"ratio {result['per_study_ratio']}; validation "
         f"{result['validation_s_per_mb']:.4f} s/MB warm vs "
-        f"{result['one_shot_validation_s_per_mb']:.4f} one-shot; the checker alone in process "
+        f"{result['one_shot_validation_s_per_mb']:.4f} one-shot, records {result['records_s_per_mb']:.4f} "
+        f"({result['records_ratio']} x Orthanc); the checker alone in process "
         f"{result['checker_in_process_s_per_mb']:.4f} (floor ratio {result['floor_ratio']}; without "
         f"decoding {result['checker_structural_s_per_mb']:.4f}, {result['structural_floor_ratio']}), "
         f"{result['files']} files, {result['mb_per_round']} MB per round, load {result['load_before'][0]}"
