@@ -311,6 +311,47 @@ def ct_study_bytes(tmp_path: Path, numbers: Iterable[int]) -> list[bytes]:
     return [path.read_bytes() for path in ct_study(tmp_path, numbers)]
 
 
+def manifest_entries(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """What the site agent lists of each file in a study's manifest."""
+    import pydicom
+
+    from uploads import spool
+
+    return [
+        {
+            "sop_instance_uid": str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID),
+            "sha256": spool.sha256_of(p),
+            "size": p.stat().st_size,
+        }
+        for p in paths
+    ]
+
+
+def complete_transfer(submission: Any, path: Path, kind: str = "dicom") -> Any:
+    """A transfer of `submission` whose bytes have all arrived, as the tus endpoint leaves it for
+    the finaliser."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from uploads import spool
+    from uploads.models import Transfer
+
+    size = path.stat().st_size
+    transfer = Transfer.objects.create(
+        submission=submission,
+        kind=kind,
+        length=size,
+        offset=size,
+        filename=path.name,
+        sha256=spool.sha256_of(path),
+        state=Transfer.State.COMPLETE,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    shutil.copyfile(path, spool.part_path(transfer.pk))
+    return transfer
+
+
 def in_archive(orthanc_server: Any, uid: str) -> bool:
     """Whether Orthanc knows this UID (any level), asked directly, not through the platform."""
     import requests

@@ -7,19 +7,14 @@ the last of what it runs on commit (the listeners of a new instance included).""
 
 from __future__ import annotations
 
-import shutil
-from datetime import timedelta
-
 import pydicom
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from ingest.models import FileVerdict
 from siteagent.manifest import write_bundle
-from tests.helpers import ct_study
-from uploads import spool
+from tests.helpers import complete_transfer, ct_study, manifest_entries
 from uploads.finalisation import finalise_transfer
 from uploads.manifests import open_manifest
 from uploads.models import Transfer
@@ -33,33 +28,11 @@ PER_SINGLE_TRANSFER = 21
 
 
 def _manifest(tech, paths):
-    expected = [
-        {
-            "sop_instance_uid": str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID),
-            "sha256": spool.sha256_of(p),
-            "size": p.stat().st_size,
-        }
-        for p in paths
-    ]
     study_uid = str(pydicom.dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID)
-    manifest, _ = open_manifest(user=tech, manifest_id=None, study_instance_uid=study_uid, expected=expected)
-    return manifest
-
-
-def _complete(manifest, path, kind):
-    size = path.stat().st_size
-    transfer = Transfer.objects.create(
-        submission=manifest.submission,
-        kind=kind,
-        length=size,
-        offset=size,
-        filename=path.name,
-        sha256=spool.sha256_of(path),
-        state=Transfer.State.COMPLETE,
-        expires_at=timezone.now() + timedelta(days=1),
+    manifest, _ = open_manifest(
+        user=tech, manifest_id=None, study_instance_uid=study_uid, expected=manifest_entries(paths)
     )
-    shutil.copyfile(path, spool.part_path(transfer.pk))
-    return transfer
+    return manifest
 
 
 def _statements_for(transfers) -> int:
@@ -73,7 +46,9 @@ def _bundled(tech, tmp_path, n: int) -> int:
     (tmp_path / f"bundle-{n}").mkdir()
     paths = ct_study(tmp_path / f"bundle-{n}", range(1, n + 1))
     manifest = _manifest(tech, paths)
-    transfer = _complete(manifest, write_bundle(paths, tmp_path / f"bundle-{n}.zip"), Transfer.Kind.BUNDLE)
+    transfer = complete_transfer(
+        manifest.submission, write_bundle(paths, tmp_path / f"bundle-{n}.zip"), Transfer.Kind.BUNDLE
+    )
     count = _statements_for([transfer])
     assert FileVerdict.objects.filter(submission=manifest.submission, outcome="stored").count() == n
     manifest.submission.refresh_from_db()
@@ -91,7 +66,7 @@ def test_a_bundles_further_instances_cost_a_bounded_number_of_statements(tech_a,
 def test_one_instance_per_transfer_costs_a_bounded_number_of_statements(tech_a, tmp_path):
     paths = ct_study(tmp_path, range(1, 5))
     manifest = _manifest(tech_a, paths)
-    transfers = [_complete(manifest, p, Transfer.Kind.DICOM) for p in paths]
+    transfers = [complete_transfer(manifest.submission, p, Transfer.Kind.DICOM) for p in paths]
     # The first transfer creates the study, the last settles it: the two in the middle are the
     # steady state.
     _statements_for(transfers[:1])

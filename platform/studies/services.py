@@ -88,7 +88,7 @@ def record_instance(
     lossy = facts.get("LossyImageCompression", "") == "01"
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(study_instance_uid=study_uid).first()
-        # Read under the study's lock: a concurrent recorder of this study's instances waits.
+        # Read under the study's lock (when it exists): a concurrent recorder of its instances waits.
         existing, stand_in = recorded_and_stand_in(
             study_instance_uid=study_uid, sop_instance_uid=sop_uid, site_id=arrival.site_id
         )

@@ -55,6 +55,7 @@ import pydicom  # noqa: E402
 
 from orthanc.server import OrthancProcess  # noqa: E402
 from tests.benchmarks.scratch_database import drop_database, recreate_database  # noqa: E402
+from tests.helpers import complete_transfer, manifest_entries  # noqa: E402
 from tests.paths import CT_HEAD, HAVE_SHARED_TESTDATA, REAL_CXR, REAL_OTHER  # noqa: E402
 
 DB_NAME = "joliba_bench_server_ingest"
@@ -288,36 +289,13 @@ class JolibaIngest:
             username="tech.bench", password=None, role="technician", site=site
         )
 
-    def _complete_transfer(self, submission, path: Path, kind: str = "dicom"):
-        """A transfer whose bytes have all arrived, as the tus endpoint leaves it (untimed)."""
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from uploads import spool
-        from uploads.models import Transfer
-
-        size = path.stat().st_size
-        transfer = Transfer.objects.create(
-            submission=submission,
-            kind=kind,
-            length=size,
-            offset=size,
-            filename=path.name,
-            sha256=spool.sha256_of(path),
-            state=Transfer.State.COMPLETE,
-            expires_at=timezone.now() + timedelta(days=1),
-        )
-        shutil.copyfile(path, spool.part_path(transfer.pk))
-        return transfer
-
     def store(self, path: Path) -> tuple[float, str]:
         """One file as its own sending (a technician's upload of one file)."""
         from ingest.models import Submission
         from uploads.finalisation import finalise_transfer
 
         submission = Submission.objects.create(site=self.sender.site, sender=self.sender)
-        transfer = self._complete_transfer(submission, path)
+        transfer = complete_transfer(submission, path)
         started = time.perf_counter()
         finalise_transfer(transfer.pk)
         took = time.perf_counter() - started
@@ -331,27 +309,21 @@ class JolibaIngest:
         SHA-256 and size), then its transfers, small instances in bundles; each finalised as the
         worker does when its last byte lands, the last one settling the study."""
         from siteagent.manifest import write_bundle
-        from uploads import spool
         from uploads.finalisation import finalise_transfer
         from uploads.manifests import open_manifest
 
         members = [p for _kind, paths in sendings for p in paths]
-        expected = [
-            {
-                "sop_instance_uid": str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID),
-                "sha256": spool.sha256_of(p),
-                "size": p.stat().st_size,
-            }
-            for p in members
-        ]
         manifest, _ = open_manifest(
-            user=self.sender, manifest_id=None, study_instance_uid=study_uid, expected=expected
+            user=self.sender,
+            manifest_id=None,
+            study_instance_uid=study_uid,
+            expected=manifest_entries(members),
         )
         work.mkdir(parents=True, exist_ok=True)
         transfers = []
         for n, (kind, paths) in enumerate(sendings):
             path = paths[0] if kind == "dicom" else write_bundle(paths, work / f"bundle-{n}.zip")
-            transfers.append(self._complete_transfer(manifest.submission, path, kind))
+            transfers.append(complete_transfer(manifest.submission, path, kind))
         started = time.perf_counter()
         for transfer in transfers:
             finalise_transfer(transfer.pk)
