@@ -130,7 +130,9 @@ def record_instance(
             # image in full; the stand-in leaves the archive and is reported a duplicate.
             transaction.on_commit(lambda: _forget_in_archive(orthanc_instance_id))
             return Recorded(study=study, study_created=False, instance_created=False)
-        instance = None if existing is not None else _create_instance(study, facts, orthanc_instance_id)
+        instance = (
+            None if existing is not None else _create_instance(study, facts, orthanc_instance_id, lossy)
+        )
         instance_created = instance is not None
         if instance_created and not created and stand_in is None:
             # (An original replacing its stand-in is not a new image: a report stays signed.)
@@ -148,7 +150,9 @@ def record_instance(
     )
 
 
-def _create_instance(study: Study, facts: dict[str, str], orthanc_instance_id: str) -> Instance | None:
+def _create_instance(
+    study: Study, facts: dict[str, str], orthanc_instance_id: str, lossy: bool
+) -> Instance | None:
     """The instance's row, or None if a concurrent recorder wrote it first."""
     number = facts.get("InstanceNumber", "")
     try:
@@ -160,7 +164,7 @@ def _create_instance(study: Study, facts: dict[str, str], orthanc_instance_id: s
                 orthanc_id=orthanc_instance_id,
                 instance_number=int(number) if number.lstrip("-").isdigit() else None,
                 modality=facts.get("Modality", "")[:16],
-                lossy=facts.get("LossyImageCompression", "") == "01",
+                lossy=lossy,
                 lossy_ratio=facts.get("LossyImageCompressionRatio", "")[:64],
                 lossy_method=facts.get("LossyImageCompressionMethod", "")[:64],
             )
